@@ -96,10 +96,12 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
     cache_available: bool = True
     command: list[str] = field(default_factory=list)
+    error: str | None = None
+    """Set when the run did not reach an answer (timeout, cargo failing before it built anything)."""
 
     @property
     def success(self) -> bool:
-        return all(r.success for r in self.results.values())
+        return self.error is None and all(r.success for r in self.results.values())
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -135,8 +137,10 @@ class CheckReport:
         }
         if not self.cache_available:
             head["cache"] = "unavailable: answered without the diagnostics cache"
+        if self.error:
+            head["error"] = self.error
         if self.notes:
-            head["notes"] = self.notes
+            head["notes"] = [n for n in self.notes if n != self.error]
         return fit_to_budget(head, "diagnostics", [d.compact() for d in diags], token_budget)
 
 

@@ -1,0 +1,168 @@
+"""The diagnostics cache: what cargo said for a package, keyed by the hash of everything it read.
+
+diskcache (SQLite) gives atomic writes and safe concurrent use by several processes. Each value is
+JSON with an xxh64 checksum of its own bytes, so a torn or corrupted value is detected on read and
+treated as a miss, never served. An in-memory dict in front answers repeat questions without SQLite.
+If the database becomes unusable (deleted, corrupted, disk full) the cache reopens it once, and
+after that the engine keeps answering without a cache and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+_DEFAULT_SIZE_LIMIT = 512 * 1024 * 1024
+_MEMORY_ENTRIES = 20_000
+
+
+def default_cache_dir() -> Path:
+    """$CARGO_SCHEDULER_CACHE_DIR, else $XDG_CACHE_HOME/cargo-scheduler, else ~/.cache/cargo-scheduler."""
+    explicit = os.environ.get("CARGO_SCHEDULER_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cargo-scheduler"
+
+
+class DiagnosticsCache:
+    """Get and put JSON-able entries by key; never raises on I/O trouble, reports it instead."""
+
+    def __init__(self, directory: Path | None = None, *, size_limit: int = _DEFAULT_SIZE_LIMIT) -> None:
+        self.directory = directory or default_cache_dir()
+        self.size_limit = size_limit
+        self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._disk: Any = None
+        self.available = True
+        self.problem: str | None = None
+        self.hits = 0
+        self.misses = 0
+        self._open()
+
+    def _open(self) -> None:
+        try:
+            import diskcache
+
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._disk = diskcache.Cache(
+                str(self.directory / "diagnostics"), size_limit=self.size_limit, eviction_policy="least-recently-used"
+            )
+            self.available = True
+            self.problem = None
+        except Exception as exc:  # diskcache raises sqlite3 and OS errors of many kinds
+            self._give_up(exc)
+
+    def _give_up(self, exc: BaseException) -> None:
+        self._disk = None
+        self.available = False
+        self.problem = f"{type(exc).__name__}: {exc}"
+
+    def _with_disk(self, op: str, *args: Any) -> Any:
+        """Run a diskcache operation; on failure reopen (rebuilding if corrupt) and retry once."""
+        for attempt in (0, 1):
+            if self._disk is None:
+                return None
+            try:
+                return getattr(self._disk, op)(*args)
+            except (sqlite3.DatabaseError, OSError) as exc:
+                if attempt:
+                    self._give_up(exc)
+                    return None
+                self._rebuild(exc)
+        return None
+
+    def _rebuild(self, exc: BaseException) -> None:
+        try:
+            self._disk.close()
+        except Exception:
+            pass
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            shutil.rmtree(self.directory / "diagnostics", ignore_errors=True)
+        self._open()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            value = self._memory.get(key)
+            if value is not None:
+                self._memory.move_to_end(key)
+                self.hits += 1
+                return value
+        raw = self._with_disk("get", key)
+        value = _decode(raw) if isinstance(raw, bytes) else None
+        with self._lock:
+            if value is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._remember(key, value)
+        return value
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._remember(key, value)
+        self._with_disk("set", key, _encode(value))
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._memory.pop(key, None)
+        self._with_disk("delete", key)
+
+    def _remember(self, key: str, value: dict[str, Any]) -> None:
+        self._memory[key] = value
+        self._memory.move_to_end(key)
+        while len(self._memory) > _MEMORY_ENTRIES:
+            self._memory.popitem(last=False)
+
+    def clear(self) -> int:
+        with self._lock:
+            self._memory.clear()
+        count = self._with_disk("clear")
+        return int(count or 0)
+
+    def stats(self) -> dict[str, Any]:
+        volume = self._with_disk("volume")
+        count = self._with_disk("__len__")
+        total = self.hits + self.misses
+        return {
+            "directory": str(self.directory),
+            "available": self.available,
+            **({"problem": self.problem} if self.problem else {}),
+            "entries": count,
+            "bytes": volume,
+            "size_limit": self.size_limit,
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": round(self.hits / total, 3) if total else None,
+        }
+
+    def close(self) -> None:
+        if self._disk is not None:
+            try:
+                self._disk.close()
+            except Exception:
+                pass
+
+
+def _encode(value: dict[str, Any]) -> bytes:
+    body = json.dumps(value, separators=(",", ":")).encode()
+    return xxhash.xxh64_hexdigest(body).encode() + b":" + body
+
+
+def _decode(raw: bytes) -> dict[str, Any] | None:
+    checksum, sep, body = raw.partition(b":")
+    if not sep or xxhash.xxh64_hexdigest(body).encode() != checksum:
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

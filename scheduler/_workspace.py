@@ -1,0 +1,176 @@
+"""The workspace as cargo sees it: members, their roots, and the path dependencies between them.
+
+It comes from `cargo metadata --no-deps` (cheap, offline) and is reloaded only when an input of that
+command changes: a manifest, `Cargo.lock`, `.cargo/config*`, or the set of directories the root
+manifest's member globs match (a new crate changes no existing file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _graph
+from ._exceptions import MetadataError, NotAWorkspace, UnknownPackage
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    id: str
+    root: Path
+    manifest: Path
+    deps: frozenset[str]
+    """Workspace members this package needs to build (normal and build dependencies)."""
+    dev_deps: frozenset[str]
+    """Workspace members only its tests, examples and benches need."""
+    target_kinds: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    target_dir: Path
+    packages: dict[str, Package]
+    signature: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+    _by_root: dict[Path, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_root.update({p.root: p.name for p in self.packages.values()})
+
+    @property
+    def members(self) -> list[str]:
+        return sorted(self.packages)
+
+    def require(self, names: Iterable[str]) -> list[str]:
+        """Validate package names; raise UnknownPackage naming the first that is not a member."""
+        out = []
+        for name in names:
+            if name not in self.packages:
+                raise UnknownPackage(name, self.members)
+            out.append(name)
+        return out
+
+    def owner(self, path: Path) -> str | None:
+        """The package whose root contains `path` most closely, or None (a workspace-wide file)."""
+        current = path
+        while True:
+            name = self._by_root.get(current)
+            if name is not None:
+                return name
+            if current == self.root or current.parent == current:
+                return None
+            current = current.parent
+
+    def dep_edges(self, *, dev: bool) -> dict[str, set[str]]:
+        return {n: set(p.deps) | (set(p.dev_deps) if dev else set()) for n, p in self.packages.items()}
+
+    def dependents(self, names: Iterable[str], *, dev: bool = False) -> set[str]:
+        """`names` plus every member that depends on them, transitively."""
+        return _graph.reachable(names, _graph.reverse_edges(self.dep_edges(dev=dev)))
+
+    def order(self, *, dev: bool = False) -> list[str]:
+        return _graph.topological_order(self.dep_edges(dev=dev))
+
+
+def find_root(start: Path) -> Path:
+    """The directory of the outermost Cargo.toml at or above `start` that declares a workspace,
+    else the nearest Cargo.toml's directory (a single-package workspace)."""
+    start = start.resolve()
+    nearest: Path | None = None
+    for directory in [start, *start.parents]:
+        manifest = directory / "Cargo.toml"
+        if manifest.is_file():
+            nearest = nearest or directory
+            try:
+                if "workspace" in tomllib.loads(manifest.read_text()):
+                    return directory
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+    if nearest is None:
+        raise NotAWorkspace(f"no Cargo.toml at or above {str(start)!r}")
+    return nearest
+
+
+def metadata_inputs(root: Path, manifests: Iterable[Path] = ()) -> tuple[tuple[str, int, int], ...]:
+    """A stat signature of everything `cargo metadata` reads; equal signatures mean equal metadata."""
+    paths = {root / "Cargo.toml", root / "Cargo.lock", *manifests}
+    for directory in [root, *root.parents]:
+        paths.add(directory / ".cargo" / "config.toml")
+        paths.add(directory / ".cargo" / "config")
+    paths.update(_member_manifests(root))
+    sig = []
+    for p in sorted(paths):
+        try:
+            st = os.stat(p)
+            sig.append((str(p), st.st_mtime_ns, st.st_size))
+        except OSError:
+            continue
+    return tuple(sig)
+
+
+def _member_manifests(root: Path) -> list[Path]:
+    """Manifests matched by the root's `workspace.members` globs: catches a newly created crate."""
+    try:
+        doc = tomllib.loads((root / "Cargo.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    members = doc.get("workspace", {}).get("members", [])
+    found: list[Path] = []
+    for pattern in members if isinstance(members, list) else []:
+        if isinstance(pattern, str):
+            found.extend(m for m in root.glob(f"{pattern}/Cargo.toml"))
+    return found
+
+
+def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int], ...] = ()) -> Workspace:
+    """Build the model from `cargo metadata --format-version 1 --no-deps` JSON."""
+    try:
+        root = Path(data["workspace_root"])
+        member_ids = set(data["workspace_members"])
+        pkgs = [p for p in data["packages"] if p["id"] in member_ids]
+        by_dir = {Path(p["manifest_path"]).parent: p["name"] for p in pkgs}
+        packages: dict[str, Package] = {}
+        for p in pkgs:
+            deps: set[str] = set()
+            dev: set[str] = set()
+            for d in p.get("dependencies", []):
+                target = by_dir.get(Path(d["path"])) if d.get("path") else None
+                if target is None or target == p["name"]:
+                    continue
+                (dev if d.get("kind") == "dev" else deps).add(target)
+            manifest = Path(p["manifest_path"])
+            kinds = frozenset(k for t in p.get("targets", []) for k in t.get("kind", []))
+            packages[p["name"]] = Package(
+                name=p["name"],
+                id=p["id"],
+                root=manifest.parent,
+                manifest=manifest,
+                deps=frozenset(deps),
+                dev_deps=frozenset(dev - deps),
+                target_kinds=kinds,
+            )
+        return Workspace(root=root, target_dir=Path(data["target_directory"]), packages=packages,
+                         signature=signature)
+    except (KeyError, TypeError) as exc:
+        raise MetadataError(f"cargo metadata output is not understood: missing {exc}") from exc
+
+
+def load_metadata_json(text: str) -> dict[str, Any]:
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                value: dict[str, Any] = json.loads(line)
+                return value
+            except json.JSONDecodeError as exc:
+                raise MetadataError(f"cargo metadata printed invalid JSON: {exc}") from exc
+    raise MetadataError("cargo metadata printed no JSON")
