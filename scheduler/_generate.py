@@ -101,6 +101,8 @@ def _write_hub(root: Path) -> None:
         crate / "src" / "lib.rs",
         """//! The crate everything depends on.
 pub const GREETING: &str = include_str!("../data/greeting.txt");
+// Data read at compile time: editing data/greeting.txt can break the build.
+const _: () = assert!(GREETING.len() < 64, "data/greeting.txt must stay under 64 bytes");
 
 pub fn hub_value(x: u32) -> u32 {
     x.wrapping_mul(31).wrapping_add(7)

@@ -12,7 +12,7 @@ connected component: members of a cycle share the component's hash, salted with 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import xxhash
@@ -103,18 +103,6 @@ def package_keys(ws: Workspace, snap: Snapshot, global_key: bytes, command: Comm
         for name in component:
             keys[name] = xxhash.xxh3_128_hexdigest(shared + name.encode())
     return keys
-
-
-def own_digests(ws: Workspace, snap: Snapshot, global_key: bytes) -> dict[str, str]:
-    """Per package, a digest of its own inputs only (not its dependencies'): tells an edit to the
-    package itself from a change that merely flows in from a dependency."""
-    return {n: xxhash.xxh3_64_hexdigest(global_key + snap.owner_digest(n)) for n in ws.packages}
-
-
-def stale_frontier(stale: set[str], deps: Mapping[str, set[str]], own_changed: Sequence[str]) -> set[str]:
-    """The packages stale for their own reasons: edited, or with no stale dependency to blame."""
-    frontier = {n for n in stale if not (deps.get(n, set()) & stale)}
-    return frontier | (set(own_changed) & stale)
 
 
 def _file_digest(path: os.PathLike[str] | str) -> bytes:

@@ -50,7 +50,7 @@ def choose_target_dir(workspace_root: Path, default: Path, extra_env: Mapping[st
     if not needs_private_dir(extra_env):
         return base
     fingerprint_only = sorted((k, v) for k, v in extra_env.items() if k not in RUNTIME_ONLY_ENV)
-    name = "env-" + xxhash.xxh3_64_hexdigest(repr(fingerprint_only))[:12]
+    name = "env-" + xxhash.xxh3_64_hexdigest(repr(fingerprint_only).encode())[:12]
     pool = base / "cargo-scheduler"
     pool.mkdir(parents=True, exist_ok=True)
     order_file = pool / "pool.json"
@@ -72,7 +72,7 @@ def _owned_base(workspace_root: Path, default: Path) -> Path:
     except OSError:
         owner = ""
     if owner and owner != str(workspace_root) and (Path(owner) / "Cargo.toml").exists():
-        return default / "cargo-scheduler" / ("root-" + xxhash.xxh3_64_hexdigest(str(workspace_root))[:12])
+        return default / "cargo-scheduler" / ("root-" + xxhash.xxh3_64_hexdigest(str(workspace_root).encode())[:12])
     if owner != str(workspace_root):
         try:
             default.mkdir(parents=True, exist_ok=True)
