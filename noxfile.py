@@ -1,0 +1,45 @@
+"""Sessions: lint, tests, bench, stress, docs. Dependencies come from pyproject's dependency groups."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "venv"
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+
+def install(session: nox.Session, *groups: str) -> None:
+    session.install("-e", ".")
+    for group in groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    install(session, "lint")
+    session.run("ruff", "check", "scheduler", "tests", "bench", "noxfile.py")
+    session.run("mypy", "scheduler")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite: real cargo, real rust-analyzer, real MCP clients."""
+    install(session, "test")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmarks: engine scenarios side by side with plain cargo, and hot-path micro-benchmarks."""
+    install(session, "bench")
+    session.run("python", "bench/engine_bench.py", *session.posargs)
+    session.run("pytest", "bench/test_micro.py", "--benchmark-only", "--benchmark-autosave")
+
+
+@nox.session
+def differential(session: nox.Session) -> None:
+    """The 200-edit differential acceptance run (the suite runs 40)."""
+    install(session, "test")
+    session.run("pytest", "-q", "tests/test_differential.py", env={"CARGO_SCHEDULER_DIFF_EDITS": "200"})
