@@ -137,6 +137,12 @@ class Engine:
         return (await self.observe()).ws
 
     async def _load_metadata(self) -> Workspace:
+        if not (self.root / "Cargo.lock").exists():
+            # Cargo writes the lockfile on its first build anyway; writing it now keeps it from
+            # changing every key in the middle of that first run. Failure (say, registry
+            # dependencies not downloaded yet) leaves it to cargo, as before.
+            await anyio.run_process(["cargo", "generate-lockfile", "--offline"], cwd=self.root,
+                                    env=self.env, check=False)
         argv = ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"]
         try:
             result = await anyio.run_process(argv, cwd=self.root, env=self.env, check=False)
@@ -228,8 +234,8 @@ class Engine:
         flight_key = (spec, request.timeout_s, tuple((n, k.packages[n]) for n in names))
 
         async def run() -> _RunResult:
-            target_dir = await self._target_dir(k.obs.ws, request)
-            async with self._gate(target_dir).foreground(f"{spec.command.kind} {' '.join(names[:5])}"):
+            target_dir = await self.target_dir_for(k.obs.ws, request)
+            async with self.gate(target_dir).foreground(f"{spec.command.kind} {' '.join(names[:5])}"):
                 return await self._run_locked(k, request, names, target_dir, on_message)
 
         result: _RunResult = await self._flight.run(flight_key, run)
@@ -260,12 +266,12 @@ class Engine:
                 self.cache.put(self._own_key(spec, name), {"d": k.own[name], "g": k.context})
         return _RunResult(outcome.argv, {n: r for n, r in results.items() if n not in moved}, moved, error)
 
-    async def _target_dir(self, ws: Workspace, request: CheckRequest) -> Path:
+    async def target_dir_for(self, ws: Workspace, request: CheckRequest) -> Path:
         path: Path = await anyio.to_thread.run_sync(
             choose_target_dir, ws.root, ws.target_dir, dict(request.extra_env))
         return path
 
-    def _gate(self, target_dir: Path) -> TargetGate:
+    def gate(self, target_dir: Path) -> TargetGate:
         return self._gates.setdefault(target_dir, TargetGate())
 
     # -- background widening ------------------------------------------------------------------
@@ -289,7 +295,7 @@ class Engine:
                     if n in names and self.cache.get(k.packages[n]) is None]
             if not todo:
                 return True
-            target_dir = await self._target_dir(k.obs.ws, request)
+            target_dir = await self.target_dir_for(k.obs.ws, request)
             run = await self._run_locked(k, request, todo[:_BACKGROUND_BATCH], target_dir, None)
             # Give up on what cargo cannot answer (it failed before building); a foreground call
             # will show the error. Otherwise loop: the next batch, or this one again if it moved.
@@ -298,8 +304,8 @@ class Engine:
         try:
             with scope:
                 obs = await self.observe()
-                target_dir = await self._target_dir(obs.ws, request)
-                await self._gate(target_dir).background(batch, label=f"background {spec.command.kind}")
+                target_dir = await self.target_dir_for(obs.ws, request)
+                await self.gate(target_dir).background(batch, label=f"background {spec.command.kind}")
         finally:
             if self._background.get(spec) is scope:
                 del self._background[spec]
@@ -316,6 +322,19 @@ class Engine:
         """Drop background work: a mutation is about to make it stale."""
         for scope in list(self._background.values()):
             scope.cancel()
+
+    async def run_tests(
+        self, request: CheckRequest, *, test_name: str | None = None, no_capture: bool = False,
+        token_budget: int = 6000,
+    ) -> dict[str, Any]:
+        """Run the tests of the packages whose tests have not passed for their current sources."""
+        from ._testrun import run_tests
+
+        return await run_tests(self, request, test_name=test_name, no_capture=no_capture,
+                               token_budget=token_budget)
+
+    def members(self) -> list[str]:
+        return self._ws.members if self._ws else []
 
     # -- questions about the graph ----------------------------------------------------------------
     async def affected(self, files: Iterable[Path]) -> dict[str, Any]:
