@@ -9,6 +9,7 @@ after that the engine keeps answering without a cache and says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -81,10 +82,8 @@ class DiagnosticsCache:
         return None
 
     def _rebuild(self, exc: BaseException) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._disk.close()
-        except Exception:
-            pass
         if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
             shutil.rmtree(self.directory / "diagnostics", ignore_errors=True)
         self._open()
@@ -146,10 +145,8 @@ class DiagnosticsCache:
 
     def close(self) -> None:
         if self._disk is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._disk.close()
-            except Exception:
-                pass
 
 
 def _encode(value: dict[str, Any]) -> bytes:

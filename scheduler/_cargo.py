@@ -8,6 +8,7 @@ the cancellation that caused it. The environment it sees is fixed when the engin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -145,10 +146,8 @@ async def terminate(proc: Process) -> None:
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def _read_lines(stream: ByteReceiveStream, handle: Callable[[bytes], None]) -> None:

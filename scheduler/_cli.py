@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _dispatch(args: argparse.Namespace) -> int:
     from . import _cli_output as out
     from ._engine import CheckRequest, EnginePool
+    from ._report import Kind
 
     if args.command == "cache":
         from ._cache import DiagnosticsCache
@@ -92,7 +93,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
         engine = await pool.get(Path(args.path))
         if args.command == "graph":
             return await out.print_graph(engine, args.affected)
-        kind = "test" if args.command == "test-build" else args.command
+        kind: Kind = "test" if args.command == "test-build" else args.command
         request = CheckRequest(
             kind=kind, scope=args.scope, packages=tuple(args.package),
             features=tuple(f for f in args.features.replace(",", " ").split() if f),

@@ -30,14 +30,12 @@ async def run_demo(path: Path | None, crates: int) -> int:
     if path is None:
         temp = Path(tempfile.mkdtemp(prefix="cargo-scheduler-demo-"))
         path = temp / "workspace"
+    ws = None
     if not (path / "Cargo.toml").exists():
         print(f"generating a {crates}-crate workspace in {path}")
         ws = generate_workspace(path, crates)
-        hub_lib = ws.lib_rs(ws.hub)
-        leaf_lib = ws.lib_rs(ws.leaves[0])
     else:
         print(f"using the workspace at {path} (read-only demo: no edits)")
-        hub_lib = leaf_lib = None
     say = print
     try:
         async with EnginePool(cache_dir=(temp / "cache") if temp else None) as pool:
@@ -52,8 +50,9 @@ async def run_demo(path: Path | None, crates: int) -> int:
             noop = await _cargo_seconds(engine.root, "--workspace")
             say(f"2. same question again: {ms:.1f} ms, all {len(again.cached())} from the cache "
                 f"(a no-op `cargo check --workspace` takes {noop * 1000:.0f} ms)")
-            if hub_lib is None or leaf_lib is None:
+            if ws is None:
                 return 0
+            hub_lib, leaf_lib = ws.lib_rs(ws.hub), ws.lib_rs(ws.leaves[0])
             hub_lib.write_text(hub_lib.read_text() + "\npub fn demo_edit() -> u32 { 1 }\n")
             t = time.perf_counter()
             auto = await engine.check(CheckRequest(scope="auto"))

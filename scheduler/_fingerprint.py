@@ -17,6 +17,7 @@ import stat as stat_mod
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pathspec
 import xxhash
@@ -67,7 +68,7 @@ class TreeHasher:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._entries: dict[str, _Entry] = {}
-        self._ignore_specs: dict[str, tuple[tuple[int, int], pathspec.PathSpec]] = {}
+        self._ignore_specs: dict[str, tuple[tuple[int, int], pathspec.PathSpec[Any]]] = {}
 
     def snapshot(self, package_roots: dict[str, str], exclude: set[Path] = frozenset()) -> Snapshot:  # type: ignore[assignment]
         """Walk the tree. `package_roots` maps a root's path relative to the workspace ('' for the
@@ -88,7 +89,7 @@ class TreeHasher:
         rel_dir: str,
         owner: str | None,
         roots: dict[str, str],
-        specs: list[tuple[str, pathspec.PathSpec]],
+        specs: list[tuple[str, pathspec.PathSpec[Any]]],
         snap: Snapshot,
         excluded: set[str],
         seen: set[str],
@@ -150,7 +151,7 @@ class TreeHasher:
         self._entries[rel] = _Entry(st.st_mtime_ns, st.st_size, st.st_ino, digest, hashed_at)
         return digest
 
-    def _ignore_spec(self, path: str) -> pathspec.PathSpec | None:
+    def _ignore_spec(self, path: str) -> pathspec.PathSpec[Any] | None:
         try:
             st = os.stat(path)
             key = (st.st_mtime_ns, st.st_size)
@@ -165,7 +166,7 @@ class TreeHasher:
         return spec
 
 
-def _ignored(specs: list[tuple[str, pathspec.PathSpec]], rel: str, is_dir: bool) -> bool:
+def _ignored(specs: list[tuple[str, pathspec.PathSpec[Any]]], rel: str, is_dir: bool) -> bool:
     for base, spec in specs:
         sub = rel[len(base) + 1 :] if base else rel
         if spec.match_file(sub + "/" if is_dir else sub):

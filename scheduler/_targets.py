@@ -15,7 +15,6 @@ background work use the directory only while no foreground call wants it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager

@@ -20,7 +20,7 @@ from ._exceptions import MetadataError, NotAWorkspace, UnknownPackage
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,8 @@ async def test_a_timeout_kills_cargo_and_frees_the_target_dir(
     ws = make_workspace()
     build_rs = ws.crate_dir("buildinfo") / "build.rs"
     original = build_rs.read_text()
-    build_rs.write_text(original.replace("fn main() {", "fn main() {\n    std::thread::sleep(std::time::Duration::from_secs(600));", 1))
+    hang = "fn main() {\n    std::thread::sleep(std::time::Duration::from_secs(600));"
+    build_rs.write_text(original.replace("fn main() {", hang, 1))
     async with EnginePool(tmp_path / "cache") as pool:
         engine = await pool.get(ws.root)
         with anyio.fail_after(120):
