@@ -39,17 +39,19 @@ class DiagnosticsCache:
 
     def __init__(self, directory: Path | None = None, *, size_limit: int = _DEFAULT_SIZE_LIMIT) -> None:
         self.directory = directory or default_cache_dir()
+        self._db_path = self.directory / "diagnostics" / "cache.db"
         self.size_limit = size_limit
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._disk: Any = None
+        self._db_ino = -1
         self.available = True
         self.problem: str | None = None
         self.hits = 0
         self.misses = 0
         self._open()
 
-    def _open(self) -> None:
+    def _open(self, *, rebuild_if_corrupt: bool = True) -> None:
         try:
             import diskcache
 
@@ -57,10 +59,24 @@ class DiagnosticsCache:
             self._disk = diskcache.Cache(
                 str(self.directory / "diagnostics"), size_limit=self.size_limit, eviction_policy="least-recently-used"
             )
+            self._db_ino = os.stat(self._db_path).st_ino
             self.available = True
             self.problem = None
         except Exception as exc:  # diskcache raises sqlite3 and OS errors of many kinds
+            if rebuild_if_corrupt and _is_corruption(exc):
+                # A database that is not one (torn by a crash, overwritten) is rebuilt, not kept.
+                shutil.rmtree(self.directory / "diagnostics", ignore_errors=True)
+                self._open(rebuild_if_corrupt=False)
+                return
             self._give_up(exc)
+
+    def _db_replaced(self) -> bool:
+        """True when the database file we hold open is no longer the one at its path. Our open
+        handle keeps the old inode alive, so a new file at the path cannot reuse its number."""
+        try:
+            return os.stat(self._db_path).st_ino != self._db_ino
+        except OSError:
+            return True
 
     def _give_up(self, exc: BaseException) -> None:
         self._disk = None
@@ -73,6 +89,10 @@ class DiagnosticsCache:
             if self._disk is None:
                 return None
             try:
+                if self._db_replaced():
+                    # Deleted under us: SQLite would keep answering from the unlinked file and
+                    # every later write would be lost to other processes and to restarts.
+                    raise FileNotFoundError(f"{self._db_path} was deleted or replaced")
                 return getattr(self._disk, op)(*args)
             except (sqlite3.DatabaseError, OSError) as exc:
                 if attempt:
@@ -84,7 +104,7 @@ class DiagnosticsCache:
     def _rebuild(self, exc: BaseException) -> None:
         with contextlib.suppress(Exception):
             self._disk.close()
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        if _is_corruption(exc):
             shutil.rmtree(self.directory / "diagnostics", ignore_errors=True)
         self._open()
 
@@ -147,6 +167,10 @@ class DiagnosticsCache:
         if self._disk is not None:
             with contextlib.suppress(Exception):
                 self._disk.close()
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
 
 
 def _encode(value: dict[str, Any]) -> bytes:

@@ -167,8 +167,11 @@ class TreeHasher:
 
 
 def _ignored(specs: list[tuple[str, pathspec.PathSpec[Any]]], rel: str, is_dir: bool) -> bool:
-    for base, spec in specs:
+    """As git decides: the deepest `.gitignore` with a matching pattern has the last word, so a
+    nested `!pattern` re-includes what a parent's pattern excluded."""
+    for base, spec in reversed(specs):
         sub = rel[len(base) + 1 :] if base else rel
-        if spec.match_file(sub + "/" if is_dir else sub):
-            return True
+        include = spec.check_file(sub + "/" if is_dir else sub).include
+        if include is not None:
+            return bool(include)
     return False

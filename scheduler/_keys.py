@@ -69,14 +69,17 @@ def global_digest(
 ) -> bytes:
     """Inputs every package shares: toolchain, lockfile, cargo config, environment, command, root.
 
-    Files outside every package (the root manifest, Cargo.lock, .cargo/config*, toolchain files and
-    anything else not owned by a member) are already in `snap.by_owner[None]`; config files above
-    the workspace root are added here because cargo reads them too.
+    Files outside every package (anything not owned by a member) are in `snap.by_owner[None]`. The
+    files cargo reads for every member (the root manifest, Cargo.lock, .cargo/config*, toolchain
+    files, at the root and above it) are also read here: a package at the workspace root owns them
+    in the snapshot, and a .gitignore may leave them out of it (libraries often ignore Cargo.lock).
     """
     h = xxhash.xxh3_128()
     h.update(b"v1\0" + str(ws.root).encode() + b"\0" + rustc_version.encode() + b"\0")
     h.update(snap.owner_digest(None))
-    for directory in ws.root.parents:
+    for name in ("Cargo.toml", "Cargo.lock"):
+        h.update(_file_digest(ws.root / name))
+    for directory in [ws.root, *ws.root.parents]:
         for name in ("config.toml", "config"):
             path = directory / ".cargo" / name
             h.update(_file_digest(path))

@@ -9,7 +9,8 @@ Pure functions over names and keys, so the scope rules can be tested without car
 
 Scopes: `changed` runs the changed packages; `affected` runs every affected one; `workspace` runs
 whatever is stale and reads the rest from the cache; `auto` runs the changed packages now, answers
-the rest from the cache, and leaves the stale dependents pending for background work.
+the rest from the cache, and leaves the stale dependents pending for background work (packages
+named explicitly are always run when stale: they are what the caller is waiting for).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def plan(
         pending = set()
         reason = "not selected"
     elif scope == "auto":
-        run = changed
+        # Packages named explicitly are what the caller waits for: run them if stale, whatever made
+        # them stale. Without a selection, only where the edits are; dependents go to the background.
+        run = (stale & chosen) if set(selected) else changed
         dependents = _graph.reachable(changed, rdeps)
         pending = (stale & (chosen | dependents)) - run
         universe = chosen | pending

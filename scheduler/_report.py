@@ -149,7 +149,9 @@ def fit_to_budget(
 ) -> dict[str, Any]:
     """Put as many `items` under `key` as fit in the budget (in order), and say how many were omitted."""
     limit = max(token_budget, 200) * BYTES_PER_TOKEN
-    used = len(json.dumps(head, separators=(",", ":"))) + 64
+    # Room for what is added to the head besides the items: the key and the omitted counts.
+    wrapper = {key: [], "omitted": {key: len(items), "reason": f"token budget {token_budget}"}}
+    used = len(json.dumps(head, separators=(",", ":"))) + len(json.dumps(wrapper, separators=(",", ":")))
     kept: list[dict[str, Any]] = []
     for item in items:
         size = len(json.dumps(item, separators=(",", ":"))) + 1

@@ -83,6 +83,11 @@ def results_from_outcome(
         own = diagnostics_of(name, messages.get(name, []))
         below = _graph.reachable(edges.get(name, ()), edges) - {name}
         blocked = sorted(below & failed)
+        if not blocked and name not in failed and not outcome.finished_success \
+                and ws.packages[name].id not in outcome.artifacts:
+            # Not compiled, and no failing member explains it: a dependency from outside the
+            # workspace (a registry crate's build script, say) failed.
+            blocked = sorted(outcome.failed_units - set(ws.packages)) or ["a dependency outside the workspace"]
         results[name] = PackageResult(
             name=name,
             success=name not in failed and not blocked,

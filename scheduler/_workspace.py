@@ -83,8 +83,8 @@ class Workspace:
 
 
 def find_root(start: Path) -> Path:
-    """The directory of the outermost Cargo.toml at or above `start` that declares a workspace,
-    else the nearest Cargo.toml's directory (a single-package workspace)."""
+    """The directory of the nearest Cargo.toml at or above `start` that declares a workspace (as
+    cargo searches), else the nearest Cargo.toml's directory (a single-package workspace)."""
     start = start.resolve()
     nearest: Path | None = None
     for directory in [start, *start.parents]:
