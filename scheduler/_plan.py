@@ -81,9 +81,7 @@ def plan(
         pending = set()
         reason = "not selected"
     elif scope == "auto":
-        # Packages named explicitly are what the caller waits for: run them if stale, whatever made
-        # them stale. Without a selection, only where the edits are; dependents go to the background.
-        run = (stale & chosen) if set(selected) else changed
+        run = changed
         dependents = _graph.reachable(changed, rdeps)
         pending = (stale & (chosen | dependents)) - run
         universe = chosen | pending
@@ -91,6 +89,12 @@ def plan(
     else:
         raise ValueError(f"unknown scope {scope!r}")
 
+    if set(selected):
+        # Packages named explicitly are what the caller waits for, in every scope: run when stale
+        # (whatever made them stale), answered from the cache otherwise.
+        run = run | (stale & chosen)
+        universe = universe | chosen
+        pending = pending - run
     from_cache = universe - run - pending
     skipped = {n: reason for n in all_members - universe}
     rank = {name: i for i, name in enumerate(order)}

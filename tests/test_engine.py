@@ -253,3 +253,18 @@ async def test_a_new_member_added_to_the_root_manifest_is_picked_up(
         manifest.write_text(manifest.read_text().replace('members = [', 'members = ["crates/newbie", ', 1))
         report = await engine.check(CheckRequest(scope="changed"))
     assert "newbie" in report.ran()
+
+
+async def test_a_named_package_is_answered_in_every_scope_never_skipped_into_a_false_green(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    ws = make_workspace()
+    leaf = ws.leaves[0]
+    append(ws.lib_rs(leaf), TYPE_ERROR)
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(ws.root)
+        for scope in ("changed", "changed", "affected", "auto", "workspace"):
+            report = await engine.check(CheckRequest(scope=scope, packages=(leaf,)))  # type: ignore[arg-type]
+            assert not report.success, scope
+            assert [d.code for d in report.diagnostics if d.level == "error"] == ["E0308"], scope
+            assert leaf not in report.skipped, scope

@@ -42,9 +42,10 @@ def _case(
 CASES = [
     # scope, selected -> run (dependencies first), from_cache, pending; everything else is skipped.
     _case(HUB_EDITED, "changed", [], ["hub"], [], [], "hub-edited/changed/all"),
-    _case(HUB_EDITED, "changed", ["hub", "solo"], ["hub"], [], [], "hub-edited/changed/hub+solo"),
+    _case(HUB_EDITED, "changed", ["hub", "solo"], ["hub"], ["solo"], [], "hub-edited/changed/hub+solo"),
     _case(HUB_EDITED, "affected", [], ["hub", "mid", "leaf"], [], [], "hub-edited/affected/all"),
-    _case(HUB_EDITED, "affected", ["hub", "solo"], ["hub", "mid", "leaf"], [], [], "hub-edited/affected/hub+solo"),
+    _case(HUB_EDITED, "affected", ["hub", "solo"], ["hub", "mid", "leaf"], ["solo"], [],
+          "hub-edited/affected/hub+solo"),
     _case(HUB_EDITED, "workspace", [], ["hub", "mid", "leaf"], ["solo"], [], "hub-edited/workspace/all"),
     _case(HUB_EDITED, "workspace", ["hub", "solo"], ["hub"], ["solo"], [], "hub-edited/workspace/hub+solo"),
     _case(HUB_EDITED, "auto", [], ["hub"], ["solo"], ["mid", "leaf"], "hub-edited/auto/all"),
