@@ -53,16 +53,20 @@ class Daemon:
     """Shared server state plus the bookkeeping for status and the idle timeout."""
 
     def __init__(
-        self, workspace: Path, paths: _socket.Paths, *, idle_timeout: float, reported_version: str
+        self, workspace: Path, paths: _socket.Paths, *, idle_timeout: float, reported_version: str,
+        analyzer_binary: str | None = None, allow_unsafe_env: bool = False,
     ) -> None:
         from ._server import build_server
+        from ._state import ServerState
 
         self.workspace = workspace
         self.paths = paths
         self.idle_timeout = idle_timeout
         self.reported_version = reported_version
-        # Built once: every connection and the HTTP app share this object, hence its warm state.
-        self.server = build_server(workspace)
+        # Built once: every connection and the HTTP app share this server and this state (engine,
+        # cache, rust-analyzer), which is what keeps them warm for the next session.
+        self.state = ServerState(workspace, analyzer_binary=analyzer_binary, allow_unsafe_env=allow_unsafe_env)
+        self.server = build_server(workspace, state=self.state, allow_unsafe_env=allow_unsafe_env)
         self.lowlevel = self.server._lowlevel_server
         self.init_options = self.lowlevel.create_initialization_options()
         with open(Path(__file__).with_name("_toollist.json"), "rb") as f:
@@ -208,7 +212,7 @@ class Daemon:
         listener = await anyio.create_unix_listener(self.paths.socket, mode=0o600)
         http_done = anyio.Event()
         http_server: Any = None
-        async with listener, anyio.create_task_group() as tg:
+        async with self.state, listener, anyio.create_task_group() as tg:
             tg.start_soon(listener.serve, self.handle)
             tg.start_soon(self.watch_idle)
             tg.start_soon(self.watch_signals)
@@ -261,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", action="store_true")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token-file", default=None)
+    parser.add_argument("--rust-analyzer", default=None, help="the rust-analyzer binary to use")
+    parser.add_argument("--allow-unsafe-env", action="store_true",
+                        help="let cargo_env set variables that change what runs (RUSTC_WRAPPER, ...)")
     parser.add_argument("--report-version", default=None, help=argparse.SUPPRESS)  # tests: fake an old build
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -278,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     daemon: Daemon | None = None
     try:
         version = args.report_version or __version__
-        daemon = Daemon(workspace, paths, idle_timeout=idle, reported_version=version)
+        daemon = Daemon(workspace, paths, idle_timeout=idle, reported_version=version,
+                        analyzer_binary=args.rust_analyzer, allow_unsafe_env=args.allow_unsafe_env)
         anyio.run(daemon.run, args.port if args.http else None, args.token_file or paths.token)
     except Exception:
         log.exception("daemon failed")

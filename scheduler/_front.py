@@ -274,8 +274,10 @@ def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
         flag = rest.pop(0)
         if flag == "--workspace" and rest:
             start = rest.pop(0)
-        elif flag in ("--idle-timeout", "--port", "--token-file") and rest:
+        elif flag in ("--idle-timeout", "--port", "--token-file", "--rust-analyzer") and rest:
             daemon_args += [flag, rest.pop(0)]
+        elif flag == "--allow-unsafe-env":
+            daemon_args.append(flag)
         elif flag == "--http":
             http = True
             daemon_args.append("--http")
@@ -285,7 +287,8 @@ def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
 
 
 def serve_main(argv: list[str]) -> int:
-    """`cargo-scheduler serve [--workspace P] [--idle-timeout S] [--http [--port N] [--token-file F]]`.
+    """`cargo-scheduler serve [--workspace P] [--idle-timeout S] [--rust-analyzer PATH] [--allow-unsafe-env]
+    [--http [--port N] [--token-file F]]`.
 
     With `--http` the session itself is still stdio; the daemon it reaches also serves streamable HTTP
     on loopback (URL in the daemon's status and in the state dir).

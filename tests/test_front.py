@@ -111,4 +111,5 @@ def test_the_sdk_stdio_client_talks_to_serve_end_to_end(env: Env, mode: str) -> 
     names, result = anyio.run(talk)
     assert "scheduler_status" in names
     assert result.is_error is False
-    assert result.structured_content == {"workspace": str(env.workspace)}
+    assert result.structured_content is not None
+    assert result.structured_content["workspace"] == str(env.workspace)
