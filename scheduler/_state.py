@@ -107,6 +107,15 @@ class ServerState:
         async with self.scheduler.for_workspace(root).slot(call, target_dir=target_dir, label=label):
             yield
 
+    def recent_events(self, root: Path, count: int) -> list[dict[str, Any]]:
+        """The scheduler's last `count` admission records for `root`, times relative to the first."""
+        if self.scheduler is None:
+            return []
+        events = self.scheduler.for_workspace(root).events()[-count:]
+        origin = events[0].at if events else 0.0
+        return [{"seq": e.seq, "label": e.label, "class": e.cls.value, "kind": str(e.kind),
+                 "at_ms": round((e.at - origin) * 1000, 2)} for e in events]
+
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"calls_in_flight": sorted(self.calls_in_flight.values())}
         if self.engines is not None:

@@ -178,12 +178,20 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         return await box.run(ctx, "cargo_affected", workspace=workspace, call=Call.READ, body=body)
 
     @server.tool(annotations=READ_ONLY)
-    async def scheduler_status(ctx: Ctx, workspace: Workspace = None) -> Answer:
+    async def scheduler_status(
+        ctx: Ctx,
+        workspace: Workspace = None,
+        recent_events: Annotated[int, Field(ge=0, le=500, description=(
+            "Also return the last N start/end records of calls in this workspace (for diagnosing waits)"
+        ))] = 0,
+    ) -> Answer:
         """What is running and queued: calls in flight, target-dir holders, background checks,
         rust-analyzer state, and this session's workspace. Never waits behind other calls."""
         try:
             state = box.state(ctx)
             data: dict[str, Any] = {"workspace": str(box.default_workspace), **state.status()}
+            if recent_events:
+                data["recent_events"] = state.recent_events(box.root(ctx, workspace), recent_events)
             try:
                 data["session_workspace"] = str(box.root(ctx, workspace))
             except Exception as exc:  # no workspace yet: status still answers
