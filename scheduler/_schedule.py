@@ -51,7 +51,7 @@ class CallClass(enum.Enum):
 EventKind = Literal["start", "end", "cancelled"]
 
 
-class Event(NamedTuple):
+class SlotEvent(NamedTuple):
     """One admission record. `seq` is the call's arrival number (shared by its start and end);
     the order of `events()` is the order things happened. `cancelled` ends a background job that
     was pre-empted; foreground calls always end with `end`, however they left."""
@@ -99,7 +99,7 @@ class WorkspaceScheduler:
     a call holding a READ that asks for a MUTATION waits for itself.
     """
 
-    def __init__(self, root: Path, task_group: anyio.abc.TaskGroup | None = None, *, max_events: int = 10_000):
+    def __init__(self, root: Path, task_group: anyio.abc.TaskGroup | None = None, *, max_events: int = 10_000) -> None:
         self.root = root
         self._tg = task_group
         self._seq = itertools.count(1)
@@ -107,7 +107,7 @@ class WorkspaceScheduler:
         self._running: list[_Ticket] = []
         self._pending: dict[Hashable, _Job] = {}  # background jobs waiting, in submission order
         self._active: dict[Hashable, _Job] = {}  # background jobs whose task is running
-        self._events: deque[Event] = deque(maxlen=max_events)
+        self._events: deque[SlotEvent] = deque(maxlen=max_events)
         self._idle = anyio.Event()
         self._idle.set()
         self._closed = False
@@ -264,9 +264,9 @@ class WorkspaceScheduler:
     # -- observation --------------------------------------------------------------------------
     def _record(self, seq: int, label: str, cls: CallClass, kind: EventKind, target_dir: Path | None,
                 *, background: bool = False) -> None:
-        self._events.append(Event(seq, label, cls, kind, time.monotonic(), target_dir, background))
+        self._events.append(SlotEvent(seq, label, cls, kind, time.monotonic(), target_dir, background))
 
-    def events(self) -> list[Event]:
+    def events(self) -> list[SlotEvent]:
         """Admission records, oldest first (bounded: the oldest are dropped beyond `max_events`)."""
         return list(self._events)
 

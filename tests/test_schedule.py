@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler._schedule import CallClass, Event, Scheduler, WorkspaceScheduler
+from scheduler._schedule import CallClass, Scheduler, SlotEvent, WorkspaceScheduler
 
 READ, BUILD, MUTATION = CallClass.READ, CallClass.BUILD, CallClass.MUTATION
 LIMIT = 5.0
@@ -118,11 +118,11 @@ class Job:
             raise
 
 
-def order(events: Iterable[Event]) -> list[tuple[str, str]]:
+def order(events: Iterable[SlotEvent]) -> list[tuple[str, str]]:
     return [(e.label, e.kind) for e in events]
 
 
-def index(events: list[Event], label: str, kind: str, nth: int = 0) -> int:
+def index(events: list[SlotEvent], label: str, kind: str, nth: int = 0) -> int:
     hits = [i for i, e in enumerate(events) if e.label == label and e.kind == kind]
     return hits[nth]
 
@@ -492,7 +492,7 @@ class Driver(Calls):
                 assert before or self.ws._active, f"{call.label} waits for nothing"
 
 
-async def scenario(ops: list[tuple[str, object, object]]) -> tuple[Driver, list[Event]]:
+async def scenario(ops: list[tuple[str, object, object]]) -> tuple[Driver, list[SlotEvent]]:
     with anyio.fail_after(LIMIT):
         async with Scheduler() as sched, anyio.create_task_group() as tg:
             ws = sched.for_workspace(ROOT)
@@ -530,10 +530,10 @@ async def scenario(ops: list[tuple[str, object, object]]) -> tuple[Driver, list[
     return d, ws.events()
 
 
-def intervals(events: list[Event]) -> dict[int, tuple[Event, int, int]]:
+def intervals(events: list[SlotEvent]) -> dict[int, tuple[SlotEvent, int, int]]:
     """seq -> (its start event, start index, end index) for every call or job run."""
-    out: dict[int, tuple[Event, int, int]] = {}
-    starts: dict[int, tuple[Event, int]] = {}
+    out: dict[int, tuple[SlotEvent, int, int]] = {}
+    starts: dict[int, tuple[SlotEvent, int]] = {}
     for i, e in enumerate(events):
         if e.kind == "start":
             starts[e.seq] = (e, i)
@@ -544,7 +544,7 @@ def intervals(events: list[Event]) -> dict[int, tuple[Event, int, int]]:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.one_of(arrive, arrive, background, poke, poke), max_size=30))
 def test_random_arrivals_never_overlap_a_mutation_and_keep_fifo_order_around_it(
     ops: list[tuple[str, object, object]],

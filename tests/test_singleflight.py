@@ -167,7 +167,7 @@ async def test_a_caller_arriving_while_an_abandoned_run_tears_down_starts_a_fres
         try:
             await anyio.sleep_forever()
         finally:
-            with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(LIMIT, shield=True):  # bounded, so a regression fails instead of hanging
                 tearing_down.set()
                 await finish_teardown.wait()
         return "never"
