@@ -141,7 +141,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             out["cargo"] = await cargo_diagnostics_for(state, root, path, max_tokens // 2)
             return out
 
-        return await box.run(ctx, "rust_analyzer_diagnostics", workspace=workspace, call=Call.BUILD, body=body)
+        return await box.run(ctx, "rust_analyzer_diagnostics", workspace=workspace, call=Call.READ, body=body)
 
     @server.tool(annotations=READ_ONLY)
     async def rust_analyzer_workspace_diagnostics(

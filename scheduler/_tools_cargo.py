@@ -121,9 +121,23 @@ async def _plain(
     state: ServerState, root: Path, args: list[str], *, toolchain: str | None, cargo_env: dict[str, str] | None,
     timeout_s: float | None, max_tokens: int, note: str | None = None,
 ) -> dict[str, Any]:
-    result = await run_cargo_plain(root, args, env_extra=_env(state, cargo_env),
-                                   toolchain=_paths.check_toolchain(toolchain), timeout_s=timeout_s)
+    env = _env(state, cargo_env)
+    tc = _paths.check_toolchain(toolchain)
+    if args and args[0] in _TARGET_DIR_COMMANDS:
+        # One owner per target dir: the engine's gate, which its own checks and background use too.
+        engine = await state.engine(root)
+        target_dir = (await engine.workspace()).target_dir
+        async with engine.gate(target_dir).foreground(f"cargo {args[0]}"):
+            result = await run_cargo_plain(root, args, env_extra=env, toolchain=tc, timeout_s=timeout_s)
+    else:
+        result = await run_cargo_plain(root, args, env_extra=env, toolchain=tc, timeout_s=timeout_s)
     return plain_dict(result, max_tokens=max_tokens, note=note)
+
+
+_TARGET_DIR_COMMANDS = frozenset({"build", "check", "clean", "clippy", "run", "test", "bench"})
+ENGINE = Call.READ
+"""Engine-backed tools never write sources: they are reads for the workspace scheduler. Their cargo
+runs queue on the engine's gate for the target dir, so a cached answer never waits behind a build."""
 
 
 def register(server: MCPServer[Any], box: Toolbox) -> None:
@@ -146,7 +160,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                            all_targets=all_targets, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s)
             return await engine_check(state, root, req, max_tokens)
 
-        return await box.run(ctx, "cargo_check", workspace=workspace, call=Call.BUILD, body=body)
+        return await box.run(ctx, "cargo_check", workspace=workspace, call=ENGINE, body=body)
 
     @server.tool(annotations=EDITS)
     async def cargo_clippy(
@@ -172,7 +186,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                                 timeout_s=timeout_s, max_tokens=max_tokens)
 
         return await box.run(ctx, "cargo_clippy", workspace=workspace,
-                             call=Call.MUTATION if fix else Call.BUILD, body=body)
+                             call=Call.MUTATION if fix else ENGINE, body=body)
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_test(
@@ -192,7 +206,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                            toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s)
             return await engine_tests(state, root, req, name, no_capture, max_tokens)
 
-        return await box.run(ctx, "cargo_test", workspace=workspace, call=Call.BUILD, body=body)
+        return await box.run(ctx, "cargo_test", workspace=workspace, call=ENGINE, body=body)
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_build(
@@ -206,7 +220,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                            toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s)
             return await engine_check(state, root, req, max_tokens)
 
-        return await box.run(ctx, "cargo_build", workspace=workspace, call=Call.BUILD, body=body)
+        return await box.run(ctx, "cargo_build", workspace=workspace, call=ENGINE, body=body)
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_fmt_check(
