@@ -222,6 +222,7 @@ class Daemon:
                 http_server = await tg.start(serve_http, self, http_port, token_file, http_done)
             self._write_pidfile()
             task_status.started()
+            tg.start_soon(self.state.warm_up, self.workspace)
             log.info("serving %s on %s (pid %d, version %s)", self.workspace, self.paths.socket,
                      os.getpid(), self.reported_version)
             await self.stopping.wait()

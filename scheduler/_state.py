@@ -13,7 +13,7 @@ connection: it lives in the SDK's per-connection `state` dict, so one session's
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import itertools
 import logging
 import os
@@ -27,6 +27,7 @@ from mcp_types import CallToolResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from . import _paths
+from ._analyzer import AnalyzerPool
 from ._answer import answer, failure_for
 from ._engine import Engine, EnginePool
 from ._exceptions import AnalyzerNotFound, NotAWorkspace, SchedulerError
@@ -78,9 +79,7 @@ class ServerState:
 
     async def __aenter__(self) -> ServerState:
         self.engines = await self._stack.enter_async_context(EnginePool(self._cache_dir))
-        analyzer = _optional_module("scheduler._analyzer")
-        if analyzer is not None:
-            self.analyzers = await self._stack.enter_async_context(analyzer.AnalyzerPool(self._analyzer_binary))
+        self.analyzers = await self._stack.enter_async_context(AnalyzerPool(self._analyzer_binary))
         self.scheduler = await self._stack.enter_async_context(Scheduler())
         return self
 
@@ -88,6 +87,14 @@ class ServerState:
         await self._stack.__aexit__(None, None, None)
 
     # -- adapter points --------------------------------------------------------------------------
+    async def warm_up(self, root: Path) -> None:
+        """Start what a first call would otherwise wait for: rust-analyzer's load (it runs in the
+        background) and the engine's metadata and stat cache. Failures are left for that call."""
+        with contextlib.suppress(Exception):
+            await self.analyzer(root)
+        with contextlib.suppress(Exception):
+            await (await self.engine(root)).observe()
+
     async def engine(self, root: Path) -> Engine:
         if self.engines is None:
             raise RuntimeError("ServerState used outside `async with`")
@@ -227,13 +234,3 @@ def _target_dir(root: Path) -> Path:
     """Where cargo will write for `root`, cheaply (no metadata): what the scheduler keys builds by."""
     configured = os.environ.get("CARGO_TARGET_DIR") or os.environ.get("CARGO_BUILD_TARGET_DIR")
     return Path(configured) if configured else root / "target"
-
-
-def _optional_module(name: str) -> Any:
-    """A sibling module that may not have landed yet (built in parallel): None when absent."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
