@@ -49,6 +49,8 @@ class DiagnosticsCache:
         self.problem: str | None = None
         self.hits = 0
         self.misses = 0
+        self._known_misses: set[str] = set()
+        self._misses_version: int | None = None
         self._open()
 
     def _open(self, *, rebuild_if_corrupt: bool = True) -> None:
@@ -57,7 +59,7 @@ class DiagnosticsCache:
 
             self.directory.mkdir(parents=True, exist_ok=True)
             self._disk = diskcache.Cache(
-                str(self.directory / "diagnostics"), size_limit=self.size_limit, eviction_policy="least-recently-used"
+                str(self.directory / "diagnostics"), size_limit=self.size_limit, eviction_policy="least-recently-stored"
             )
             self._db_ino = os.stat(self._db_path).st_ino
             self.available = True
@@ -115,6 +117,48 @@ class DiagnosticsCache:
                 self._memory.move_to_end(key)
                 self.hits += 1
                 return value
+        return self._get_disk(key)
+
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """Entries for the keys that have one. Keys that missed before are not asked of SQLite again
+        while no other connection has written to it (`PRAGMA data_version`): a stale package's miss
+        costs a set lookup, not a query."""
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        with self._lock:
+            for key in keys:
+                value = self._memory.get(key)
+                if value is None:
+                    missing.append(key)
+                else:
+                    found[key] = value
+            self.hits += len(found)
+        if not missing:
+            return found
+        version = self._disk_version()
+        if version is None or version != self._misses_version:
+            self._known_misses.clear()
+            self._misses_version = version
+        for key in missing:
+            if key in self._known_misses:
+                self.misses += 1
+                continue
+            value = self._get_disk(key)
+            if value is None:
+                if version is not None:
+                    self._known_misses.add(key)
+            else:
+                found[key] = value
+        return found
+
+    def _disk_version(self) -> int | None:
+        try:
+            row = self._disk._sql("PRAGMA data_version").fetchone() if self._disk is not None else None
+        except Exception:  # diskcache internals, or a broken database: no memo of misses then
+            return None
+        return int(row[0]) if row else None
+
+    def _get_disk(self, key: str) -> dict[str, Any] | None:
         raw = self._with_disk("get", key)
         value = _decode(raw) if isinstance(raw, bytes) else None
         with self._lock:
@@ -126,6 +170,7 @@ class DiagnosticsCache:
         return value
 
     def put(self, key: str, value: dict[str, Any]) -> None:
+        self._known_misses.discard(key)
         with self._lock:
             self._remember(key, value)
         self._with_disk("set", key, _encode(value))
@@ -142,6 +187,7 @@ class DiagnosticsCache:
             self._memory.popitem(last=False)
 
     def clear(self) -> int:
+        self._known_misses.clear()
         with self._lock:
             self._memory.clear()
         count = self._with_disk("clear")

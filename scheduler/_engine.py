@@ -55,7 +55,7 @@ class CheckRequest:
         if self.scope not in SCOPES:
             raise InvalidArgument("scope", f"{self.scope!r} is not one of {', '.join(SCOPES)}")
         if self.timeout_s is not None and not (0 < self.timeout_s <= 24 * 3600):
-            raise InvalidArgument("timeout", f"{self.timeout_s!r} is not a number of seconds in (0, 86400]")
+            raise InvalidArgument("timeout_s", f"{self.timeout_s!r} is not a number of seconds in (0, 86400]")
 
     def spec(self) -> _runs.RunSpec:
         command = _keys.Command(
@@ -106,6 +106,11 @@ class Engine:
         self._observe_lock = anyio.Lock()
         self._ws: Workspace | None = None
         self._meta_signature: str | None = None
+        self._signature_of = -1
+        self._walk_inputs_of: Workspace | None = None
+        self._roots: dict[str, str] = {}
+        self._keys_memo: dict[Any, _Keys] = {}
+        self._own_prefixes: dict[_runs.RunSpec, bytes] = {}
         self._rustc: dict[str | None, str] = {}
         self._gates: dict[Path, TargetGate] = {}
         self._flight = flight
@@ -116,22 +121,35 @@ class Engine:
 
     # -- observing the workspace -------------------------------------------------------------
     async def observe(self) -> _Observed:
-        """Metadata (reloaded only when its inputs changed) and a fresh snapshot of the tree."""
+        """Metadata (reloaded only when its inputs changed) and a snapshot of the tree as it is now:
+        the previous one if the watcher saw no change, else updated (or walked) in a worker thread."""
         async with self._observe_lock:
             for _ in range(3):
                 ws = self._ws or await self._load_metadata()
-                roots = {("" if p.root == ws.root else str(p.root.relative_to(ws.root))): n
-                         for n, p in ws.packages.items() if p.root.is_relative_to(ws.root)}
-                snap = await anyio.to_thread.run_sync(self._hasher.snapshot, roots, {ws.target_dir})
-                self.last_walk_ms = snap.stats.elapsed_ms
+                roots, exclude = self._walk_inputs(ws)
+                snap = self._hasher.unchanged(roots, exclude)
+                if snap is None:
+                    snap = await anyio.to_thread.run_sync(self._hasher.refresh, roots, exclude)
+                    self.last_walk_ms = snap.stats.elapsed_ms
+                if self._signature_of == snap.generation and self._meta_signature is not None:
+                    return _Observed(ws, snap)
                 signature = _metadata_signature(ws, snap)
                 if self._meta_signature is None or signature == self._meta_signature:
                     self._meta_signature = signature
+                    self._signature_of = snap.generation
                     return _Observed(ws, snap)
                 # A manifest, the lockfile or a file outside every member changed: reload.
                 self._ws = None
                 self._meta_signature = None
+                self._signature_of = -1
             raise MetadataError("the workspace manifests keep changing; try again when edits settle")
+
+    def _walk_inputs(self, ws: Workspace) -> tuple[dict[str, str], set[Path]]:
+        if self._walk_inputs_of is not ws:
+            self._roots = {("" if p.root == ws.root else str(p.root.relative_to(ws.root))): n
+                           for n, p in ws.packages.items() if p.root.is_relative_to(ws.root)}
+            self._walk_inputs_of = ws
+        return self._roots, {ws.target_dir}
 
     async def workspace(self) -> Workspace:
         return (await self.observe()).ws
@@ -170,11 +188,22 @@ class Engine:
         env = {**self.env, **dict(request.extra_env)}
         rustc = await self.rustc_version(request.toolchain)
         gkey = _keys.global_digest(obs.ws, obs.snap, rustc, env, spec.command)
+        memo_key = (id(obs.ws), obs.snap.generation, gkey)
+        cached = self._keys_memo.get(memo_key)
+        if cached is not None:
+            return replace(cached, obs=obs)
         own = {n: obs.snap.owner_digest(n).hex() for n in obs.ws.packages}
-        return _Keys(obs, _keys.package_keys(obs.ws, obs.snap, gkey, spec.command), own, gkey.hex())
+        k = _Keys(obs, _keys.package_keys(obs.ws, obs.snap, gkey, spec.command), own, gkey.hex())
+        if len(self._keys_memo) > 32:
+            self._keys_memo.clear()
+        self._keys_memo[memo_key] = k
+        return k
 
     def _own_key(self, spec: _runs.RunSpec, name: str) -> str:
-        return "own:" + xxhash.xxh3_64_hexdigest((repr((str(self.root), spec)) + name).encode())
+        prefix = self._own_prefixes.get(spec)
+        if prefix is None:
+            prefix = self._own_prefixes[spec] = repr((str(self.root), spec)).encode()
+        return "own:" + xxhash.xxh3_64_hexdigest(prefix + name.encode())
 
     # -- answering --------------------------------------------------------------------------
     async def check(
@@ -186,9 +215,15 @@ class Engine:
         ws = k.obs.ws
         selected = ws.require(request.packages)
         observed_ms = (time.perf_counter() - started) * 1000
-        hits = {n: e for n in ws.packages if (e := self.cache.get(k.packages[n])) is not None}
+        found = self.cache.get_many([k.packages[n] for n in ws.packages])
+        hits = {n: found[k.packages[n]] for n in ws.packages if k.packages[n] in found}
         stale = set(ws.packages) - hits.keys()
-        records = {n: self.cache.get(self._own_key(spec, n)) or {} for n in stale}
+        own_keys = {n: self._own_key(spec, n) for n in ws.packages}
+        stored = self.cache.get_many(list(own_keys.values()))
+        records = {n: stored.get(own_keys[n], {}) for n in ws.packages}
+        for name in hits:  # answered for these sources: the record of its last answer moves here
+            if records[name] != {"d": k.own[name], "g": k.context}:
+                self.cache.put(own_keys[name], {"d": k.own[name], "g": k.context})
         own_changed = [n for n in stale if records[n].get("d") != k.own[n]]
         context_changed = [n for n in stale if records[n].get("g") != k.context]
         dev = spec.command.includes_tests
@@ -219,6 +254,8 @@ class Engine:
             if attempt == 1:
                 report.pending.extend(sorted(run.moved))
                 report.notes.append(f"sources kept changing during the run: {', '.join(sorted(run.moved))}")
+        # Read after the runs: a store that failed just now (disk full) must show in this answer.
+        report.cache_available = self.cache.available
         report.timings_ms = {"observe": observed_ms, "plan": planned_ms - observed_ms,
                              "total": (time.perf_counter() - started) * 1000}
         if request.scope == "auto" and report.pending:
@@ -253,8 +290,12 @@ class Engine:
         )
         error = None
         if outcome.timed_out:
+            by_id = {p.id: n for n, p in k.obs.ws.packages.items()}
+            finished = sorted(by_id[i] for i in outcome.artifacts if i in by_id)
+            unfinished = [n for n in names if n not in finished]
             error = (f"cargo timed out after {request.timeout_s}s and was killed with its process group; "
-                     "packages without an answer are pending")
+                     f"no answer for {', '.join(unfinished) or 'none'}"
+                     + (f" (cargo had finished {', '.join(finished)}; not stored)" if finished else ""))
         elif outcome.finished_success is None:
             error = "cargo failed before building: " + outcome.stderr.strip()[-1500:]
         results = _runs.results_from_outcome(k.obs.ws, outcome, names, dev=spec.command.includes_tests)
@@ -291,8 +332,9 @@ class Engine:
 
         async def batch() -> bool:
             k = await self.keys(request)
+            found = self.cache.get_many([k.packages[n] for n in names if n in k.packages])
             todo = [n for n in k.obs.ws.order(dev=spec.command.includes_tests)
-                    if n in names and self.cache.get(k.packages[n]) is None]
+                    if n in names and k.packages[n] not in found]
             if not todo:
                 return True
             target_dir = await self.target_dir_for(k.obs.ws, request)

@@ -108,9 +108,24 @@ def package_keys(ws: Workspace, snap: Snapshot, global_key: bytes, command: Comm
     return keys
 
 
+_FILE_DIGESTS: dict[str, tuple[tuple[int, int, int], bytes]] = {}
+
+
 def _file_digest(path: os.PathLike[str] | str) -> bytes:
+    """Digest of a small config file, re-read only when its stat changes (asked on every check)."""
+    name = os.fspath(path)
     try:
-        with open(path, "rb") as fh:
-            return xxhash.xxh3_64_digest(fh.read())
+        st = os.stat(name)
     except OSError:
         return b"-"
+    sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _FILE_DIGESTS.get(name)
+    if cached is not None and cached[0] == sig:
+        return cached[1]
+    try:
+        with open(name, "rb") as fh:
+            digest = xxhash.xxh3_64_digest(fh.read())
+    except OSError:
+        return b"-"
+    _FILE_DIGESTS[name] = (sig, digest)
+    return digest

@@ -38,14 +38,25 @@ UNSAFE_ENV = frozenset({
     "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER", "CARGO_BUILD_RUSTDOC",
     "CARGO_UNSTABLE_CONFIG_INCLUDE", "BASH_ENV", "ENV", "PYTHONPATH", "PYTHONSTARTUP", "NODE_OPTIONS",
     "GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "CARGO_NET_GIT_FETCH_WITH_CLI", "SHELL", "HOME",
+    # The C toolchain that build scripts run (the `cc`, `cmake` and `pkg-config` crates read these):
+    # a compiler, archiver or plugin named here runs during a read-only check.
+    "CC", "CXX", "AR", "LD", "RANLIB", "NM", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "PKG_CONFIG",
+    "PKG_CONFIG_PATH", "CMAKE", "PROTOC", "MAKE", "MAKEFLAGS", "CARGO_MAKEFLAGS",
 })
-UNSAFE_ENV_PREFIXES = ("DYLD_", "CARGO_BUILD_RUSTC", "CARGO_REGISTRIES_", "CARGO_SOURCE_", "CARGO_ALIAS_")
+UNSAFE_ENV_PREFIXES = ("DYLD_", "CARGO_BUILD_RUSTC", "CARGO_REGISTRIES_", "CARGO_SOURCE_", "CARGO_ALIAS_",
+                       "CC_", "CXX_", "AR_", "CFLAGS_", "CXXFLAGS_", "LDFLAGS_", "TARGET_C", "TARGET_AR",
+                       "HOST_C", "HOST_AR", "CMAKE_", "PKG_CONFIG_")
 UNSAFE_ENV_PATTERNS = (
     re.compile(r"CARGO_TARGET_[A-Z0-9_]+_(RUNNER|LINKER|AR)"),
     re.compile(r"CARGO_HOST_(RUNNER|LINKER)"),
 )
-# Compiler flags are fine (`-D warnings`, `--cfg x`) except those that pick a program to run.
-_UNSAFE_RUSTFLAG = re.compile(r"linker|link-arg|link-self-contained|sysroot|-Z|codegen-backend|plugin")
+# Compiler flags are fine (`-D warnings`, `--cfg x`) except those that pick a program to run, load
+# code into rustc, or read or write files outside the build (`@argfile`, `--emit=link=/path`, `-o`).
+# rustc accepts `-C link_arg` for `-C link-arg`, so flags are matched with `_` read as `-`.
+_UNSAFE_RUSTFLAG = re.compile(r"linker|link-arg|link-self-contained|sysroot|codegen-backend|plugin|incremental"
+                              r"|profile-generate|profile-use|extern")
+_UNSAFE_RUSTFLAG_TOKEN = re.compile(r"-Z|--emit|--out-dir|-o|@|--print|-L")
+_FLAGS_VARIABLE = ("RUSTFLAGS", "RUSTDOCFLAGS")
 
 
 class OutsideWorkspace(PathOutsideWorkspace):
@@ -82,12 +93,25 @@ def resolve_workspace(value: str, *, base: Path | None, argument: str = "workspa
         if base is None:
             raise InvalidArgument(argument, f"{value!r} is relative and no workspace is set; pass an absolute path")
         path = base / path
-    root = path.resolve()
-    if not root.is_dir():
+    root = _resolved(path, value, argument)
+    try:
+        is_dir = root.is_dir()
+    except OSError as exc:
+        raise InvalidArgument(argument, f"{value!r} cannot be used: {exc.strerror or exc}") from exc
+    if not is_dir:
         raise InvalidArgument(argument, f"{str(root)!r} is not a directory; pass a directory containing Cargo.toml")
     if not (root / "Cargo.toml").is_file():
         raise InvalidArgument(argument, f"{str(root)!r} has no Cargo.toml; pass a Cargo workspace or package root")
     return root
+
+
+def _resolved(path: Path, value: str, argument: str) -> Path:
+    """`path` with symlinks and `..` resolved; a symlink loop or an unreadable link is the agent's
+    argument to fix, not an internal error."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: "Symlink loop from ..." (Python < 3.13)
+        raise InvalidArgument(argument, f"{value!r} cannot be resolved ({exc}); pass a real path") from exc
 
 
 def resolve_file(value: str, root: Path, *, argument: str = "file_path", must_exist: bool = True) -> Path:
@@ -98,10 +122,14 @@ def resolve_file(value: str, root: Path, *, argument: str = "file_path", must_ex
     """
     path = as_local_path(value, argument)
     real_root = root.resolve()
-    full = (path if path.is_absolute() else real_root / path).resolve()
+    full = _resolved(path if path.is_absolute() else real_root / path, value, argument)
     if not full.is_relative_to(real_root):
         raise OutsideWorkspace(argument, value, str(real_root))
-    if must_exist and not full.exists():
+    try:
+        missing = must_exist and not full.exists()
+    except OSError as exc:  # ENAMETOOLONG and friends: still the agent's path to fix
+        raise InvalidArgument(argument, f"{value!r} cannot be used: {exc.strerror or exc}") from exc
+    if missing:
         raise InvalidArgument(argument, f"{value!r} does not exist under {real_root}; check the path")
     return full
 
@@ -216,14 +244,23 @@ def check_env(env: Mapping[str, str] | None, *, allow_unsafe: bool = False) -> d
                 f"{name} changes which programs run or where cargo writes, so this server refuses it "
                 "(start it with --allow-unsafe-env to permit); drop it and call again",
             )
-        if not allow_unsafe and name.endswith("RUSTFLAGS") and _UNSAFE_RUSTFLAG.search(value):
+        if not allow_unsafe and name.endswith(_FLAGS_VARIABLE) and _unsafe_rustflags(value):
             raise InvalidArgument(
                 "cargo_env",
-                f"{name} sets a linker, sysroot or unstable option, which can run other programs; "
+                f"{name} sets a linker, sysroot, unstable option, argfile or output path, which can run other "
+                "programs or reach files outside the build; "
                 "keep to flags like '-D warnings' or '--cfg name'",
             )
         out[name] = value
     return out
+
+
+def _unsafe_rustflags(value: str) -> bool:
+    """True when a RUSTFLAGS-style value (space or \\x1f separated) has a flag that is not just a lint,
+    cfg or codegen knob."""
+    normal = value.replace("_", "-")
+    tokens = re.split(r"[\s\x1f]+", normal)
+    return bool(_UNSAFE_RUSTFLAG.search(normal)) or any(_UNSAFE_RUSTFLAG_TOKEN.match(t) for t in tokens)
 
 
 def _match(pattern: re.Pattern[str], value: str, argument: str, good: str) -> None:

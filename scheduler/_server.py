@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
+from pydantic import ConfigDict
 
 from . import _tools_analyzer, _tools_cargo, _tools_manifest
 from ._state import ServerState, Toolbox
@@ -48,4 +49,15 @@ def build_server(
     _tools_cargo.register(server, box)
     _tools_manifest.register(server, box)
     _tools_analyzer.register(server, box)
+    _refuse_unknown_arguments(server)
     return server
+
+
+def _refuse_unknown_arguments(server: MCPServer[ServerState]) -> None:
+    """An argument no tool parameter takes is an error naming it, not silently dropped: a misspelt
+    `pakage` would otherwise check the whole workspace and answer a question nobody asked. The
+    advertised input schemas are left as they are (the front's handshake table is built from them)."""
+    for tool in server._tool_manager.list_tools():
+        base = tool.fn_metadata.arg_model
+        config = ConfigDict(**{**base.model_config, "extra": "forbid"})
+        tool.fn_metadata.arg_model = type(base.__name__, (base,), {"model_config": config, "__module__": __name__})

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from . import _paths
 from ._engine import CheckRequest
-from ._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound
+from ._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, InvalidArgument
 from ._report import fit_to_budget
 from ._state import Call, ServerState, Toolbox
 from ._tools_cargo import READ_ONLY, Answer, Ctx, MaxTokens, Workspace
@@ -68,6 +68,37 @@ async def cargo_diagnostics_for(state: ServerState, root: Path, path: Path, max_
 
 
 # -- helpers -----------------------------------------------------------------------------------
+def _source(path: Path) -> str:
+    """The text of a file an agent named (a directory or unreadable file is its mistake, said so)."""
+    if not path.is_file():
+        raise InvalidArgument("file_path", f"{str(path)!r} is not a file; pass a source file such as src/lib.rs")
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidArgument("file_path", f"{str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+
+
+def _check_identifier(name: str) -> None:
+    """A Rust identifier (Unicode XID, as Python's), a raw identifier `r#name`, or a lifetime `'a`."""
+    bare = name[2:] if name.startswith("r#") else name[1:] if name.startswith("'") else name
+    if not bare.isidentifier():
+        raise InvalidArgument("new_name", f"{name!r} is not a Rust identifier; pass a name like 'total_count'")
+
+
+def check_position(path: Path, line: int, character: int, line_arg: str = "line",
+                   character_arg: str = "character") -> None:
+    """A 0-based position (UTF-16 column) inside the file: rust-analyzer answers a position past
+    the end with an error or a silent null, which an agent would read as "nothing here"."""
+    lines = _source(path).split("\n")
+    if line >= len(lines):
+        raise InvalidArgument(line_arg, f"{line} is past the end of {path.name}, which has {len(lines)} lines "
+                                        f"(0-based: 0..{len(lines) - 1})")
+    width = len(lines[line].rstrip("\r").encode("utf-16-le")) // 2
+    if character > width:
+        raise InvalidArgument(character_arg, f"{character} is past the end of line {line} of {path.name}, "
+                                             f"which is {width} UTF-16 code units long")
+
+
 def _shape(file_path: str, path: Path, root: Path, result: Any, status: dict[str, Any] | None,
            max_tokens: int, **where: int) -> dict[str, Any]:
     head: dict[str, Any] = {"file": str(path.relative_to(root)) if path.is_relative_to(root) else file_path}
@@ -93,6 +124,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                      workspace: Workspace = None, max_tokens: MaxTokens = 6000) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
                 path = _paths.resolve_file(file_path, root)
+                check_position(path, line, character)
                 result, status = await ask(state, root, lambda an: getattr(an, method)(path, line, character))
                 return _shape(file_path, path, root, result, status, max_tokens, line=line, character=character)
 
@@ -111,6 +143,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                      max_tokens: MaxTokens = 6000) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
                 path = _paths.resolve_file(file_path, root)
+                _source(path)
                 result, status = await ask(state, root, lambda an: getattr(an, method)(path))
                 return _shape(file_path, path, root, result, status, max_tokens)
 
@@ -131,6 +164,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         (1-based lines, from a check of the owning package, usually cached)."""
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             path = _paths.resolve_file(file_path, root)
+            _source(path)
             out: dict[str, Any] = {"file": str(path.relative_to(root))}
             try:
                 native, status = await ask(state, root, lambda an: an.diagnostics(path))
@@ -166,6 +200,11 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         """Code actions (quick fixes, refactors) for a 0-based range, with their edits; not applied."""
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             path = _paths.resolve_file(file_path, root)
+            check_position(path, line, character)
+            check_position(path, end_line, end_character, "end_line", "end_character")
+            if (end_line, end_character) < (line, character):
+                raise InvalidArgument("end_line", f"the range ends ({end_line}:{end_character}) before it starts "
+                                                  f"({line}:{character})")
             result, status = await ask(
                 state, root, lambda an: an.code_actions(path, line, character, end_line, end_character))
             return _shape(file_path, path, root, result, status, max_tokens, line=line, character=character,
@@ -182,6 +221,8 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         """The workspace edit that renames the symbol at a 0-based position; returned, not applied."""
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             path = _paths.resolve_file(file_path, root)
+            check_position(path, line, character)
+            _check_identifier(new_name)
             result, status = await ask(state, root, lambda an: an.rename(path, line, character, new_name))
             return _shape(file_path, path, root, result, status, max_tokens, line=line, character=character)
 

@@ -41,7 +41,9 @@ Workspace = Annotated[
 ]
 MaxTokens = Annotated[int, Field(description="Answer size budget in tokens; longer output is cut, errors first",
                                  ge=200, le=100_000)]
-Timeout = Annotated[float | None, Field(description="Seconds before cargo and its children are killed", gt=0)]
+MAX_TIMEOUT_S = 24 * 3600.0
+Timeout = Annotated[float | None, Field(description="Seconds before cargo and its children are killed", gt=0,
+                                        le=MAX_TIMEOUT_S)]
 ScopeArg = Annotated[
     Scope,
     Field(description="auto: run the changed packages now, their dependents in the background; changed: only "
@@ -57,6 +59,8 @@ NETWORK_EDITS = ToolAnnotations(read_only_hint=False, destructive_hint=False, id
 REMOVES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 RUNS_PROGRAM = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False,
                                open_world_hint=True)
+_BACKGROUND_STOP_S = 30.0
+"""Bound on waiting for cancelled background cargo runs to exit (terminate, a grace, then kill)."""
 _DIFF_IN = re.compile(r"^Diff in (.+?\.rs)\b", re.MULTILINE)
 
 
@@ -80,8 +84,11 @@ async def members(state: ServerState, root: Path) -> list[str]:
 
 
 async def before_mutation(state: ServerState, root: Path) -> None:
-    """Background checks are about to be stale: drop them rather than let them hold the target dir."""
-    (await state.engine(root)).cancel_background()
+    """Background checks are about to be stale: drop them rather than let them hold the target dir,
+    and wait until their cargo is gone, so no build reads the sources while the mutation writes them."""
+    engine = await state.engine(root)
+    engine.cancel_background()
+    await engine.wait_background(timeout_s=_BACKGROUND_STOP_S)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from . import _paths
 from ._answer import answer, failure_for
 from ._state import Call, ServerState, Toolbox
 from ._tools_cargo import (
+    MAX_TIMEOUT_S,
     NETWORK_EDITS,
     READ_ONLY,
     REMOVES,
@@ -140,7 +141,8 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         all_features: bool = False, no_default_features: bool = False,
         args: Annotated[list[str] | None, Field(description="Arguments for the program (after --; no shell)")] = None,
         max_tokens: MaxTokens = 6000,
-        timeout_s: Annotated[float, Field(description="Seconds before the program is killed", gt=0)] = RUN_TIMEOUT_S,
+        timeout_s: Annotated[float, Field(description="Seconds before the program is killed", gt=0,
+                                                  le=MAX_TIMEOUT_S)] = RUN_TIMEOUT_S,
         workspace: Workspace = None, toolchain: Toolchain = None, cargo_env: CargoEnv = None,
     ) -> Answer:
         """Build and run a binary or example (cargo run); answers its exit code and output tails.

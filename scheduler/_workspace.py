@@ -43,6 +43,7 @@ class Workspace:
     packages: dict[str, Package]
     signature: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
     _by_root: dict[Path, str] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[tuple[str, bool], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_root.update({p.root: p.name for p in self.packages.values()})
@@ -72,14 +73,22 @@ class Workspace:
             current = current.parent
 
     def dep_edges(self, *, dev: bool) -> dict[str, set[str]]:
-        return {n: set(p.deps) | (set(p.dev_deps) if dev else set()) for n, p in self.packages.items()}
+        """Member -> members it builds against. Shared and memoised: do not mutate the result."""
+        edges: dict[str, set[str]] | None = self._memo.get(("edges", dev))
+        if edges is None:
+            edges = {n: set(p.deps) | (set(p.dev_deps) if dev else set()) for n, p in self.packages.items()}
+            self._memo["edges", dev] = edges
+        return edges
 
     def dependents(self, names: Iterable[str], *, dev: bool = False) -> set[str]:
         """`names` plus every member that depends on them, transitively."""
         return _graph.reachable(names, _graph.reverse_edges(self.dep_edges(dev=dev)))
 
     def order(self, *, dev: bool = False) -> list[str]:
-        return _graph.topological_order(self.dep_edges(dev=dev))
+        order: list[str] | None = self._memo.get(("order", dev))
+        if order is None:
+            order = self._memo["order", dev] = _graph.topological_order(self.dep_edges(dev=dev))
+        return list(order)
 
 
 def find_root(start: Path) -> Path:
