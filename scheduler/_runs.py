@@ -31,13 +31,15 @@ class RunSpec:
     command: Command
     deny_warnings: bool = False
 
-    def args(self, packages: Sequence[str], target_dir: Path | None) -> list[str]:
+    def args(self, packages: Sequence[str], target_dir: Path | None, unified: Sequence[str] = ()) -> list[str]:
+        """The cargo command line; `unified` are `member/feature` pairs that make a narrowed run
+        build the units a `--workspace` run would (see `Workspace.unified_features`)."""
         c = self.command
         args = [*_SUBCOMMAND[c.kind], "--message-format=json-diagnostic-rendered-ansi", "--keep-going"]
         for name in packages:
             args += ["-p", name]
-        if c.features:
-            args += ["--features", ",".join(c.features)]
+        if c.features or unified:
+            args += ["--features", ",".join([*c.features, *unified])]
         if c.all_features:
             args.append("--all-features")
         if c.no_default_features:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
+from . import _graph
 from ._cargo import run_cargo
 from ._report import fit_to_budget
 from ._runs import results_from_outcome
@@ -58,8 +59,11 @@ async def run_tests(
         args += ["-p", name]
     spec = test_request.spec()
     c = spec.command
-    if c.features:
-        args += ["--features", ",".join(c.features)]
+    unified: list[str] = []
+    if set(to_test) != set(ws.packages) and not (c.features or c.all_features or c.no_default_features):
+        unified = ws.unified_features(_graph.reachable(to_test, ws.dep_edges(dev=True)), dev=True)
+    if c.features or unified:
+        args += ["--features", ",".join([*c.features, *unified])]
     if c.all_features:
         args.append("--all-features")
     if c.no_default_features:

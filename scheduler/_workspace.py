@@ -34,6 +34,10 @@ class Package:
     dev_deps: frozenset[str]
     """Workspace members only its tests, examples and benches need."""
     target_kinds: frozenset[str] = frozenset()
+    declared_features: frozenset[str] = frozenset()
+    requested: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
+    """Features other members ask of this one, by dependency kind ("normal", "build", "dev"),
+    "default" included when asked with default features on."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,24 @@ class Workspace:
     def dependents(self, names: Iterable[str], *, dev: bool = False) -> set[str]:
         """`names` plus every member that depends on them, transitively."""
         return _graph.reachable(names, _graph.reverse_edges(self.dep_edges(dev=dev)))
+
+    def unified_features(self, names: Iterable[str], *, dev: bool) -> list[str]:
+        """`member/feature` for each of `names` as a `--workspace` build enables them.
+
+        Selecting every member unifies the features every member asks of another (resolver 2;
+        dev-dependencies' requests only when tests are built), and turns on each member's
+        defaults. A `-p` build of a few members does neither for their member dependencies, so
+        its units differ from the workspace's (an error under `#[cfg(feature)]` can vanish).
+        Passing these makes a narrowed run build the same units as `--workspace`."""
+        kinds = ("normal", "build", "dev") if dev else ("normal", "build")
+        out: list[str] = []
+        for name in sorted(names):
+            package = self.packages[name]
+            wanted = set().union(*(package.requested.get(k, frozenset()) for k in kinds))
+            if "default" in package.declared_features:
+                wanted.add("default")
+            out.extend(f"{name}/{feature}" for feature in sorted(wanted & package.declared_features))
+        return out
 
     def order(self, *, dev: bool = False) -> list[str]:
         order: list[str] | None = self._memo.get(("order", dev))
@@ -149,6 +171,16 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
         pkgs = [p for p in data["packages"] if p["id"] in member_ids]
         by_dir = {Path(p["manifest_path"]).parent: p["name"] for p in pkgs}
         packages: dict[str, Package] = {}
+        requested: dict[str, dict[str, set[str]]] = {}
+        for p in pkgs:
+            for d in p.get("dependencies", []):
+                target = by_dir.get(Path(d["path"])) if d.get("path") else None
+                if target is None or target == p["name"]:
+                    continue
+                asked = requested.setdefault(target, {}).setdefault(d.get("kind") or "normal", set())
+                asked.update(d.get("features") or [])
+                if d.get("uses_default_features", True):
+                    asked.add("default")
         for p in pkgs:
             deps: set[str] = set()
             dev: set[str] = set()
@@ -167,6 +199,8 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
                 deps=frozenset(deps),
                 dev_deps=frozenset(dev - deps),
                 target_kinds=kinds,
+                declared_features=frozenset(p.get("features") or {}),
+                requested={k: frozenset(v) for k, v in requested.get(p["name"], {}).items()},
             )
         return Workspace(root=root, target_dir=Path(data["target_directory"]), packages=packages,
                          signature=signature)

@@ -36,6 +36,7 @@ class EditableWorkspace:
     originals: dict[str, str] = field(default_factory=dict)
     snippets: dict[str, list[str]] = field(default_factory=dict)
     signature_changed: bool = False
+    feature_broken: bool = False
     long_greeting: bool = False
     counter: int = 0
     log: list[str] = field(default_factory=list)
@@ -47,6 +48,8 @@ class EditableWorkspace:
 
     def _write(self, name: str) -> None:
         text = self.originals[name]
+        if name == "hub" and self.feature_broken:  # only a build with hub's `extra` feature sees it
+            text = text.replace("    hub_value(1) + 1\n", '    "broken"\n')
         if name == "hub" and self.signature_changed:
             text = text.replace("pub fn hub_value(x: u32) -> u32 {", "pub fn hub_value(x: u32, _y: u32) -> u32 {")
             text = text.replace("hub_value(1) + 1", "hub_value(1, 2) + 1").replace(
@@ -57,7 +60,8 @@ class EditableWorkspace:
         self.counter += 1
         i = self.counter
         crate = self.rng.choice([m for m in self.ws.members if m != "macros"])
-        kind = self.rng.choice(["warning", "error", "fix", "fix", "signature", "data", "touch", "pub_fn"])
+        kind = self.rng.choice(["warning", "error", "fix", "fix", "signature", "data", "touch", "pub_fn",
+                                "feature"])
         if kind == "warning":
             self.snippets[crate].append(f"\npub fn w{i}() -> u32 {{ let unused{i} = {i}; 0 }}\n")
         elif kind == "error":
@@ -69,6 +73,9 @@ class EditableWorkspace:
                 self.snippets[crate].pop(self.rng.randrange(len(self.snippets[crate])))
         elif kind == "signature":
             self.signature_changed = not self.signature_changed
+            crate = "hub"
+        elif kind == "feature":
+            self.feature_broken = not self.feature_broken
             crate = "hub"
         elif kind == "data":
             self.long_greeting = not self.long_greeting
@@ -118,6 +125,11 @@ async def test_the_engine_answer_equals_a_fresh_cargo_check_after_every_random_e
         for step in range(EDITS + 1):
             if step:
                 editable.random_edit()
+            if editable.rng.random() < 0.5:
+                # The agent's flow: a narrowed answer now, dependents filled in the background; the
+                # compared answer below then comes from what those narrowed runs stored.
+                await engine.check(CheckRequest(scope="auto"))
+                await engine.wait_background(timeout_s=300)
             report = await engine.check(CheckRequest(scope="workspace"))
             ran_total += len(report.ran())
             cached_total += len(report.cached())

@@ -268,3 +268,18 @@ async def test_a_named_package_is_answered_in_every_scope_never_skipped_into_a_f
             assert not report.success, scope
             assert [d.code for d in report.diagnostics if d.level == "error"] == ["E0308"], scope
             assert leaf not in report.skipped, scope
+
+
+async def test_an_error_behind_a_feature_another_member_enables_is_found_by_a_narrowed_run(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    """mid_00 turns on hub's `extra` feature: `--workspace` builds hub with it, and so must `-p hub`."""
+    ws = make_workspace()
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(ws.root)
+        await engine.check(CheckRequest(scope="workspace"))
+        lib = ws.lib_rs("hub")
+        lib.write_text(lib.read_text().replace("    hub_value(1) + 1\n", '    "broken"\n'))
+        auto = await engine.check(CheckRequest(scope="auto"))
+    assert auto.ran() == ["hub"]
+    assert [(d.package, d.code) for d in auto.diagnostics if d.level == "error"] == [("hub", "E0308")]
