@@ -29,9 +29,19 @@ class UnsafeDirectory(RuntimeError):
 
 
 def runtime_dir() -> str:
-    """The private directory holding sockets, pid files and locks; created 0700 and verified."""
+    """The private directory holding sockets, pid files and locks; created 0700 and verified.
+
+    Every client must find the same directory, or each starts its own daemon. Codex passes its MCP
+    servers only a few variables (not XDG_RUNTIME_DIR), so without it we look where systemd puts
+    the user's runtime dir, /run/user/<uid>, before falling back to /tmp."""
     base = os.environ.get("XDG_RUNTIME_DIR")
     uid = os.getuid()
+    if not base:
+        candidate = f"/run/user/{uid}"
+        with contextlib.suppress(OSError):
+            st = os.lstat(candidate)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and stat.S_IMODE(st.st_mode) == 0o700:
+                base = candidate
     path = os.path.join(base, "cargo-scheduler") if base else f"/tmp/cargo-scheduler-{uid}"
     ensure_private_dir(path, uid)
     return path
