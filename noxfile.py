@@ -43,3 +43,10 @@ def differential(session: nox.Session) -> None:
     """The 200-edit differential acceptance run (the suite runs 40)."""
     install(session, "test")
     session.run("pytest", "-q", "tests/test_differential.py", env={"CARGO_SCHEDULER_DIFF_EDITS": "200"})
+
+
+@nox.session
+def stress(session: nox.Session) -> None:
+    """Many agents at once: 8 clients x 200 mixed calls on one workspace (bench/stress.py)."""
+    install(session, "test")
+    session.run("python", "bench/stress.py", *(session.posargs or ["--clients", "8", "--calls", "200"]))

@@ -10,6 +10,7 @@ after that the engine keeps answering without a cache and says so.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import xxhash
 
 _DEFAULT_SIZE_LIMIT = 512 * 1024 * 1024
 _MEMORY_ENTRIES = 20_000
+_SQLITE_HEADER_BYTES = 100
 
 
 def default_cache_dir() -> Path:
@@ -58,9 +60,20 @@ class DiagnosticsCache:
             import diskcache
 
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._disk = diskcache.Cache(
-                str(self.directory / "diagnostics"), size_limit=self.size_limit, eviction_policy="least-recently-stored"
-            )
+            # Openers take turns (processes too), so a file still being created by another one is
+            # never taken for an emptied one.
+            with (self.directory / "open.lock").open("a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                with contextlib.suppress(OSError):
+                    if self._db_path.stat().st_size < _SQLITE_HEADER_BYTES:
+                        # Emptied or cut before its header: not a database. Opened in place,
+                        # diskcache would switch it to WAL under the connections still holding it,
+                        # retrying "database is locked" for 60 s; a new file (new inode) has none.
+                        shutil.rmtree(self.directory / "diagnostics", ignore_errors=True)
+                self._disk = diskcache.Cache(
+                    str(self.directory / "diagnostics"), size_limit=self.size_limit,
+                    eviction_policy="least-recently-stored",
+                )
             self._db_ino = os.stat(self._db_path).st_ino
             self.available = True
             self.problem = None
