@@ -14,7 +14,9 @@ code actions and rename return their edits, as rust-analyzer-mcp 0.4.0 does.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,8 @@ from ._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound
 from ._version import __version__
 
 DEFAULT_WAIT = 30.0
+REQUEST_TIMEOUT = 60.0
+"""A loaded rust-analyzer answers in milliseconds; one silent this long is hung and is restarted."""
 _INIT_TIMEOUT = 120.0
 _CRASH_WINDOW = 60.0
 _CRASHES_BEFORE_PAUSE = 3
@@ -109,6 +113,7 @@ class Analyzer(Queries):
         self._stopped = anyio.Event()
         self._crashes: list[float] = []
         self.restarts = 0
+        self.request_timeout = REQUEST_TIMEOUT
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _changed(self) -> None:
@@ -275,20 +280,35 @@ class Analyzer(Queries):
             gen = await self._ready(wait)
             assert gen.client is not None and gen.docs is not None
             try:
-                uri = await gen.docs.sync(path)
-                for _ in range(3):  # rust-analyzer drops answers the next edit made stale
-                    try:
-                        return await gen.client.request(method, params(uri))
-                    except _lsp.LspResponseError as exc:
-                        if exc.code not in (_lsp.CONTENT_MODIFIED, _lsp.SERVER_CANCELLED):
-                            raise
-                return await gen.client.request(method, params(uri))
+                with anyio.fail_after(self.request_timeout):
+                    uri = await gen.docs.sync(path)
+                    for _ in range(3):  # rust-analyzer drops answers the next edit made stale
+                        try:
+                            return await gen.client.request(method, params(uri))
+                        except _lsp.LspResponseError as exc:
+                            if exc.code not in (_lsp.CONTENT_MODIFIED, _lsp.SERVER_CANCELLED):
+                                raise
+                    return await gen.client.request(method, params(uri))
+            except TimeoutError as exc:
+                # Loaded, yet no answer: hung. Kill it; the supervisor starts a fresh one.
+                await self._kill_hung(gen.client)
+                if attempt:
+                    raise AnalyzerError(f"rust-analyzer did not answer {method} for {path} within "
+                                        f"{self.request_timeout:.0f} s, twice; it was restarted each time "
+                                        "(see scheduler_status)") from exc
             except _lsp.LspClosed as exc:
                 if attempt:
                     raise AnalyzerError(f"rust-analyzer died twice while answering {method} for {path}; "
                                         f"see scheduler_status ({exc})") from exc
                 self._want_restart()
         raise AssertionError("unreachable")
+
+    async def _kill_hung(self, client: _lsp.LspClient) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(client.pid, signal.SIGKILL)
+        with anyio.move_on_after(10):
+            await client.wait_closed()
+        self._want_restart()
 
     async def _snapshot(self, wait: float | None) -> tuple[dict[Path, list[Any]], list[Path]]:
         gen = await self._ready(wait)
