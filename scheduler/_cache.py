@@ -22,6 +22,11 @@ from typing import Any
 
 import xxhash
 
+try:
+    from diskcache import Timeout as _LockTimeout
+except ImportError:  # pragma: no cover
+    _LockTimeout = TimeoutError
+
 _DEFAULT_SIZE_LIMIT = 512 * 1024 * 1024
 _MEMORY_ENTRIES = 20_000
 _SQLITE_HEADER_BYTES = 100
@@ -73,6 +78,9 @@ class DiagnosticsCache:
                 self._disk = diskcache.Cache(
                     str(self.directory / "diagnostics"), size_limit=self.size_limit,
                     eviction_policy="least-recently-stored",
+                    # A database another process holds locked must not stall a tool call for
+                    # diskcache's default 60 s: after 5 s the call goes on without the cache.
+                    timeout=5,
                 )
             self._db_ino = os.stat(self._db_path).st_ino
             self.available = True
@@ -109,6 +117,9 @@ class DiagnosticsCache:
                     # every later write would be lost to other processes and to restarts.
                     raise FileNotFoundError(f"{self._db_path} was deleted or replaced")
                 return getattr(self._disk, op)(*args)
+            except _LockTimeout:
+                self.problem = "the cache database stayed locked by another process; answered without it"
+                return None  # transient: the next call tries again
             except (sqlite3.DatabaseError, OSError) as exc:
                 if attempt:
                     self._give_up(exc)
