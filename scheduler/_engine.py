@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 import xxhash
 
-from . import _graph, _keys, _plan, _runs
+from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
 from ._cargo import run_cargo, stable_environment
 from ._exceptions import InvalidArgument, MetadataError
@@ -284,12 +284,7 @@ class Engine:
     ) -> _RunResult:
         spec = request.spec()
         explicit_dir = None if target_dir == k.obs.ws.target_dir else target_dir
-        ws = k.obs.ws
-        c = spec.command
-        unified: list[str] = []
-        if set(names) != set(ws.packages) and not (c.features or c.all_features or c.no_default_features):
-            edges = ws.dep_edges(dev=c.includes_tests)
-            unified = ws.unified_features(_graph.reachable(names, edges), dev=c.includes_tests)
+        unified = _runs.unified_for(k.obs.ws, names, spec.command)
         outcome = await run_cargo(
             spec.args(names, explicit_dir, unified), cwd=self.root, env={**self.env, **dict(request.extra_env)},
             toolchain=request.toolchain, timeout_s=request.timeout_s, on_message=on_message,

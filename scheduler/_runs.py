@@ -36,16 +36,7 @@ class RunSpec:
         build the units a `--workspace` run would (see `Workspace.unified_features`)."""
         c = self.command
         args = [*_SUBCOMMAND[c.kind], "--message-format=json-diagnostic-rendered-ansi", "--keep-going"]
-        for name in packages:
-            args += ["-p", name]
-        if c.features or unified:
-            args += ["--features", ",".join([*c.features, *unified])]
-        if c.all_features:
-            args.append("--all-features")
-        if c.no_default_features:
-            args.append("--no-default-features")
-        if c.release:
-            args.append("--release")
+        args += selection_args(c, packages, unified)
         if c.all_targets:
             args.append("--all-targets")
         if target_dir is not None:
@@ -53,6 +44,31 @@ class RunSpec:
         if self.deny_warnings and c.kind == "clippy":
             args += ["--", "-D", "warnings"]
         return args
+
+
+def selection_args(command: Command, packages: Sequence[str], unified: Sequence[str] = ()) -> list[str]:
+    """`-p` for each package, then the feature and profile flags of `command`."""
+    args: list[str] = []
+    for name in packages:
+        args += ["-p", name]
+    if command.features or unified:
+        args += ["--features", ",".join([*command.features, *unified])]
+    if command.all_features:
+        args.append("--all-features")
+    if command.no_default_features:
+        args.append("--no-default-features")
+    if command.release:
+        args.append("--release")
+    return args
+
+
+def unified_for(ws: Workspace, names: Sequence[str], command: Command) -> list[str]:
+    """The `member/feature` flags that make a run of `names` build what `--workspace` builds; none
+    when every member is selected anyway or the caller chose features explicitly."""
+    if set(names) == set(ws.packages) or command.features or command.all_features or command.no_default_features:
+        return []
+    dev = command.includes_tests
+    return ws.unified_features(_graph.reachable(names, ws.dep_edges(dev=dev)), dev=dev)
 
 
 def diagnostics_of(package: str, messages: list[dict[str, Any]]) -> list[Diagnostic]:

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
-from . import _graph
 from ._cargo import run_cargo
 from ._report import fit_to_budget
-from ._runs import results_from_outcome
+from ._runs import results_from_outcome, selection_args, unified_for
 
 if TYPE_CHECKING:
     from ._engine import CheckRequest, Engine
@@ -54,22 +53,9 @@ async def run_tests(
                     timings_ms={"total": round((time.perf_counter() - started) * 1000, 1)})
         return fit_to_budget(head, "failures", [], token_budget)
 
-    args = ["test", "--no-fail-fast", "--message-format=json-diagnostic-rendered-ansi"]
-    for name in to_test:
-        args += ["-p", name]
-    spec = test_request.spec()
-    c = spec.command
-    unified: list[str] = []
-    if set(to_test) != set(ws.packages) and not (c.features or c.all_features or c.no_default_features):
-        unified = ws.unified_features(_graph.reachable(to_test, ws.dep_edges(dev=True)), dev=True)
-    if c.features or unified:
-        args += ["--features", ",".join([*c.features, *unified])]
-    if c.all_features:
-        args.append("--all-features")
-    if c.no_default_features:
-        args.append("--no-default-features")
-    if c.release:
-        args.append("--release")
+    command = test_request.spec().command
+    args = ["test", "--no-fail-fast", "--message-format=json-diagnostic-rendered-ansi",
+            *selection_args(command, to_test, unified_for(ws, to_test, command))]
     if test_name:
         args.append(test_name)
     if no_capture:
