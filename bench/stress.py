@@ -32,7 +32,6 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,8 +45,8 @@ import anyio
 from mcp import Client
 
 from scheduler import _engine, _testrun, _tools_cargo
+from scheduler._baseline import fresh_cargo_check
 from scheduler._generate import GeneratedWorkspace, generate_workspace
-from scheduler._runs import diagnostics_of
 from scheduler._schedule import CallClass
 from scheduler._server import build_server
 from scheduler._state import ServerState
@@ -227,25 +226,6 @@ def overlap_check(state: ServerState, root: Path, rec: Recorder) -> dict[str, An
             "violations": violations[:20], "violation_count": len(violations)}
 
 
-def fresh_cargo(root: Path, target_dir: Path) -> tuple[bool, set[Identity]]:
-    meta = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"], cwd=root,
-                          capture_output=True, text=True, check=True, timeout=300).stdout
-    ids = {p["id"]: p["name"] for p in json.loads(meta)["packages"]}
-    proc = subprocess.run(["cargo", "check", "--workspace", "--keep-going", "--message-format=json",
-                           "--target-dir", str(target_dir)], cwd=root, capture_output=True, text=True,
-                          timeout=1800, check=False)
-    success, found = False, set()
-    for line in proc.stdout.splitlines():
-        if not line.startswith("{"):
-            continue
-        msg = json.loads(line)
-        if msg.get("reason") == "build-finished":
-            success = bool(msg["success"])
-        if msg.get("reason") == "compiler-message" and msg["package_id"] in ids:
-            found |= {d.identity() for d in diagnostics_of(ids[msg["package_id"]], [msg["message"]])}
-    return success, found
-
-
 def identities(answer: dict[str, Any]) -> set[Identity]:
     return {(d["package"], d["level"], d.get("code"), d["message"], d.get("file"), d.get("line"), d.get("column"))
             for d in answer.get("diagnostics", [])}
@@ -277,7 +257,7 @@ async def run_stress(clients: int, calls: int, crates: int, seed: int, workdir: 
     finally:
         undo()
     answer = final.structured_content or {}
-    cargo_success, theirs = await anyio.to_thread.run_sync(fresh_cargo, ws.root, workdir / "fresh-target")
+    cargo_success, theirs = await anyio.to_thread.run_sync(fresh_cargo_check, ws.root, workdir / "fresh-target")
     ours = identities(answer)
     final_check = {
         "equal": (not final.is_error and ours == theirs and answer.get("success") == cargo_success

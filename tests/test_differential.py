@@ -7,19 +7,17 @@ issue's acceptance run uses 200: `CARGO_SCHEDULER_DIFF_EDITS=200 pytest tests/te
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from scheduler._baseline import fresh_cargo_check
 from scheduler._engine import CheckRequest, EnginePool
 from scheduler._generate import GeneratedWorkspace
-from scheduler._runs import diagnostics_of
 
 pytestmark = pytest.mark.anyio
 
@@ -92,25 +90,6 @@ class EditableWorkspace:
         self.log.append(f"{i}: {kind} {crate}")
 
 
-def fresh_cargo_answer(root: Path, target_dir: Path, ids: dict[str, str]) -> tuple[bool, set[Identity]]:
-    proc = subprocess.run(
-        ["cargo", "check", "--workspace", "--keep-going", "--message-format=json-diagnostic-rendered-ansi",
-         "--target-dir", str(target_dir)],
-        cwd=root, capture_output=True, text=True, timeout=600, check=False,
-    )
-    success = False
-    found: set[Identity] = set()
-    for line in proc.stdout.splitlines():
-        if not line.startswith("{"):
-            continue
-        msg = json.loads(line)
-        if msg.get("reason") == "build-finished":
-            success = bool(msg["success"])
-        if msg.get("reason") == "compiler-message" and msg["package_id"] in ids:
-            found |= {d.identity() for d in diagnostics_of(ids[msg["package_id"]], [msg["message"]])}
-    return success, found
-
-
 async def test_the_engine_answer_equals_a_fresh_cargo_check_after_every_random_edit(
     make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
 ) -> None:
@@ -120,8 +99,6 @@ async def test_the_engine_answer_equals_a_fresh_cargo_check_after_every_random_e
     ran_total = cached_total = 0
     async with EnginePool(tmp_path / "cache") as pool:
         engine = await pool.get(ws.root)
-        model = await engine.workspace()
-        ids = {p.id: name for name, p in model.packages.items()}
         for step in range(EDITS + 1):
             if step:
                 editable.random_edit()
@@ -134,7 +111,7 @@ async def test_the_engine_answer_equals_a_fresh_cargo_check_after_every_random_e
             ran_total += len(report.ran())
             cached_total += len(report.cached())
             ours = {d.identity() for d in report.diagnostics}
-            success, theirs = fresh_cargo_answer(ws.root, baseline_target, ids)
+            success, theirs = fresh_cargo_check(ws.root, baseline_target)
             context = f"after edits {editable.log[-5:]}"
             assert report.pending == [], context
             assert ours == theirs, f"{context}: only engine {ours - theirs}; only cargo {theirs - ours}"

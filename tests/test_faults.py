@@ -23,9 +23,9 @@ import diskcache
 import pytest
 from mcp import Client
 from server_env import call
-from test_differential import fresh_cargo_answer
 
 from scheduler._analyzer_setup import find_rust_analyzer
+from scheduler._baseline import fresh_cargo_check
 from scheduler._exceptions import AnalyzerNotFound
 from scheduler._generate import GeneratedWorkspace
 from scheduler._server import build_server
@@ -98,15 +98,9 @@ def identities(answer: dict[str, Any]) -> set[tuple[Any, ...]]:
             for d in answer["diagnostics"]}
 
 
-def package_ids(root: Path) -> dict[str, str]:
-    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"], cwd=root,
-                         capture_output=True, text=True, check=True, timeout=120).stdout
-    return {p["id"]: p["name"] for p in json.loads(out)["packages"]}
-
-
 def assert_equals_fresh_cargo(answer: dict[str, Any], root: Path, baseline_target: Path) -> None:
     assert answer["packages"]["pending"] == [] and "omitted" not in answer, answer
-    success, theirs = fresh_cargo_answer(root, baseline_target, package_ids(root))
+    success, theirs = fresh_cargo_check(root, baseline_target)
     ours = identities(answer)
     assert ours == theirs, f"only engine {ours - theirs}; only cargo {theirs - ours}"
     assert answer["success"] == success
