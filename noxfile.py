@@ -32,10 +32,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The benchmarks: engine scenarios side by side with plain cargo, and hot-path micro-benchmarks."""
+    """The benchmark report (docs/benchmarks.md): scenarios side by side with plain cargo at three sizes,
+    agent sessions against the peers, and the hot-path micro-benchmarks. Args go to bench/report.py,
+    e.g. `nox -s bench -- --workspace ../ripgrep` or `nox -s bench -- --quick`."""
     install(session, "bench")
-    session.run("python", "bench/engine_bench.py", *session.posargs)
-    session.run("pytest", "bench/test_micro.py", "--benchmark-only", "--benchmark-autosave")
+    session.run("python", "bench/report.py", *session.posargs)
 
 
 @nox.session

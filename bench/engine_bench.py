@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -38,6 +37,9 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import anyio  # noqa: E402
+from _machine import machine_info  # noqa: E402
+from _stats import spread as fmt  # noqa: E402
+from _stats import summary  # noqa: E402
 from _workspaces import CARGO_FLAGS, WORK_DIR, BenchWorkspace, cargo, cargo_env, check_workspace, prepare, restore  # noqa: E402
 
 from scheduler._engine import CheckRequest, Engine, EnginePool  # noqa: E402
@@ -47,19 +49,7 @@ TYPE_ERROR = '\npub fn bench_broken() -> u32 { "not a number" }\n'
 BACKGROUND_TIMEOUT_S = 1200.0
 
 
-# -- statistics and the table -------------------------------------------------------------------
-def summary(samples_s: list[float]) -> dict[str, Any]:
-    ms = [s * 1000 for s in samples_s]
-    out: dict[str, Any] = {
-        "n": len(ms), "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
-        "samples_ms": [round(v, 3) for v in ms],
-    }
-    if len(ms) >= 2:
-        q = statistics.quantiles(ms, n=10, method="inclusive")
-        out["p10_ms"], out["p90_ms"] = q[0], q[-1]
-    return out
-
-
+# -- the table -------------------------------------------------------------------------------
 @dataclass
 class Row:
     id: str
@@ -93,22 +83,6 @@ class Row:
         }
 
 
-def fmt(s: dict[str, Any] | None) -> str:
-    if not s:
-        return "-"
-    return f"{_ms(s['median_ms'])} [{_ms(s['min_ms'])}-{_ms(s['max_ms'])}]"
-
-
-def _ms(v: float) -> str:
-    if v >= 1000:
-        return f"{v / 1000:.2f}s"
-    if v >= 100:
-        return f"{v:.0f}ms"
-    if v >= 10:
-        return f"{v:.1f}ms"
-    return f"{v:.2f}ms"
-
-
 def table(rows: list[Row]) -> str:
     head = ("scenario", "baseline median [min-max]", "engine median [min-max]", "ratio", "target", "result")
     lines = [head]
@@ -120,39 +94,6 @@ def table(rows: list[Row]) -> str:
     out = [" | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
     out.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(out)
-
-
-# -- machine ----------------------------------------------------------------------------------
-def machine_info() -> dict[str, Any]:
-    def first_line(argv: list[str]) -> str:
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip().splitlines()[0]
-        except (OSError, IndexError):
-            return "?"
-
-    mem_kb = None
-    cpu_model = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "memory_gib": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
-        "cargo": first_line(["cargo", "--version"]),
-        "rustc": first_line(["rustc", "--version"]),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "loadavg_at_start": os.getloadavg(),
-    }
 
 
 # -- the run ----------------------------------------------------------------------------------

@@ -221,3 +221,28 @@ def test_graph_order_400_members(benchmark: Any, big_workspace: tuple[Workspace,
     ws, _ = big_workspace
     deps = ws.dep_edges(dev=False)
     assert len(benchmark(_graph.topological_order, deps)) == GRAPH_MEMBERS
+
+
+# -- the handshake ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def front_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    base = tmp_path_factory.mktemp("handshake")
+    workspace = base / "ws"
+    generate_workspace(workspace, 4)
+    env = dict(os.environ)
+    repo = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
+    env["XDG_STATE_HOME"] = str(base / "state")
+    env["XDG_RUNTIME_DIR"] = str(base / "rt")
+    (base / "rt").mkdir()
+    return workspace, env
+
+
+def test_handshake_spawn_to_tools_list(benchmark: Any, front_env: tuple[Path, dict[str, str]]) -> None:
+    """Spawn `serve`, `initialize`, `tools/list`: what Codex waits for before its first model request.
+    No tool call, so no daemon starts: every round is the cold front (the stdlib-only relay)."""
+    from bench_handshake import one_session
+
+    workspace, env = front_env
+    times = benchmark.pedantic(one_session, args=(workspace, env, False), rounds=10, iterations=1)
+    assert times["tools_list_ms"] > 0

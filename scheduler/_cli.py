@@ -40,7 +40,29 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="the MCP server on stdio (drop-in for cargo-mcp + rust-analyzer-mcp)",
                    add_help=False)
     sub.add_parser("daemon", help="the shared daemon: status | stop | logs", add_help=False)
+    sub.add_parser("bench", help="the benchmark report (bench/report.py of a source checkout; --help there)",
+                   add_help=False)
     return p
+
+
+def bench_main(argv: list[str]) -> int:
+    """`cargo-scheduler bench [--workspace PATH]...`: run bench/report.py with this Python.
+
+    The benchmark suite lives in the source tree (bench/, with its traces and the peers it installs),
+    not in the wheel: look for it in the current directory, then beside this package (an editable
+    install), and say how to get it when neither has it.
+    """
+    import os
+    import subprocess
+
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        script = base / "bench" / "report.py"
+        if script.is_file() and (base / "scheduler" / "_cli.py").is_file():
+            return subprocess.run([sys.executable, str(script), *argv], cwd=base, env=os.environ.copy(),
+                                  check=False).returncode
+    print("error: `cargo-scheduler bench` runs bench/report.py from a source checkout of cargo-scheduler; "
+          "run it from the checkout's root (or `nox -s bench` there)", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         from ._front import serve_main
 
         return serve_main(args_list[1:])
+    if args_list[:1] == ["bench"]:
+        return bench_main(args_list[1:])
     if args_list[:1] == ["daemon"]:
         from ._front import daemon_main
 
