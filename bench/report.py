@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--scenarios", default=",".join(s.id for s in SCENARIOS))
     parser.add_argument("--no-traces", action="store_true", help="skip the agent-session replays")
+    parser.add_argument("--session-repeats", type=int, default=3, help="replays of each trace per situation")
+    parser.add_argument("--traces", default="", help="comma-separated trace names (default: all in bench/traces/)")
     parser.add_argument("--no-peers", action="store_true", help="replay against this server only")
     parser.add_argument("--no-micro", action="store_true", help="skip the pytest-benchmark micro-benchmarks")
     parser.add_argument("--quick", action="store_true", help="10 crates, 2 repeats, one session: a smoke run")
@@ -162,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
 
         results["traces"], results["traces_note"] = replay_all(
             sizes=[min(sizes or [10], key=lambda n: abs(n - 150))] if sizes else [],
-            paths=args.workspace, repeats=2 if args.quick else 3, peers=not args.no_peers,
-            only_first=args.quick, log=log)
+            paths=args.workspace, repeats=1 if args.quick else args.session_repeats, peers=not args.no_peers,
+            only_first=args.quick, log=log, traces=[t for t in args.traces.split(",") if t] or None)
     if not args.no_micro:
         results["micro"] = run_micro(args.out / "benchmarks")
     results["machine"]["loadavg_at_end"] = os.getloadavg()
