@@ -8,7 +8,10 @@ Two situations, because an agent meets both and they favour different designs:
   (a new `serve` front) on the daemon the first replay left, its cache holding the first replay's
   answers. Peers: the next replay in the same two processes.
 Before every replay an untimed `cargo check --workspace` makes cargo's target dir current, so cargo
-work is the same on both sides. Think time is not slept: totals are tool latency only.
+work is the same on both sides. Replays are paced by the trace's recorded think time (slept before
+each step, as a model's turn would take; `think=False` drops it): servers do work meanwhile (ours
+loads rust-analyzer from the handshake on and checks dependents in the background, rust-analyzer-mcp
+loads too). Totals count tool latency only, never the think time.
 """
 
 from __future__ import annotations
@@ -26,31 +29,33 @@ from _workspaces import check_workspace, prepare
 NOTE = ("Each trace in bench/traces/ (JSON lines written from how agents work: explore with symbols, hover, "
         "references and definition in parallel, edit, check, fix, clippy, test) replayed Codex-style: the calls "
         "of one step are dispatched together; a tool annotated read-only takes a shared lock, any other an "
-        "exclusive one (the peers annotate nothing, so their calls run one at a time). Totals are tool latency "
-        "without think time. *Empty* counts answers of `null`/`[]`: rust-analyzer-mcp gives them while "
+        "exclusive one (the peers annotate nothing, so their calls run one at a time). Steps are paced by the "
+        "trace's recorded think time (slept, not counted): totals are tool latency only. *Empty* counts answers "
+        "of `null`/`[]`: rust-analyzer-mcp gives them while "
         "rust-analyzer is loading; cargo-scheduler waits for the load (up to 30 s) or says `indexing`.")
 
 
-async def _measure(trace: Trace, root: Path, repeats: int, peers: bool, log: Callable[[str], None]) -> dict[str, Any]:
+async def _measure(trace: Trace, root: Path, repeats: int, peers: bool, think: bool,
+                   log: Callable[[str], None]) -> dict[str, Any]:
     base = WORK / "sessions"
     first: dict[str, list[dict[str, Any]]] = {"cargo-scheduler": [], "peers": []}
     warm: dict[str, list[dict[str, Any]]] = {"cargo-scheduler": [], "peers": []}
     for r in range(repeats):
         await anyio.to_thread.run_sync(check_workspace, root)
-        first["cargo-scheduler"].append((await replay_ours(trace, root, base=base / "ours"))["replay"])
+        first["cargo-scheduler"].append((await replay_ours(trace, root, base=base / "ours", think=think))["replay"])
         if peers:
             await anyio.to_thread.run_sync(check_workspace, root)
-            both = await replay_peers(trace, root, base=base / "peers", rounds=2)
+            both = await replay_peers(trace, root, base=base / "peers", rounds=2, think=think)
             first["peers"].append(both["replays"][0])
             warm["peers"].append(both["replays"][1])
         log(f"    {trace.name} first session {r + 1}/{repeats}: ours {first['cargo-scheduler'][-1]['total_ms']:.0f} ms"
             + (f", peers {first['peers'][-1]['total_ms']:.0f} ms" if peers else ""))
     await anyio.to_thread.run_sync(check_workspace, root)
-    await replay_ours(trace, root, base=base / "ours", keep_daemon=True)  # leaves the daemon up, untimed
+    await replay_ours(trace, root, base=base / "ours", keep_daemon=True, think=think)  # untimed; daemon stays
     try:
         for _ in range(repeats):
-            warm["cargo-scheduler"].append(
-                (await replay_ours(trace, root, base=base / "ours", warm=True, keep_daemon=True))["replay"])
+            again = await replay_ours(trace, root, base=base / "ours", warm=True, keep_daemon=True, think=think)
+            warm["cargo-scheduler"].append(again["replay"])
     finally:
         await anyio.to_thread.run_sync(stop_daemon, root, ours_env(base / "ours"))
     return {"first session": first, "servers warm": warm}
@@ -91,7 +96,8 @@ def _steps_table(replays: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def replay_all(*, sizes: list[int], paths: list[Path], repeats: int, peers: bool, only_first: bool,
-               log: Callable[[str], None], traces: list[str] | None = None) -> tuple[list[dict[str, Any]], str]:
+               log: Callable[[str], None], traces: list[str] | None = None,
+               think: bool = True) -> tuple[list[dict[str, Any]], str]:
     """Every trace on every workspace, both situations, both sides: rows for the report and its note."""
     names = traces or sorted(p.stem for p in TRACES_DIR.glob("*.jsonl"))
     if only_first:
@@ -103,7 +109,7 @@ def replay_all(*, sizes: list[int], paths: list[Path], repeats: int, peers: bool
         for name in names:
             trace = load_trace(name)
             log(f"  session {name} on {ws_name}")
-            measured = anyio.run(_measure, trace, root, repeats, peers, log)
+            measured = anyio.run(_measure, trace, root, repeats, peers, think, log)
             for situation, replays in measured.items():
                 rows.append(_row(f"{name} ({ws_name}), {situation}", replays))
     return rows, NOTE

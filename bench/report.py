@@ -96,6 +96,29 @@ def run_micro(out_dir: Path) -> list[dict[str, Any]]:
              "max_ms": b["stats"]["max"] * 1000, "rounds": b["stats"]["rounds"]} for b in data["benchmarks"]]
 
 
+def merge_saved(results: dict[str, Any], saved_path: Path) -> None:
+    """`--append`: what an earlier run measured and this one did not is kept, with its command in the notes."""
+    if not saved_path.exists():
+        return
+    saved = json.loads(saved_path.read_text())
+    names = {w["name"] for w in results["workspaces"]}
+    kept = [w for w in saved.get("workspaces", []) if w["name"] not in names]
+    results["workspaces"] = sorted(kept + results["workspaces"], key=lambda w: (w["source"] != "generated",
+                                                                                  w["members"]))
+    from_saved = [w["name"] for w in kept]
+    for key in ("traces", "micro"):
+        if not results.get(key) and saved.get(key):
+            results[key] = saved[key]
+            from_saved.append("the agent sessions" if key == "traces" else "the micro-benchmarks")
+            if key == "traces":
+                results["traces_note"] = saved.get("traces_note", "")
+    if from_saved:
+        results["notes"].append(f"Combined with an earlier run on {saved['generated_at']} (`{saved['command']}`, "
+                                f"load average {saved['machine']['loadavg_at_start'][0]:.2f}): "
+                                + ", ".join(from_saved) + " come from it.")
+    results["duration_s"] += saved.get("duration_s", 0)
+
+
 def write(results: dict[str, Any], out: Path) -> Path:
     from _charts import matrix_chart, scaling_chart, traces_chart
     from _render import render
@@ -127,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(s.id for s in SCENARIOS))
     parser.add_argument("--no-traces", action="store_true", help="skip the agent-session replays")
     parser.add_argument("--session-repeats", type=int, default=3, help="replays of each trace per situation")
+    parser.add_argument("--no-think", action="store_true", help="replay sessions without their recorded think time")
+    parser.add_argument("--append", action="store_true", help="keep the workspaces and sessions of the saved "
+                        "results.json that this run does not measure again (e.g. run 400 crates separately)")
     parser.add_argument("--traces", default="", help="comma-separated trace names (default: all in bench/traces/)")
     parser.add_argument("--no-peers", action="store_true", help="replay against this server only")
     parser.add_argument("--no-micro", action="store_true", help="skip the pytest-benchmark micro-benchmarks")
@@ -165,10 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         results["traces"], results["traces_note"] = replay_all(
             sizes=[min(sizes or [10], key=lambda n: abs(n - 150))] if sizes else [],
             paths=args.workspace, repeats=1 if args.quick else args.session_repeats, peers=not args.no_peers,
-            only_first=args.quick, log=log, traces=[t for t in args.traces.split(",") if t] or None)
+            only_first=args.quick, log=log, traces=[t for t in args.traces.split(",") if t] or None,
+            think=not args.no_think)
     if not args.no_micro:
         results["micro"] = run_micro(args.out / "benchmarks")
     results["machine"]["loadavg_at_end"] = os.getloadavg()
+    if args.append:
+        merge_saved(results, args.out / "benchmarks" / "results.json")
     results["duration_s"] = round(time.time() - started, 1)
     page = write(results, args.out)
     print(page)
