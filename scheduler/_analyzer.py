@@ -85,6 +85,7 @@ class _Generation:
                 entry.update({k: v for k, v in value.items() if k in ("title", "message", "percentage")})
         elif method == "textDocument/publishDiagnostics" and isinstance(params, dict):
             self.published[uri_to_path(params["uri"])] = list(params.get("diagnostics") or [])
+            self.analyzer._changed()
 
     def progress_summary(self) -> dict[str, Any]:
         active = [dict(v) for v in self.progress.values()]
@@ -97,9 +98,11 @@ class Analyzer(Queries):
     """rust-analyzer for one workspace root. Get one from `AnalyzerPool.get(root)`."""
 
     def __init__(self, root: Path, binary: str | None = None, *, wait: float = DEFAULT_WAIT,
-                 max_open_documents: int = 64) -> None:
+                 max_open_documents: int = 64, check_on_save: bool = False, separate_target_dir: bool = True) -> None:
         self.root = root
         self.wait = wait
+        self.check_on_save = check_on_save
+        self.separate_target_dir = separate_target_dir
         self._explicit = binary
         self._max_open = max_open_documents
         self.binary: Path | None = None
@@ -166,7 +169,8 @@ class Analyzer(Queries):
 
     async def _serve_once(self, binary: Path, sysroot: Sysroot, once: Callable[[], None]) -> None:
         gen = _Generation(self)
-        options = initialization_options(sysroot)
+        options = initialization_options(sysroot, check_on_save=self.check_on_save,
+                                         separate_target_dir=self.separate_target_dir)
         env = dict(os.environ)
         if sysroot.src is not None:
             env["RUST_SRC_PATH"] = str(sysroot.src)
@@ -177,7 +181,8 @@ class Analyzer(Queries):
         try:
             async with _lsp.LspClient.spawn([str(binary)], cwd=self.root, env=env,
                                             on_notification=gen.on_notification, on_request=on_request) as client:
-                gen.client, gen.docs = client, OpenDocuments(client, self._max_open)
+                gen.client = client
+                gen.docs = OpenDocuments(client, self._max_open, notify_saves=self.check_on_save)
                 self._gen, self._state, self._error = gen, "running", None
                 self._changed()
                 once()
@@ -186,7 +191,8 @@ class Analyzer(Queries):
                         "processId": os.getpid(), "clientInfo": {"name": "cargo-scheduler", "version": __version__},
                         "rootUri": self.root.as_uri(), "rootPath": str(self.root),
                         "workspaceFolders": [{"uri": self.root.as_uri(), "name": self.root.name}],
-                        "initializationOptions": options, "capabilities": client_capabilities(),
+                        "initializationOptions": options,
+                        "capabilities": client_capabilities(did_save=self.check_on_save),
                     })
                     await client.notify(_lsp.INITIALIZED, {})
                 await client.wait_closed()
@@ -323,9 +329,11 @@ class AnalyzerPool:
     """One Analyzer per workspace root, shared by all sessions; owns their supervisor tasks."""
 
     def __init__(self, binary: str | None = None, *, wait: float = DEFAULT_WAIT,
-                 max_open_documents: int = 64) -> None:
+                 max_open_documents: int = 64, check_on_save: bool = False, separate_target_dir: bool = True) -> None:
         self._binary = binary
         self._wait = wait
+        self._check_on_save = check_on_save
+        self._separate_target_dir = separate_target_dir
         self._max_open = max_open_documents
         self._analyzers: dict[Path, Analyzer] = {}
         self._lock = anyio.Lock()
@@ -356,7 +364,9 @@ class AnalyzerPool:
         async with self._lock:
             analyzer = self._analyzers.get(Path(key))
             if analyzer is None:
-                analyzer = Analyzer(Path(key), self._binary, wait=self._wait, max_open_documents=self._max_open)
+                analyzer = Analyzer(Path(key), self._binary, wait=self._wait, max_open_documents=self._max_open,
+                                    check_on_save=self._check_on_save,
+                                    separate_target_dir=self._separate_target_dir)
                 self._analyzers[Path(key)] = analyzer
                 await self._tg.start(analyzer.run)
             return analyzer

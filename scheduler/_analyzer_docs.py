@@ -25,6 +25,7 @@ from ._exceptions import InvalidArgument
 DID_OPEN = "textDocument/didOpen"
 DID_CHANGE = "textDocument/didChange"
 DID_CLOSE = "textDocument/didClose"
+DID_SAVE = "textDocument/didSave"
 
 StatKey = tuple[int, int]  # (mtime_ns, size)
 
@@ -65,8 +66,9 @@ def _read(path: Path) -> tuple[StatKey, bytes] | None:
 class OpenDocuments:
     """The documents open in one rust-analyzer process (a restart starts a fresh set)."""
 
-    def __init__(self, client: _lsp.LspClient, max_open: int = 64) -> None:
+    def __init__(self, client: _lsp.LspClient, max_open: int = 64, *, notify_saves: bool = False) -> None:
         self._client = client
+        self._notify_saves = notify_saves  # a change seen on disk was saved: rust-analyzer may check it
         self._max_open = max(1, max_open)
         self._docs: OrderedDict[Path, _Doc] = OrderedDict()
         self._lock = anyio.Lock()
@@ -118,6 +120,8 @@ class OpenDocuments:
                     "textDocument": {"uri": doc.uri, "version": doc.version},
                     "contentChanges": [{"text": data.decode("utf-8", errors="replace")}],
                 })
+                if self._notify_saves:
+                    await self._client.notify(DID_SAVE, {"textDocument": {"uri": doc.uri}})
 
     async def _open(self, path: Path, stat: StatKey, data: bytes) -> _Doc:
         doc = _Doc(uri=path.as_uri(), version=1, stat=stat, digest=xxhash.xxh3_64_intdigest(data))

@@ -135,14 +135,16 @@ def _known_sources() -> Path | None:
     return max(found, key=_version_key) if found else None
 
 
-def initialization_options(sysroot: Sysroot) -> dict[str, Any]:
-    """rust-analyzer's settings: no cargo check of its own, its own target dir, server-side file
-    watching (we do not implement client-side watching, and agents edit files behind our back)."""
-    cargo: dict[str, Any] = {"targetDir": True}
+def initialization_options(sysroot: Sysroot, *, check_on_save: bool = False,
+                           separate_target_dir: bool = True) -> dict[str, Any]:
+    """rust-analyzer's settings: by default no cargo check of its own and its own target dir
+    (CARGO_SCHEDULER_RA_CHECK_ON_SAVE / _RA_TARGET_DIR change both); server-side file watching (we do
+    not implement client-side watching, and agents edit files behind our back)."""
+    cargo: dict[str, Any] = {"targetDir": separate_target_dir}
     if sysroot.src is not None:
         cargo["sysrootSrc"] = str(sysroot.src)
     return {
-        "checkOnSave": False,
+        "checkOnSave": check_on_save,
         "check": {"workspace": False},
         "cargo": cargo,
         "files": {"watcher": "server"},
@@ -150,8 +152,9 @@ def initialization_options(sysroot: Sysroot) -> dict[str, Any]:
     }
 
 
-def client_capabilities() -> dict[str, Any]:
-    """What we tell rust-analyzer we understand (the peer's set, minus lazy code-action edits)."""
+def client_capabilities(*, did_save: bool = False) -> dict[str, Any]:
+    """What we tell rust-analyzer we understand (the peer's set, minus lazy code-action edits), and
+    whether we send didSave (only when its check on save is wanted: each save starts a cargo check)."""
     return {
         "general": {"positionEncodings": ["utf-16"]},
         "window": {"workDoneProgress": True},
@@ -163,7 +166,7 @@ def client_capabilities() -> dict[str, Any]:
                               "failureHandling": "abort"},
         },
         "textDocument": {
-            "synchronization": {"didSave": False},
+            "synchronization": {"didSave": did_save},
             "hover": {"contentFormat": ["markdown", "plaintext"]},
             "completion": {"completionItem": {"snippetSupport": False}},
             "definition": {"linkSupport": True},

@@ -44,10 +44,12 @@ def default_cache_dir() -> Path:
 class DiagnosticsCache:
     """Get and put JSON-able entries by key; never raises on I/O trouble, reports it instead."""
 
-    def __init__(self, directory: Path | None = None, *, size_limit: int = _DEFAULT_SIZE_LIMIT) -> None:
+    def __init__(self, directory: Path | None = None, *, size_limit: int | None = None) -> None:
         self.directory = directory or default_cache_dir()
         self._db_path = self.directory / "diagnostics" / "cache.db"
-        self.size_limit = size_limit
+        self.size_limit = _DEFAULT_SIZE_LIMIT if size_limit is None else size_limit
+        self.persistent = self.size_limit > 0
+        """False with a size limit of 0 (CARGO_SCHEDULER_CACHE_MB=0): answers live in memory only."""
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._disk: Any = None
@@ -61,6 +63,8 @@ class DiagnosticsCache:
         self._open()
 
     def _open(self, *, rebuild_if_corrupt: bool = True) -> None:
+        if not self.persistent:
+            return
         try:
             import diskcache
 
@@ -224,6 +228,7 @@ class DiagnosticsCache:
         return {
             "directory": str(self.directory),
             "available": self.available,
+            "persistent": self.persistent,
             **({"problem": self.problem} if self.problem else {}),
             "entries": count,
             "bytes": volume,

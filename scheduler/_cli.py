@@ -21,7 +21,8 @@ def _parser() -> argparse.ArgumentParser:
     for kind in ("check", "clippy", "build", "test-build"):
         c = sub.add_parser(kind, help=f"cargo {kind}, narrowed and cached")
         c.add_argument("path", nargs="?", default=".", help="workspace (default: current directory)")
-        c.add_argument("--scope", choices=["auto", "changed", "affected", "workspace"], default="auto")
+        c.add_argument("--scope", choices=["auto", "changed", "affected", "workspace"], default=None,
+                       help="default: $CARGO_SCHEDULER_SCOPE, else auto")
         c.add_argument("-p", "--package", action="append", default=[], help="restrict to this member")
         c.add_argument("--features", default="")
         c.add_argument("--all-targets", action="store_true")
@@ -113,13 +114,16 @@ async def _dispatch(args: argparse.Namespace) -> int:
         from ._demo import run_demo
 
         return await run_demo(Path(args.path) if args.path else None, args.crates)
-    async with EnginePool() as pool:
+    from ._settings import Settings
+
+    settings = Settings.from_env()
+    async with EnginePool(cache_mb=settings.cache_mb, private_target=settings.target_dir == "private") as pool:
         engine = await pool.get(Path(args.path))
         if args.command == "graph":
             return await out.print_graph(engine, args.affected)
         kind: Kind = "test" if args.command == "test-build" else args.command
         request = CheckRequest(
-            kind=kind, scope=args.scope, packages=tuple(args.package),
+            kind=kind, scope=args.scope or settings.scope, packages=tuple(args.package),
             features=tuple(f for f in args.features.replace(",", " ").split() if f),
             all_targets=args.all_targets, release=args.release, timeout_s=args.timeout,
         )

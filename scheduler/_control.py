@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any, BinaryIO
 
-from . import _socket
+from . import _settings, _socket
 from ._version import __version__
 
 START_TIMEOUT = 60.0
@@ -32,7 +32,8 @@ class DaemonUnavailable(RuntimeError):
 
 
 def expected(paths: _socket.Paths, http: bool = False) -> dict[str, Any]:
-    """What a daemon must report to be reused: same build, protocol, tool list, workspace (and HTTP)."""
+    """What a daemon must report to be reused: same build, protocol, tool list, workspace, settings
+    (the CARGO_SCHEDULER_* knobs: a user who changed one in the client's config gets it) and HTTP."""
     with open(os.path.join(os.path.dirname(__file__), "_toollist.json"), "rb") as f:
         digest = _socket.toollist_digest(f.read())
     return {
@@ -40,6 +41,7 @@ def expected(paths: _socket.Paths, http: bool = False) -> dict[str, Any]:
         "protocol": _socket.PROTOCOL,
         "digest": digest,
         "workspace": paths.workspace,
+        "settings": _settings.fingerprint(),
         "http": http,
     }
 
@@ -49,6 +51,8 @@ def outdated(status: dict[str, Any], want: dict[str, Any]) -> str | None:
     for key in ("version", "protocol", "digest", "workspace"):
         if status.get(key) != want[key]:
             return f"{key} {status.get(key)!r} != {want[key]!r}"
+    if status.get("settings", {}) != want["settings"]:
+        return f"settings {status.get('settings', {})!r} != {want['settings']!r}"
     if want["http"] and not status.get("http"):
         return "HTTP wanted but not served"
     return None

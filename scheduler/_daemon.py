@@ -37,8 +37,9 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
-from . import _socket
+from . import _settings, _socket
 from ._control import daemon_main
+from ._exceptions import ConfigError
 from ._version import __version__
 
 __all__ = ["Daemon", "daemon_main", "main"]
@@ -55,6 +56,7 @@ class Daemon:
     def __init__(
         self, workspace: Path, paths: _socket.Paths, *, idle_timeout: float, reported_version: str,
         analyzer_binary: str | None = None, allow_unsafe_env: bool = False,
+        settings: _settings.Settings | None = None,
     ) -> None:
         from ._server import build_server
         from ._state import ServerState
@@ -65,7 +67,9 @@ class Daemon:
         self.reported_version = reported_version
         # Built once: every connection and the HTTP app share this server and this state (engine,
         # cache, rust-analyzer), which is what keeps them warm for the next session.
-        self.state = ServerState(workspace, analyzer_binary=analyzer_binary, allow_unsafe_env=allow_unsafe_env)
+        self.settings_env = _settings.fingerprint()
+        self.state = ServerState(workspace, analyzer_binary=analyzer_binary, allow_unsafe_env=allow_unsafe_env,
+                                 settings=settings)
         self.server = build_server(workspace, state=self.state, allow_unsafe_env=allow_unsafe_env)
         self.lowlevel = self.server._lowlevel_server
         self.init_options = self.lowlevel.create_initialization_options()
@@ -92,6 +96,7 @@ class Daemon:
             "protocol": _socket.PROTOCOL,
             "digest": self.digest,
             "workspace": str(self.workspace),
+            "settings": self.settings_env,
             "http": self.http_url is not None,
             "http_url": self.http_url,
             "sessions": self.sessions,
@@ -276,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
     )
+    try:
+        settings = _settings.Settings.from_env()
+    except ConfigError as exc:
+        log.error("not starting: %s", exc)
+        return 2
     workspace = Path(_socket.workspace_root(args.workspace))
     paths = _socket.Paths(str(workspace))
     idle = args.idle_timeout if args.idle_timeout is not None else _socket.idle_timeout_from_env()
@@ -287,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         version = args.report_version or __version__
         daemon = Daemon(workspace, paths, idle_timeout=idle, reported_version=version,
-                        analyzer_binary=args.rust_analyzer, allow_unsafe_env=args.allow_unsafe_env)
+                        analyzer_binary=args.rust_analyzer, allow_unsafe_env=args.allow_unsafe_env,
+                        settings=settings)
         anyio.run(daemon.run, args.port if args.http else None, args.token_file or paths.token)
     except Exception:
         log.exception("daemon failed")

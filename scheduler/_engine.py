@@ -28,7 +28,7 @@ from ._exceptions import InvalidArgument, MetadataError
 from ._fingerprint import Snapshot, TreeHasher
 from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult, Scope
 from ._singleflight import SingleFlight
-from ._targets import TargetGate, choose_target_dir
+from ._targets import TargetGate, agent_target_base, choose_target_dir
 from ._workspace import Workspace, load_metadata_json, parse_metadata
 
 _BACKGROUND_BATCH = 24
@@ -96,10 +96,12 @@ class Engine:
     """One workspace root. Create through `EnginePool.get`, which owns the background task group."""
 
     def __init__(
-        self, root: Path, cache: DiagnosticsCache, task_group: anyio.abc.TaskGroup, flight: SingleFlight[Any]
+        self, root: Path, cache: DiagnosticsCache, task_group: anyio.abc.TaskGroup, flight: SingleFlight[Any],
+        *, private_target: bool = False,
     ) -> None:
         self.root = root
         self.cache = cache
+        self.private_target = private_target
         self.env = stable_environment()
         self._tg = task_group
         self._hasher = TreeHasher(root)
@@ -310,8 +312,13 @@ class Engine:
 
     async def target_dir_for(self, ws: Workspace, request: CheckRequest) -> Path:
         path: Path = await anyio.to_thread.run_sync(
-            choose_target_dir, ws.root, ws.target_dir, dict(request.extra_env))
+            lambda: choose_target_dir(ws.root, ws.target_dir, dict(request.extra_env), private=self.private_target))
         return path
+
+    def agent_target_dir(self, ws: Workspace) -> Path:
+        """Where this engine's plain cargo runs (run, bench, clean...) build: target/ itself, or the
+        private directory under it (CARGO_SCHEDULER_TARGET_DIR=private)."""
+        return agent_target_base(ws.target_dir, private=self.private_target)
 
     def gate(self, target_dir: Path) -> TargetGate:
         return self._gates.setdefault(target_dir, TargetGate())
@@ -360,6 +367,12 @@ class Engine:
         with anyio.fail_after(timeout_s):
             while self._background:
                 await self._background_idle.wait()
+
+    async def prefill(self, request: CheckRequest | None = None) -> None:
+        """Fill the cache for every member in the background (CARGO_SCHEDULER_PREWARM=check): the
+        same yielding widening an `auto` answer starts, so any call preempts it."""
+        ws = await self.workspace()
+        self._start_background(request or CheckRequest(), set(ws.packages))
 
     def cancel_background(self) -> None:
         """Drop background work: a mutation is about to make it stale."""
@@ -424,8 +437,11 @@ def _summarise_skipped(skipped: dict[str, str]) -> dict[str, str]:
 class EnginePool:
     """Engines by workspace root, sharing one cache and one task group for background work."""
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
+    def __init__(self, cache_dir: Path | None = None, *, cache_mb: int | None = None,
+                 private_target: bool = False) -> None:
         self._cache_dir = cache_dir
+        self._cache_mb = cache_mb
+        self._private_target = private_target
         self._engines: dict[Path, Engine] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._flight: SingleFlight[Any] | None = None
@@ -433,7 +449,8 @@ class EnginePool:
         self.cache: DiagnosticsCache | None = None
 
     async def __aenter__(self) -> EnginePool:
-        self.cache = await anyio.to_thread.run_sync(DiagnosticsCache, self._cache_dir)
+        limit = None if self._cache_mb is None else self._cache_mb * 1024 * 1024
+        self.cache = await anyio.to_thread.run_sync(lambda: DiagnosticsCache(self._cache_dir, size_limit=limit))
         self._stack.callback(self.cache.close)
         self._flight = await self._stack.enter_async_context(SingleFlight())
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
@@ -456,7 +473,8 @@ class EnginePool:
         engine = self._engines.get(resolved)
         if engine is None:
             assert self._flight is not None
-            engine = self._engines[resolved] = Engine(resolved, self.cache, self._tg, self._flight)
+            engine = self._engines[resolved] = Engine(resolved, self.cache, self._tg, self._flight,
+                                                      private_target=self._private_target)
         return engine
 
     def engines(self) -> list[Engine]:

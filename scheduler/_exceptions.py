@@ -14,7 +14,8 @@
     ├── AnalyzerError             rust-analyzer is missing, crashed or answered with an error
     │   ├── AnalyzerNotFound      no usable rust-analyzer binary
     │   └── AnalyzerIndexing      still loading the workspace past the wait bound
-    └── DaemonError               the shared daemon could not be reached or started
+    ├── DaemonError               the shared daemon could not be reached or started
+    └── ConfigError               a CARGO_SCHEDULER_* setting has a value we do not accept; `.variable` names it
 
 Foreign errors (OSError, subprocess failures, JSON errors) are translated at the module boundary
 with `raise X from exc`, so callers catch one tree and an agent gets one clear message.
@@ -92,3 +93,12 @@ class AnalyzerIndexing(AnalyzerError):
 
 class DaemonError(SchedulerError):
     pass
+
+
+class ConfigError(SchedulerError):
+    """A setting (an environment variable, see `_settings`) has a value we do not accept."""
+
+    def __init__(self, variable: str, value: str, accepted: str) -> None:
+        super().__init__(f"{variable}={value!r} is not accepted: it must be {accepted}")
+        self.variable = variable
+        self.value = value

@@ -31,7 +31,10 @@ from ._analyzer import AnalyzerPool
 from ._answer import answer, failure_for
 from ._engine import Engine, EnginePool
 from ._exceptions import AnalyzerNotFound, NotAWorkspace, SchedulerError
+from ._report import Scope
 from ._schedule import CallClass, Scheduler
+from ._settings import Settings
+from ._targets import agent_target_base
 
 log = logging.getLogger("cargo_scheduler.server")
 _SESSION_KEY = "cargo_scheduler.workspace"
@@ -57,9 +60,11 @@ class ServerState:
         cache_dir: Path | None = None,
         analyzer_binary: str | None = None,
         allow_unsafe_env: bool = False,
+        settings: Settings | None = None,
     ) -> None:
         self.workspace = workspace
         self.allow_unsafe_env = allow_unsafe_env
+        self.settings = settings if settings is not None else Settings.from_env()
         self._cache_dir = cache_dir
         self._analyzer_binary = analyzer_binary
         self._stack = AsyncExitStack()
@@ -78,8 +83,12 @@ class ServerState:
         return store
 
     async def __aenter__(self) -> ServerState:
-        self.engines = await self._stack.enter_async_context(EnginePool(self._cache_dir))
-        self.analyzers = await self._stack.enter_async_context(AnalyzerPool(self._analyzer_binary))
+        s = self.settings
+        self.engines = await self._stack.enter_async_context(
+            EnginePool(self._cache_dir, cache_mb=s.cache_mb, private_target=s.target_dir == "private"))
+        self.analyzers = await self._stack.enter_async_context(AnalyzerPool(
+            self._analyzer_binary, wait=s.ra_wait_s, check_on_save=s.ra_check_on_save,
+            separate_target_dir=s.ra_target_dir == "separate"))
         self.scheduler = await self._stack.enter_async_context(Scheduler())
         return self
 
@@ -87,13 +96,24 @@ class ServerState:
         await self._stack.__aexit__(None, None, None)
 
     # -- adapter points --------------------------------------------------------------------------
+    def scope(self, scope: Scope | None) -> Scope:
+        """A call's scope, or the configured default (CARGO_SCHEDULER_SCOPE) when it names none."""
+        return scope if scope is not None else self.settings.scope
+
     async def warm_up(self, root: Path) -> None:
-        """Start what a first call would otherwise wait for: rust-analyzer's load (it runs in the
-        background) and the engine's metadata and stat cache. Failures are left for that call."""
+        """Start what a first call would otherwise wait for, as CARGO_SCHEDULER_PREWARM says:
+        `index` starts rust-analyzer's load (it runs in the background) and the engine's metadata and
+        stat cache; `check` also fills the cache with a background check of every member (it yields
+        to any call); `none` starts nothing. Failures are left for the first call to report."""
+        if self.settings.prewarm == "none":
+            return
         with contextlib.suppress(Exception):
             await self.analyzer(root)
         with contextlib.suppress(Exception):
-            await (await self.engine(root)).observe()
+            engine = await self.engine(root)
+            await engine.observe()
+            if self.settings.prewarm == "check":
+                await engine.prefill()
 
     async def engine(self, root: Path) -> Engine:
         if self.engines is None:
@@ -127,10 +147,15 @@ class ServerState:
         out: dict[str, Any] = {"calls_in_flight": sorted(self.calls_in_flight.values())}
         if self.engines is not None:
             out["engines"] = [e.status() for e in self.engines.engines()]
+            cache = self.engines.cache
+            if cache is not None:  # no disk queries here: status never waits on SQLite
+                out["cache"] = {"available": cache.available, "persistent": cache.persistent,
+                                "size_limit": cache.size_limit, "hits": cache.hits, "misses": cache.misses}
         if self.scheduler is not None:
             out["scheduler"] = self.scheduler.status()
         if self.analyzers is not None and hasattr(self.analyzers, "status"):
             out["analyzers"] = self.analyzers.status()
+        out["settings"] = {"non_default": self.settings.changed(), "docs": "docs/tuning.md"}
         return out
 
 
@@ -213,7 +238,7 @@ class Toolbox:
             state = self.state(ctx)
             root = self.root(ctx, workspace)
             klass = call(root) if callable(call) else call
-            target_dir = _target_dir(root) if klass is not Call.READ else None
+            target_dir = _target_dir(root, state.settings) if klass is not Call.READ else None
             token = next(_call_ids)
             state.calls_in_flight[token] = f"{tool} ({klass.value}) {root.name}"
             try:
@@ -230,7 +255,8 @@ class Toolbox:
             return failure_for(exc, tool)
 
 
-def _target_dir(root: Path) -> Path:
+def _target_dir(root: Path, settings: Settings) -> Path:
     """Where cargo will write for `root`, cheaply (no metadata): what the scheduler keys builds by."""
     configured = os.environ.get("CARGO_TARGET_DIR") or os.environ.get("CARGO_BUILD_TARGET_DIR")
-    return Path(configured) if configured else root / "target"
+    return agent_target_base(Path(configured) if configured else root / "target",
+                             private=settings.target_dir == "private")

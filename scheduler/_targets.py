@@ -1,7 +1,9 @@
 """Which target directory a cargo run uses, and who may use it when.
 
 Agent runs use the workspace's own target dir, so the user's incremental artifacts serve the agent
-and the other way round. Two exceptions get a directory of their own:
+and the other way round (CARGO_SCHEDULER_TARGET_DIR=private moves them all to
+target/cargo-scheduler/agent instead: no contention with the user's cargo, at the price of building
+everything once more). Two exceptions get a directory of their own:
 - extra environment that cargo only fingerprints (a variable a build script watches) would make the
   user's next build and ours rebuild each other's units forever: such calls get a pooled directory
   keyed by that environment (bounded, least recently used evicted);
@@ -43,9 +45,18 @@ def needs_private_dir(extra_env: Mapping[str, str]) -> bool:
     )
 
 
-def choose_target_dir(workspace_root: Path, default: Path, extra_env: Mapping[str, str]) -> Path:
+PRIVATE_DIR = ("cargo-scheduler", "agent")
+
+
+def agent_target_base(default: Path, *, private: bool) -> Path:
+    """The agent's own directory under the workspace's target dir, or that dir itself (shared)."""
+    return default.joinpath(*PRIVATE_DIR) if private else default
+
+
+def choose_target_dir(workspace_root: Path, default: Path, extra_env: Mapping[str, str], *,
+                      private: bool = False) -> Path:
     """The directory for a run. Blocking (touches the disk): call it from a worker thread."""
-    base = _owned_base(workspace_root, default)
+    base = agent_target_base(_owned_base(workspace_root, default), private=private)
     if not needs_private_dir(extra_env):
         return base
     fingerprint_only = sorted((k, v) for k, v in extra_env.items() if k not in RUNTIME_ONLY_ENV)

@@ -45,9 +45,10 @@ MAX_TIMEOUT_S = 24 * 3600.0
 Timeout = Annotated[float | None, Field(description="Seconds before cargo and its children are killed", gt=0,
                                         le=MAX_TIMEOUT_S)]
 ScopeArg = Annotated[
-    Scope,
+    Scope | None,
     Field(description="auto: run the changed packages now, their dependents in the background; changed: only "
-                      "packages whose own files changed; affected: changed + dependents now; workspace: all"),
+                      "packages whose own files changed; affected: changed + dependents now; workspace: all. "
+                      "Default: the server's CARGO_SCHEDULER_SCOPE, auto unless set"),
 ]
 Features = Annotated[str | list[str] | None, Field(description="Features to enable, comma/space separated or a list")]
 
@@ -111,13 +112,13 @@ async def _package(state: ServerState, root: Path, package: str | None) -> list[
 
 def _request(
     state: ServerState, kind: Literal["check", "clippy", "test", "build"], *, package: str | None,
-    scope: Scope = "auto", features: str | list[str] | None = None, all_features: bool = False,
+    scope: Scope | None = None, features: str | list[str] | None = None, all_features: bool = False,
     no_default_features: bool = False, release: bool = False, all_targets: bool = False,
     toolchain: str | None, cargo_env: dict[str, str] | None, timeout_s: float | None, deny_warnings: bool = False,
 ) -> CheckRequest:
     name = _paths.check_package(package, [])
     return CheckRequest(
-        kind=kind, scope=scope, packages=(name,) if name else (), features=_paths.split_features(features),
+        kind=kind, scope=state.scope(scope), packages=(name,) if name else (), features=_paths.split_features(features),
         all_features=all_features, no_default_features=no_default_features, release=release,
         all_targets=all_targets, extra_env=tuple(sorted(_env(state, cargo_env).items())),
         toolchain=_paths.check_toolchain(toolchain), timeout_s=timeout_s, deny_warnings=deny_warnings,
@@ -133,7 +134,10 @@ async def _plain(
     if args and args[0] in _TARGET_DIR_COMMANDS:
         # One owner per target dir: the engine's gate, which its own checks and background use too.
         engine = await state.engine(root)
-        target_dir = (await engine.workspace()).target_dir
+        ws = await engine.workspace()
+        target_dir = engine.agent_target_dir(ws)
+        if target_dir != ws.target_dir:  # CARGO_SCHEDULER_TARGET_DIR=private
+            env = {**env, "CARGO_TARGET_DIR": str(target_dir)}
         async with engine.gate(target_dir).foreground(f"cargo {args[0]}"):
             result = await run_cargo_plain(root, args, env_extra=env, toolchain=tc, timeout_s=timeout_s)
     else:
@@ -152,7 +156,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_check(
-        ctx: Ctx, package: Package = None, scope: ScopeArg = "auto", features: Features = None,
+        ctx: Ctx, package: Package = None, scope: ScopeArg = None, features: Features = None,
         all_features: bool = False, no_default_features: bool = False,
         all_targets: Annotated[bool, Field(description="Also check tests, benches and examples")] = False,
         clippy: Annotated[bool, Field(description="Run clippy's lints instead of plain check (never fixes)")] = False,
@@ -174,7 +178,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         ctx: Ctx, package: Package = None,
         fix: Annotated[bool, Field(description="Apply clippy's fixes to the sources (a mutation)")] = False,
         deny_warnings: Annotated[bool, Field(description="Pass -D warnings as cargo-mcp does")] = True,
-        scope: ScopeArg = "auto", max_tokens: MaxTokens = 6000, timeout_s: Timeout = None,
+        scope: ScopeArg = None, max_tokens: MaxTokens = 6000, timeout_s: Timeout = None,
         workspace: Workspace = None, toolchain: Toolchain = None, cargo_env: CargoEnv = None,
     ) -> Answer:
         """Run clippy lints (with -D warnings, like cargo-mcp). With fix=true, applies the fixes to the
@@ -200,8 +204,9 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         ctx: Ctx, package: Package = None,
         test_name: Annotated[str | None, Field(description="Only tests whose path contains this filter")] = None,
         no_capture: Annotated[bool, Field(description="Show the tests' output (--nocapture)")] = False,
-        scope: Annotated[Scope, Field(description="auto/changed/affected: skip packages whose tests passed for "
-                                                  "these exact sources; workspace: run all selected")] = "auto",
+        scope: Annotated[Scope | None, Field(description="auto/changed/affected: skip packages whose tests passed "
+                                                         "for these exact sources; workspace: run all selected. "
+                                                         "Default: the server's CARGO_SCHEDULER_SCOPE, auto")] = None,
         features: Features = None, max_tokens: MaxTokens = 6000, timeout_s: Timeout = None,
         workspace: Workspace = None, toolchain: Toolchain = None, cargo_env: CargoEnv = None,
     ) -> Answer:
@@ -217,7 +222,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_build(
-        ctx: Ctx, package: Package = None, release: bool = False, scope: ScopeArg = "auto",
+        ctx: Ctx, package: Package = None, release: bool = False, scope: ScopeArg = None,
         features: Features = None, max_tokens: MaxTokens = 6000, timeout_s: Timeout = None,
         workspace: Workspace = None, toolchain: Toolchain = None, cargo_env: CargoEnv = None,
     ) -> Answer:

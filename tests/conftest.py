@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scheduler import _settings
 from scheduler._generate import GeneratedWorkspace, generate_workspace
 
 
@@ -22,6 +23,8 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "_xdg_cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "_xdg_state"))
     monkeypatch.setenv("CARGO_TERM_COLOR", "never")
+    for knob in _settings.fingerprint():  # a developer's own tuning must not change what tests see
+        monkeypatch.delenv(knob)
 
 
 @pytest.fixture

@@ -175,6 +175,47 @@ async def test_diagnostics_report_an_error_written_on_disk(pool: AnalyzerPool, w
     assert [e["uri"] for e in everywhere] == [leaf.as_uri()]
 
 
+async def _until_rustc_says(analyzer: Analyzer, path: Path, words: str) -> list[Any]:
+    """Wait (bounded by the caller) until rust-analyzer publishes a diagnostic from cargo check
+    (source "rustc", not its own analysis) for `path` whose message contains `words`."""
+    while True:
+        change = analyzer._change  # taken before reading: a publish after the read still wakes us
+        found = [d for d in analyzer._published_for(path) if d.get("source") == "rustc" and words in d["message"]]
+        if found:
+            return found
+        await change.wait()
+
+
+@pytest.mark.anyio
+@pytest.mark.analyzer
+@needs_ra
+async def test_check_on_save_lets_rust_analyzer_run_cargo_check_in_its_own_dir_after_each_edit(
+    ws: GeneratedWorkspace,
+) -> None:
+    leaf = ws.lib_rs("leaf_000")
+    async with AnalyzerPool(check_on_save=True, separate_target_dir=True) as pool:
+        analyzer = await pool.get(ws.root)
+        with anyio.fail_after(LOAD):
+            await analyzer.wait_until_ready(LOAD)
+            await analyzer.document_symbols(leaf)  # opens it: edits to it are then sent, and saved
+        for dead in ("never_called", "also_never_called"):  # dead code: only rustc reports it
+            leaf.write_text(leaf.read_text() + f"\nfn {dead}() {{}}\n")
+            with anyio.fail_after(LOAD):
+                await analyzer.document_symbols(leaf)  # syncs the edit: didChange, then didSave
+                await _until_rustc_says(analyzer, leaf, dead)
+    assert (ws.root / "target" / "rust-analyzer").is_dir() and not (ws.root / "target" / "debug").exists()
+
+
+def test_the_settings_reach_rust_analyzers_options_and_our_capabilities(tmp_path: Path) -> None:
+    sysroot = _analyzer_setup.Sysroot(None, "toolchain", "")
+    default = _analyzer_setup.initialization_options(sysroot)
+    assert default["checkOnSave"] is False and default["cargo"]["targetDir"] is True
+    tuned = _analyzer_setup.initialization_options(sysroot, check_on_save=True, separate_target_dir=False)
+    assert tuned["checkOnSave"] is True and tuned["cargo"]["targetDir"] is False
+    assert _analyzer_setup.client_capabilities()["textDocument"]["synchronization"]["didSave"] is False
+    assert _analyzer_setup.client_capabilities(did_save=True)["textDocument"]["synchronization"]["didSave"] is True
+
+
 @pytest.mark.anyio
 @pytest.mark.analyzer
 @needs_ra

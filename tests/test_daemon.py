@@ -120,6 +120,35 @@ def test_a_daemon_of_another_version_is_replaced_by_the_next_serve(env: Env) -> 
     assert wait_dead(old["pid"], 10)
 
 
+def test_a_daemon_started_with_other_settings_is_replaced_by_the_next_serve(
+    env: Env, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    front = env.front()
+    front.initialize()
+    assert ok(front.call("scheduler_status"))
+    old = env.wait_status()
+    assert old["settings"] == {}
+    monkeypatch.setenv("CARGO_SCHEDULER_SCOPE", "workspace")  # the user changed the client's config
+    second = env.front()
+    second.initialize()
+    reply = second.call("scheduler_status")
+    assert ok(reply)
+    assert reply["result"]["structuredContent"]["settings"]["non_default"] == {"scope": "workspace"}
+    new = env.wait_status()
+    assert new["settings"] == {"CARGO_SCHEDULER_SCOPE": "workspace"} and new["pid"] != old["pid"]
+    assert wait_dead(old["pid"], 10)
+
+
+def test_a_bad_setting_is_reported_to_the_caller_naming_the_variable(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARGO_SCHEDULER_PREWARM", "eager")
+    front = env.front()
+    front.initialize()  # the handshake is answered locally: the agent still gets its tools
+    reply = front.call("scheduler_status")
+    text = json.dumps(reply)
+    assert "CARGO_SCHEDULER_PREWARM='eager'" in text and "index, none, check" in text
+    assert env.status() is None  # no daemon runs with a setting it cannot honour
+
+
 def test_the_daemon_stops_after_its_idle_timeout_and_cleans_up(env: Env) -> None:
     _control.spawn(env.paths, ["--idle-timeout", "0.5"])
     status = env.wait_status()

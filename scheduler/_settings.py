@@ -1,0 +1,137 @@
+"""The latency knobs: `CARGO_SCHEDULER_*` environment variables, read once by the daemon.
+
+A user sets them where the MCP client starts the server (Codex: `[mcp_servers.NAME.env]`), so they
+are environment variables rather than tool arguments: one decision per workspace, not per call.
+docs/tuning.md gives each knob's measured effect on recorded agent sessions.
+
+Standard library only: the stdio front reads them too, because the daemon it connects to must have
+been started with the same settings (a daemon with other settings is replaced, like an old build).
+A value we do not accept is an error naming the variable, the value and what is accepted; it is
+never silently replaced by the default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal, NamedTuple, cast
+
+from ._exceptions import ConfigError
+
+SCOPE = "CARGO_SCHEDULER_SCOPE"
+PREWARM = "CARGO_SCHEDULER_PREWARM"
+RA_WAIT = "CARGO_SCHEDULER_RA_WAIT"
+RA_CHECK_ON_SAVE = "CARGO_SCHEDULER_RA_CHECK_ON_SAVE"
+RA_TARGET_DIR = "CARGO_SCHEDULER_RA_TARGET_DIR"
+CACHE_MB = "CARGO_SCHEDULER_CACHE_MB"
+TARGET_DIR = "CARGO_SCHEDULER_TARGET_DIR"
+
+Scope = Literal["auto", "changed", "affected", "workspace"]  # the same as _report.Scope, without its imports
+_SCOPES = ("auto", "changed", "affected", "workspace")
+_PREWARM = ("index", "none", "check")
+_PLACES = ("separate", "shared")
+_POLICIES = ("shared", "private")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+MAX_RA_WAIT_S = 300.0
+"""Codex gives a tool call 300 s; waiting longer for rust-analyzer would only turn into its timeout."""
+
+
+class Settings(NamedTuple):
+    """What the daemon does on its own initiative and where it puts things. Defaults are the fastest
+    measured for agent sessions; the note under each field says what the alternative buys. (A
+    NamedTuple, not a dataclass: `dataclasses` costs the front ~6 ms to import.)"""
+
+    scope: Scope = "auto"
+    """Default scope of cargo_check/clippy/build/test when a call names none."""
+    prewarm: str = "index"
+    """At daemon start: `index` loads rust-analyzer and the engine's view of the tree; `check` also
+    checks the whole workspace in the background (the cache is full before the first question);
+    `none` starts nothing until a call asks."""
+    ra_wait_s: float = 30.0
+    """How long an analyzer call waits for rust-analyzer to finish loading before it answers
+    `indexing`; 0 answers at once."""
+    ra_check_on_save: bool = False
+    """Let rust-analyzer run its own `cargo check` of a file's package each time we pass it an edit of
+    an open file (we send it a save): its diagnostics then include rustc's, at the price of a second
+    cargo per edit."""
+    ra_target_dir: str = "separate"
+    """`separate`: rust-analyzer's cargo runs use target/rust-analyzer; `shared`: target/ itself,
+    where they wait for (and block) the engine's cargo on the build lock."""
+    cache_mb: int = 512
+    """Size bound of the on-disk diagnostics cache; 0 keeps answers in memory only (lost on restart)."""
+    target_dir: str = "shared"
+    """`shared`: the workspace's own target dir, warm from the user's builds; `private`:
+    target/cargo-scheduler/agent, never contending with the user's cargo, built from cold once."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings in `env` (default: this process's environment). Raises ConfigError."""
+        source = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = source.get(name)
+            return value.strip() if value is not None and value.strip() else None
+
+        d = cls()
+        return cls(
+            scope=cast(Scope, _choice(SCOPE, get(SCOPE), _SCOPES, d.scope)),
+            prewarm=_choice(PREWARM, get(PREWARM), _PREWARM, d.prewarm),
+            ra_wait_s=_seconds(RA_WAIT, get(RA_WAIT), d.ra_wait_s),
+            ra_check_on_save=_flag(RA_CHECK_ON_SAVE, get(RA_CHECK_ON_SAVE), d.ra_check_on_save),
+            ra_target_dir=_choice(RA_TARGET_DIR, get(RA_TARGET_DIR), _PLACES, d.ra_target_dir,
+                                  hint="it says where rust-analyzer's cargo runs go, not a path"),
+            cache_mb=_megabytes(CACHE_MB, get(CACHE_MB), d.cache_mb),
+            target_dir=_choice(TARGET_DIR, get(TARGET_DIR), _POLICIES, d.target_dir,
+                               hint="to move cargo's output elsewhere, set CARGO_TARGET_DIR"),
+        )
+
+    def changed(self) -> dict[str, object]:
+        """The fields that differ from the defaults (what `scheduler_status` shows)."""
+        default = Settings()
+        return {name: value for name, value in self._asdict().items() if value != getattr(default, name)}
+
+
+def fingerprint(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The knobs as set in `env`, unparsed: what a front and its daemon must agree on. Unparsed so
+    that a front never fails on a bad value: the daemon it starts reports the error instead."""
+    source = os.environ if env is None else env
+    names = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR)
+    return {name: source[name].strip() for name in names if source.get(name, "").strip()}
+
+
+def _choice(name: str, value: str | None, accepted: tuple[str, ...], default: str, hint: str = "") -> str:
+    if value is None:
+        return default
+    if value.lower() in accepted:
+        return value.lower()
+    raise ConfigError(name, value, "one of " + ", ".join(accepted) + (f" ({hint})" if hint else ""))
+
+
+def _flag(name: str, value: str | None, default: bool) -> bool:
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(name, value, "1 or 0 (also true/false, yes/no, on/off)")
+
+
+def _seconds(name: str, value: str | None, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_RA_WAIT_S:  # also rejects nan
+        raise ConfigError(name, value, f"a number of seconds from 0 to {MAX_RA_WAIT_S:.0f}")
+    return seconds
+
+
+def _megabytes(name: str, value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise ConfigError(name, value, "a whole number of megabytes, 0 or more (0: memory only)")
+    return int(value)
