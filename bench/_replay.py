@@ -123,11 +123,12 @@ async def run_step(target: Target, events: list[Event], root: Path, edits: Edits
 
 
 async def replay(trace: Trace, root: Path, target: Target, *, call_timeout_s: float = CALL_TIMEOUT_S,
-                 think: bool = False) -> dict[str, Any]:
-    """Replay every step in order; edits are undone at the end, even on error. A JSON-able dict."""
+                 think: bool = False, fresh_edits: bool = True) -> dict[str, Any]:
+    """Replay every step in order; edits are undone at the end, even on error. A JSON-able dict.
+    `fresh_edits` makes this replay's edited files differ from every earlier replay's (`Edits`)."""
     steps: list[dict[str, Any]] = []
     clock = time.perf_counter()
-    with Edits(root) as edits:
+    with Edits(root, nonce=str(time.time_ns()) if fresh_edits else None) as edits:
         for step, events in trace.steps():
             think_ms = sum(e.think_ms or 0 for e in events)
             if think and think_ms:

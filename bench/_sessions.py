@@ -4,14 +4,18 @@ Two situations, because an agent meets both and they favour different designs:
 - **first session**: nothing running. Ours: daemon stopped and cache emptied before each replay.
   Peers: cargo-mcp and rust-analyzer-mcp started fresh. rust-analyzer loads in both; ours waits for
   it (bounded) and answers, rust-analyzer-mcp answers `null`/`[]` meanwhile, counted as *empty*.
-- **servers warm**: the same session again with the servers already running. Ours: a new session
-  (a new `serve` front) on the daemon the first replay left, its cache holding the first replay's
+- **servers warm**: the session again with the servers already running. Ours: a new session
+  (a new `serve` front) on the daemon an earlier replay left, its cache holding that replay's
   answers. Peers: the next replay in the same two processes.
-Before every replay an untimed `cargo check --workspace` makes cargo's target dir current, so cargo
-work is the same on both sides. Replays are paced by the trace's recorded think time (slept before
-each step, as a model's turn would take; `think=False` drops it): servers do work meanwhile (ours
-loads rust-analyzer from the handshake on and checks dependents in the background, rust-analyzer-mcp
-loads too). Totals count tool latency only, never the think time.
+Every replay's edits are new (`Edits`' nonce): no replay is answered from a cache entry that an
+earlier replay of the same trace left, as an agent's next session makes edits of its own. Before the
+timed replays, one untimed replay through each side leaves cargo's target dir with every artifact
+the trace needs; before every replay an untimed `cargo check --workspace` makes it current; the
+side that goes first alternates. So cargo's work is the same on both sides.
+Replays are paced by the trace's recorded think time (slept before each step, as a model's turn
+would take; `think=False` drops it): servers do work meanwhile (ours loads rust-analyzer from the
+handshake on and checks dependents in the background, rust-analyzer-mcp loads too). Totals count
+tool latency only, never the think time.
 """
 
 from __future__ import annotations
@@ -30,7 +34,12 @@ NOTE = ("Each trace in bench/traces/ (JSON lines written from how agents work: e
         "references and definition in parallel, edit, check, fix, clippy, test) replayed Codex-style: the calls "
         "of one step are dispatched together; a tool annotated read-only takes a shared lock, any other an "
         "exclusive one (the peers annotate nothing, so their calls run one at a time). Steps are paced by the "
-        "trace's recorded think time (slept, not counted): totals are tool latency only. *Empty* counts answers "
+        "trace's recorded think time (slept, not counted): totals are tool latency only. Every replay's edits are "
+        "new (a nonce comment in each edited file), so no cache entry from an earlier replay answers them; an "
+        "untimed replay through each side first leaves cargo's target dir with every artifact the trace needs, "
+        "and the side that goes first alternates. *First session*: nothing running (our daemon stopped and "
+        "cache emptied; the peers started fresh). *Servers warm*: our daemon and the peers' processes left "
+        "running by an earlier replay. *Empty* counts answers "
         "of `null`/`[]`: rust-analyzer-mcp gives them while "
         "rust-analyzer is loading; cargo-scheduler waits for the load (up to 30 s) or says `indexing`.")
 
@@ -40,14 +49,25 @@ async def _measure(trace: Trace, root: Path, repeats: int, peers: bool, think: b
     base = WORK / "sessions"
     first: dict[str, list[dict[str, Any]]] = {"cargo-scheduler": [], "peers": []}
     warm: dict[str, list[dict[str, Any]]] = {"cargo-scheduler": [], "peers": []}
+    # Untimed priming, one replay through each side: cargo's target dir then holds every artifact
+    # the trace needs (clippy's, test binaries, each side's feature unification), so no timed replay
+    # pays for building what only the other side's earlier replay would have left behind.
+    await anyio.to_thread.run_sync(check_workspace, root)
+    await replay_ours(trace, root, base=base / "ours")
+    if peers:
+        await replay_peers(trace, root, base=base / "peers")
     for r in range(repeats):
-        await anyio.to_thread.run_sync(check_workspace, root)
-        first["cargo-scheduler"].append((await replay_ours(trace, root, base=base / "ours", think=think))["replay"])
-        if peers:
+        sides = ["cargo-scheduler", "peers"] if peers else ["cargo-scheduler"]
+        if r % 2:  # alternate which side goes first, so drift and leftovers spread evenly
+            sides.reverse()
+        for side in sides:
             await anyio.to_thread.run_sync(check_workspace, root)
-            both = await replay_peers(trace, root, base=base / "peers", rounds=2, think=think)
-            first["peers"].append(both["replays"][0])
-            warm["peers"].append(both["replays"][1])
+            if side == "cargo-scheduler":
+                first[side].append((await replay_ours(trace, root, base=base / "ours", think=think))["replay"])
+            else:
+                both = await replay_peers(trace, root, base=base / "peers", rounds=2, think=think)
+                first[side].append(both["replays"][0])
+                warm[side].append(both["replays"][1])
         log(f"    {trace.name} first session {r + 1}/{repeats}: ours {first['cargo-scheduler'][-1]['total_ms']:.0f} ms"
             + (f", peers {first['peers'][-1]['total_ms']:.0f} ms" if peers else ""))
     await anyio.to_thread.run_sync(check_workspace, root)

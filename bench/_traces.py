@@ -187,10 +187,15 @@ def resolve_arguments(root: Path, event: Event) -> dict[str, Any]:
 
 class Edits:
     """Applies a trace's file writes and puts every touched file back byte for byte (`with` exits undo,
-    even on error; a file the trace created is removed)."""
+    even on error; a file the trace created is removed).
 
-    def __init__(self, root: Path) -> None:
+    With a `nonce`, the first write to each file also appends a comment naming it, so every replay's
+    edited sources are new: a server replaying the same trace again cannot answer them from a cache
+    filled by the previous replay (an agent's next session makes other edits, not the same ones)."""
+
+    def __init__(self, root: Path, nonce: str | None = None) -> None:
         self.root = root
+        self.nonce = nonce
         self.saved: dict[Path, bytes | None] = {}
 
     def apply(self, event: Event) -> int:
@@ -198,8 +203,11 @@ class Edits:
         assert event.edit is not None
         path = confine(self.root, event.edit)
         old = path.read_bytes() if path.exists() else None
+        first = path not in self.saved
         self.saved.setdefault(path, old)
         text = (old or b"").decode("utf-8")
+        if first and self.nonce is not None:
+            text += f"\n// bench replay {self.nonce}\n"
         if event.replace is not None:
             if event.replace[0] not in text:
                 raise TraceError(f"line {event.line}: field 'replace': {event.replace[0]!r} not in {event.edit}")

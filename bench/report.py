@@ -85,6 +85,7 @@ def run_micro(out_dir: Path) -> list[dict[str, Any]]:
     import subprocess
 
     raw = out_dir / "micro.json"
+    out_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "pytest", str(BENCH_DIR / "test_micro.py"), "-q", "-p", "no:cacheprovider",
             "--benchmark-only", "--benchmark-autosave", f"--benchmark-json={raw}"]
     code = subprocess.run(argv, cwd=REPO, check=False).returncode

@@ -52,6 +52,25 @@ def test_shipped_traces_resolve_on_a_small_workspace(name: str, tmp_path: Path) 
     assert {p: p.read_bytes() for p in root.rglob("*.rs")} == before
 
 
+def test_a_nonce_makes_each_replays_edited_files_new_and_undo_still_restores_them(tmp_path: Path) -> None:
+    root = generate_workspace(tmp_path / "ws", 6).root
+    trace = load_trace("fix-loop")  # an append, then replaces inside what it appended
+    lib = root / "crates" / "leaf_001" / "src" / "lib.rs"
+    before = lib.read_bytes()
+    results = []
+    for nonce in ("one", "two", None):
+        with Edits(root, nonce=nonce) as edits:
+            for _, events in trace.steps():
+                for event in events:
+                    if event.edit:
+                        edits.apply(event)
+            results.append(lib.read_text())
+        assert lib.read_bytes() == before
+    one, two, plain = results
+    assert one != two and one.count("// bench replay one") == 1 and "bench replay" not in plain
+    assert one.replace("\n// bench replay one\n", "") == plain  # the trace's own edits are all there
+
+
 @pytest.mark.parametrize(("line", "where"), [
     ('{"step": 0}', "'call'"),
     ('{"step": -1, "call": "x"}', "'step'"),
