@@ -25,6 +25,7 @@ RA_CHECK_ON_SAVE = "CARGO_SCHEDULER_RA_CHECK_ON_SAVE"
 RA_TARGET_DIR = "CARGO_SCHEDULER_RA_TARGET_DIR"
 CACHE_MB = "CARGO_SCHEDULER_CACHE_MB"
 TARGET_DIR = "CARGO_SCHEDULER_TARGET_DIR"
+VARIABLES = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR)
 
 Scope = Literal["auto", "changed", "affected", "workspace"]  # the same as _report.Scope, without its imports
 _SCOPES = ("auto", "changed", "affected", "workspace")
@@ -95,8 +96,7 @@ def fingerprint(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The knobs as set in `env`, unparsed: what a front and its daemon must agree on. Unparsed so
     that a front never fails on a bad value: the daemon it starts reports the error instead."""
     source = os.environ if env is None else env
-    names = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR)
-    return {name: source[name].strip() for name in names if source.get(name, "").strip()}
+    return {name: source[name].strip() for name in VARIABLES if source.get(name, "").strip()}
 
 
 def _choice(name: str, value: str | None, accepted: tuple[str, ...], default: str, hint: str = "") -> str:
