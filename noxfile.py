@@ -1,4 +1,4 @@
-"""Sessions: lint, tests, bench, stress, docs. Dependencies come from pyproject's dependency groups."""
+"""Sessions: lint, tests, bench, tuning, docs, differential, stress. Dependencies come from pyproject's dependency groups."""
 
 from __future__ import annotations
 
@@ -37,6 +37,24 @@ def bench(session: nox.Session) -> None:
     e.g. `nox -s bench -- --workspace ../ripgrep` or `nox -s bench -- --quick`."""
     install(session, "bench")
     session.run("python", "bench/report.py", *session.posargs)
+
+
+@nox.session
+def tuning(session: nox.Session) -> None:
+    """Each CARGO_SCHEDULER_* knob's measured effect on the agent sessions: rewrites the tables of
+    docs/tuning.md (bench/tuning.py; about 25 minutes on 2 cores), e.g. `nox -s tuning -- --knobs prewarm`."""
+    install(session, "bench")
+    session.run("python", "bench/tuning.py", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Re-render docs/benchmarks.md (charts included) and docs/tuning.md's tables from the saved JSON,
+    then check every relative link of the README and docs/ (tests/test_docs.py)."""
+    install(session, "bench", "test")
+    session.run("python", "bench/report.py", "--render-only")
+    session.run("python", "bench/tuning.py", "--render-only")
+    session.run("pytest", "-q", "tests/test_docs.py")
 
 
 @nox.session

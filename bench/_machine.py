@@ -43,3 +43,24 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "loadavg_at_start": os.getloadavg(),
     }
+
+
+def portable(value: Any, paths: dict[str, str]) -> Any:
+    """`value` (JSON-able) with every absolute path in `paths` replaced by its portable spelling, e.g.
+    {"/home/me/cargo-scheduler": "."}: a committed report names no directory of the machine it ran on
+    (answers quote file URIs of the workspace). Longest paths first, so nested ones keep their tail."""
+    order = sorted(paths, key=len, reverse=True)
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, str):
+            for old in order:
+                if old in v:
+                    v = v.replace(old + "/", "" if paths[old] == "." else paths[old] + "/").replace(old, paths[old])
+            return v
+        if isinstance(v, dict):
+            return {fix(k): fix(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [fix(x) for x in v]
+        return v
+
+    return fix(value)

@@ -115,16 +115,17 @@ def _steps_table(replays: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def replay_all(*, sizes: list[int], paths: list[Path], repeats: int, peers: bool, only_first: bool,
+def replay_all(*, sizes: list[int], repeats: int, peers: bool, only_first: bool,
                log: Callable[[str], None], traces: list[str] | None = None,
                think: bool = True) -> tuple[list[dict[str, Any]], str]:
-    """Every trace on every workspace, both situations, both sides: rows for the report and its note."""
+    """Every trace on each generated workspace of `sizes`, both situations, both sides: rows for the report
+    and its note. Real workspaces (`--workspace`) get the scenario matrix only: the traces name the
+    generator's files (crates/hub/src/lib.rs, ...), which a real workspace does not have."""
     names = traces or sorted(p.stem for p in TRACES_DIR.glob("*.jsonl"))
     if only_first:
         names = names[:1]
     rows: list[dict[str, Any]] = []
     workspaces = [(prepare(n, 0, log=log).root.resolve(), f"generated-{n}") for n in sizes]
-    workspaces += [(p.resolve(), p.resolve().name) for p in paths]
     for root, ws_name in workspaces:
         for name in names:
             trace = load_trace(name)

@@ -32,7 +32,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import anyio  # noqa: E402
-from _machine import machine_info  # noqa: E402
+from _machine import machine_info, portable  # noqa: E402
 from _replay_targets import WORK, ours_env, replay_ours, stop_daemon  # noqa: E402
 from _stats import fmt_ratio, ms, spread, summary  # noqa: E402
 from _traces import load_trace  # noqa: E402
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         restore(bw.root, args.crates, 0)
     saved.parent.mkdir(parents=True, exist_ok=True)
+    results = portable(results, {str(REPO): "."})  # committed: no directory of this machine in it
     saved.write_text(json.dumps(results, indent=1, default=str) + "\n")
     write(args.out / "tuning.md", results)
     print(args.out / "tuning.md")

@@ -138,6 +138,36 @@ def test_the_page_renders_again_from_its_saved_json(tmp_path: Path) -> None:
     assert (tmp_path / "benchmarks.md").read_text() == first
 
 
+def test_nothing_written_names_a_directory_of_the_machine_it_ran_on(tmp_path: Path) -> None:
+    import report
+
+    results = _results()
+    here = str(report.REPO)
+    results["workspaces"][0]["root"] = f"{here}/bench/.work/ws-10"
+    results["traces"][0]["raw"] = {"peers": [{"preview": f'{{"uri":"file://{here}/bench/.work/ws-10/crates/hub"}}'}]}
+    results["workspaces"][1]["root"] = "/elsewhere/ripgrep"
+    report.write(results, tmp_path, {"/elsewhere/ripgrep": "../ripgrep"})
+    saved = (tmp_path / "benchmarks" / "results.json").read_text() + (tmp_path / "benchmarks.md").read_text()
+    assert here not in saved and "/elsewhere" not in saved
+    data = json.loads((tmp_path / "benchmarks" / "results.json").read_text())
+    assert data["workspaces"][0]["root"] == "bench/.work/ws-10" and data["workspaces"][1]["root"] == "../ripgrep"
+    assert "file://bench/.work/ws-10/crates/hub" in data["traces"][0]["raw"]["peers"][0]["preview"]
+
+
+def test_append_keeps_what_the_saved_run_measured_and_this_one_did_not(tmp_path: Path) -> None:
+    import report
+
+    saved = _results()
+    report.write(saved, tmp_path)
+    now = _results()
+    now.update(command="python bench/report.py --sizes 10 --append", duration_s=30, traces=[], micro=[], notes=[])
+    now["workspaces"] = [w for w in now["workspaces"] if w["name"] == "generated-10"]
+    report.merge_saved(now, tmp_path / "benchmarks" / "results.json")
+    assert [w["name"] for w in now["workspaces"]] == ["generated-10", "generated-150"]
+    assert now["traces"] == saved["traces"] and now["micro"] == saved["micro"] and now["duration_s"] == 90
+    assert "generated-150, the agent sessions, the micro-benchmarks come from it" in now["notes"][0]
+
+
 def test_an_unknown_scenario_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     import report
 
