@@ -31,12 +31,14 @@ class RunSpec:
     command: Command
     deny_warnings: bool = False
 
-    def args(self, packages: Sequence[str], target_dir: Path | None, unified: Sequence[str] = ()) -> list[str]:
-        """The cargo command line; `unified` are `member/feature` pairs that make a narrowed run
-        build the units a `--workspace` run would (see `Workspace.unified_features`)."""
+    def args(self, packages: Sequence[str], target_dir: Path | None,
+             unified: tuple[Sequence[str], Sequence[str]] = ((), ())) -> list[str]:
+        """The cargo command line; `unified` is `unified_for`'s (extra members, `member/feature`
+        flags) that make a narrowed run build the units a `--workspace` run would."""
         c = self.command
+        extra, flags = unified
         args = [*_SUBCOMMAND[c.kind], "--message-format=json-diagnostic-rendered-ansi", "--keep-going"]
-        args += selection_args(c, packages, unified)
+        args += selection_args(c, [*packages, *(n for n in extra if n not in packages)], flags)
         if c.all_targets:
             args.append("--all-targets")
         if target_dir is not None:
@@ -62,13 +64,17 @@ def selection_args(command: Command, packages: Sequence[str], unified: Sequence[
     return args
 
 
-def unified_for(ws: Workspace, names: Sequence[str], command: Command) -> list[str]:
-    """The `member/feature` flags that make a run of `names` build what `--workspace` builds; none
-    when every member is selected anyway or the caller chose features explicitly."""
+def unified_for(ws: Workspace, names: Sequence[str], command: Command) -> tuple[list[str], list[str]]:
+    """(extra members to select, `member/feature` flags) that make a run of `names` build what
+    `--workspace` builds (`Workspace.unification`); nothing when every member is selected anyway or
+    the caller chose features explicitly. A test run never selects extra members (that would run
+    their tests): a feature it cannot name that way is left as `-p` gives it."""
     if set(names) == set(ws.packages) or command.features or command.all_features or command.no_default_features:
-        return []
-    dev = command.includes_tests
-    return ws.unified_features(_graph.reachable(names, ws.dep_edges(dev=dev)), dev=dev)
+        return [], []
+    flags, undirect = ws.unification(names, dev=command.includes_tests)
+    if command.kind == "test":
+        return [], [f for f in flags if f.split("/", 1)[0] not in undirect]
+    return undirect, flags
 
 
 def diagnostics_of(package: str, messages: list[dict[str, Any]]) -> list[Diagnostic]:

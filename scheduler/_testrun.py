@@ -55,7 +55,7 @@ async def run_tests(
 
     command = test_request.spec().command
     args = ["test", "--no-fail-fast", "--message-format=json-diagnostic-rendered-ansi",
-            *selection_args(command, to_test, unified_for(ws, to_test, command))]
+            *selection_args(command, to_test, unified_for(ws, to_test, command)[1])]
     if test_name:
         args.append(test_name)
     if no_capture:

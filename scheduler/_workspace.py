@@ -38,6 +38,10 @@ class Package:
     requested: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
     """Features other members ask of this one, by dependency kind ("normal", "build", "dev"),
     "default" included when asked with default features on."""
+    requested_by: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict, compare=False)
+    """The same, per dependent member: what a build that reaches this one through them enables."""
+    renamed_by: frozenset[str] = frozenset()
+    """Dependents that depend on this member under another name (`dep/feature` must use that name)."""
 
 
 @dataclass(frozen=True)
@@ -88,23 +92,41 @@ class Workspace:
         """`names` plus every member that depends on them, transitively."""
         return _graph.reachable(names, _graph.reverse_edges(self.dep_edges(dev=dev)))
 
-    def unified_features(self, names: Iterable[str], *, dev: bool) -> list[str]:
-        """`member/feature` for each of `names` as a `--workspace` build enables them.
+    def unification(self, names: Iterable[str], *, dev: bool) -> tuple[list[str], list[str]]:
+        """What makes a `-p names` build enable the features a `--workspace` build enables in every
+        member it builds: (`member/feature` flags, members whose flag cargo only takes if they are
+        selected too).
 
-        Selecting every member unifies the features every member asks of another (resolver 2;
-        dev-dependencies' requests only when tests are built), and turns on each member's
-        defaults. A `-p` build of a few members does neither for their member dependencies, so
-        its units differ from the workspace's (an error under `#[cfg(feature)]` can vanish).
-        Passing these makes a narrowed run build the same units as `--workspace`."""
+        Selecting every member unifies what every member asks of another (resolver 2;
+        dev-dependencies' requests only when tests are built) and turns on each member's defaults.
+        A `-p` build enables, in the members it reaches, only what the members on the way ask for
+        (and the selected ones' defaults), so its units can differ (an error under
+        `#[cfg(feature)]` can vanish). Only the features that differ are named. Cargo accepts
+        `M/feature` when M is selected or a direct dependency (by that name) of a selected package;
+        any other M is returned in the second list, for the caller to select (check/build) or to
+        leave as it is (tests: selecting M would run its tests)."""
         kinds = ("normal", "build", "dev") if dev else ("normal", "build")
-        out: list[str] = []
-        for name in sorted(names):
+        edges = self.dep_edges(dev=dev)
+        selected = set(names)
+        reach = _graph.reachable(selected, edges)
+        flags: list[str] = []
+        undirect: list[str] = []
+        for name in sorted(reach):
             package = self.packages[name]
-            wanted = set().union(*(package.requested.get(k, frozenset()) for k in kinds))
-            if "default" in package.declared_features:
-                wanted.add("default")
-            out.extend(f"{name}/{feature}" for feature in sorted(wanted & package.declared_features))
-        return out
+            own_default = {"default"} & package.declared_features
+            everywhere = set(own_default).union(*(package.requested.get(k, frozenset()) for k in kinds))
+            narrowed = set(own_default) if name in selected else set()
+            for dependent, asked in package.requested_by.items():
+                if dependent in reach and name in edges[dependent]:
+                    narrowed.update(*(asked.get(k, frozenset()) for k in kinds))
+            missing = sorted((everywhere - narrowed) & package.declared_features)
+            if not missing:
+                continue
+            direct = name in selected or any(name in edges[s] and s not in package.renamed_by for s in selected)
+            if not direct:
+                undirect.append(name)
+            flags.extend(f"{name}/{feature}" for feature in missing)
+        return flags, undirect
 
     def order(self, *, dev: bool = False) -> list[str]:
         order: list[str] | None = self._memo.get(("order", dev))
@@ -172,15 +194,21 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
         by_dir = {Path(p["manifest_path"]).parent: p["name"] for p in pkgs}
         packages: dict[str, Package] = {}
         requested: dict[str, dict[str, set[str]]] = {}
+        requested_by: dict[str, dict[str, dict[str, set[str]]]] = {}
+        renamed_by: dict[str, set[str]] = {}
         for p in pkgs:
             for d in p.get("dependencies", []):
                 target = by_dir.get(Path(d["path"])) if d.get("path") else None
                 if target is None or target == p["name"]:
                     continue
-                asked = requested.setdefault(target, {}).setdefault(d.get("kind") or "normal", set())
-                asked.update(d.get("features") or [])
+                kind = d.get("kind") or "normal"
+                features = set(d.get("features") or [])
                 if d.get("uses_default_features", True):
-                    asked.add("default")
+                    features.add("default")
+                requested.setdefault(target, {}).setdefault(kind, set()).update(features)
+                requested_by.setdefault(target, {}).setdefault(p["name"], {}).setdefault(kind, set()).update(features)
+                if d.get("rename"):
+                    renamed_by.setdefault(target, set()).add(p["name"])
         for p in pkgs:
             deps: set[str] = set()
             dev: set[str] = set()
@@ -201,6 +229,9 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
                 target_kinds=kinds,
                 declared_features=frozenset(p.get("features") or {}),
                 requested={k: frozenset(v) for k, v in requested.get(p["name"], {}).items()},
+                requested_by={d: {k: frozenset(v) for k, v in kinds_.items()}
+                              for d, kinds_ in requested_by.get(p["name"], {}).items()},
+                renamed_by=frozenset(renamed_by.get(p["name"], ())),
             )
         return Workspace(root=root, target_dir=Path(data["target_directory"]), packages=packages,
                          signature=signature)

@@ -283,3 +283,35 @@ async def test_an_error_behind_a_feature_another_member_enables_is_found_by_a_na
         auto = await engine.check(CheckRequest(scope="auto"))
     assert auto.ran() == ["hub"]
     assert [(d.package, d.code) for d in auto.diagnostics if d.level == "error"] == [("hub", "E0308")]
+
+
+def _chain_workspace(root: Path) -> Path:
+    """a -> b -> c, where b takes c without its defaults: only a `--workspace` build (c a root, so
+    its defaults on) compiles c's `fast` code, which has a type error. The shape of ripgrep's
+    grep -> grep-cli -> globset that a narrowed run once failed on before building anything."""
+    def crate(name: str, manifest_tail: str, lib: str) -> None:
+        (root / name / "src").mkdir(parents=True)
+        (root / name / "Cargo.toml").write_text(
+            f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n{manifest_tail}')
+        (root / name / "src" / "lib.rs").write_text(lib)
+
+    root.mkdir()
+    (root / "Cargo.toml").write_text('[workspace]\nresolver = "2"\nmembers = ["a", "b", "c"]\n')
+    crate("c", '\n[features]\ndefault = ["fast"]\nfast = []\n',
+          'pub fn c() -> u32 { 1 }\n#[cfg(feature = "fast")]\npub fn fast() -> u32 { "not a number" }\n')
+    crate("b", '\n[dependencies]\nc = { path = "../c", default-features = false }\n', "pub fn b() -> u32 { c::c() }\n")
+    crate("a", '\n[dependencies]\nb = { path = "../b" }\n', "pub fn a() -> u32 { b::b() }\n")
+    return root
+
+
+async def test_a_feature_of_a_member_reached_only_through_another_is_enabled_by_selecting_it(
+    tmp_path: Path,
+) -> None:
+    root = _chain_workspace(tmp_path / "chain")
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(root)
+        narrowed = await engine.check(CheckRequest(scope="changed", packages=("a",)))
+    done = await anyio.run_process(["cargo", "check", "--workspace", "--message-format=short"], cwd=root, check=False)
+    assert done.returncode != 0 and b"c/src/lib.rs" in done.stderr  # what --workspace says
+    assert narrowed.error is None, narrowed.error  # cargo accepted the narrowed command line
+    assert narrowed.results["a"].blocked_by == ["c"] and not narrowed.success

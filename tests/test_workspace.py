@@ -209,3 +209,34 @@ def test_metadata_inputs_change_with_a_manifest_edit_and_with_a_new_crate_matchi
     assert with_b != before
     (root / "Cargo.lock").write_text("# lock\n")
     assert metadata_inputs(root) != with_b
+
+
+def _unification_workspace() -> Workspace:
+    """top -> mid -> low (mid takes low without defaults) and top -> low2 under a rename."""
+    def pkg(name: str, deps: set[str], features: set[str], by: dict[str, dict[str, frozenset[str]]],
+            renamed: frozenset[str] = frozenset()) -> Package:
+        requested: dict[str, frozenset[str]] = {}
+        for kinds in by.values():
+            for kind, fs in kinds.items():
+                requested[kind] = requested.get(kind, frozenset()) | fs
+        return Package(name, f"{name} 0.1.0", Path(f"/w/{name}"), Path(f"/w/{name}/Cargo.toml"), frozenset(deps),
+                       frozenset(), declared_features=frozenset(features), requested=requested, requested_by=by,
+                       renamed_by=renamed)
+
+    return Workspace(Path("/w"), Path("/w/target"), {
+        "top": pkg("top", {"mid", "low2"}, set(), {}),
+        "mid": pkg("mid", {"low"}, {"default", "x"}, {"top": {"normal": frozenset({"default"})}}),
+        "low": pkg("low", set(), {"default", "fast"}, {"mid": {"normal": frozenset()}}),
+        "low2": pkg("low2", set(), {"default"}, {"top": {"normal": frozenset()}}, renamed=frozenset({"top"})),
+        "other": pkg("other", {"mid"}, set(), {}),
+    })
+
+
+def test_unification_names_only_features_a_narrowed_build_would_miss_and_which_need_selecting() -> None:
+    ws = _unification_workspace()
+    # -p top: mid gets its defaults from top (nothing to add); low and low2 miss theirs. low is no
+    # direct dependency of top, low2 is one under another name: cargo takes neither flag unless selected.
+    assert ws.unification(["top"], dev=False) == (["low/default", "low2/default"], ["low", "low2"])
+    # -p mid: a selected member gets its own defaults; mid's direct dependency low can be named.
+    assert ws.unification(["mid"], dev=False) == (["low/default"], [])
+    assert ws.unification(["low"], dev=False) == ([], [])  # a selected leaf: nothing differs
