@@ -130,6 +130,17 @@ def test_the_page_has_the_machine_the_headline_ratios_every_table_and_its_charts
     assert json.loads((tmp_path / "benchmarks" / "results.json").read_text())["duration_s"] == 60
 
 
+def test_a_real_workspace_as_large_as_a_generated_one_stays_off_the_scaling_chart(tmp_path: Path) -> None:
+    import report
+
+    results = _results()
+    real = json.loads(json.dumps(results["workspaces"][0]))
+    real.update(name="ripgrep", source="`--workspace ../ripgrep`")  # 10 members, as generated-10
+    results["workspaces"].append(real)
+    text = report.write(results, tmp_path).read_text()
+    assert "## ripgrep: 10 members" in text and "(benchmarks/scaling-edit-hub.png)" in text
+
+
 def test_the_page_renders_again_from_its_saved_json(tmp_path: Path) -> None:
     import report
 
