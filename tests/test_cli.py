@@ -82,3 +82,20 @@ def test_cargo_subcommand_form_is_accepted(make_workspace: Callable[..., Generat
     result = cli("scheduler", "graph", str(ws.root))
     assert result.returncode == 0
     assert "hub" in json.loads(result.stdout)["packages"]
+
+
+def test_bench_runs_the_checkouts_report_and_passes_its_arguments(tmp_path: Path) -> None:
+    shown = cli("bench", "--help", cwd=tmp_path)  # found beside the package, from any directory
+    assert shown.returncode == 0, shown.stderr
+    assert "usage: cargo-scheduler bench" in shown.stdout and "--workspace" in shown.stdout
+    refused = cli("bench", "--scenarios", "nonsense", "--no-traces", "--no-micro", cwd=tmp_path)
+    assert refused.returncode == 2 and "unknown scenario(s) nonsense" in refused.stderr
+
+
+def test_a_bad_setting_is_refused_naming_the_variable(make_workspace: Callable[..., GeneratedWorkspace]) -> None:
+    ws = make_workspace()
+    env = {**os.environ, "CARGO_SCHEDULER_SCOPE": "everything"}
+    done = subprocess.run([sys.executable, "-m", "scheduler._cli", "check", str(ws.root)], capture_output=True,
+                          text=True, timeout=300, env=env, check=False)
+    assert done.returncode == 2 and "CARGO_SCHEDULER_SCOPE='everything'" in done.stderr
+    assert not (ws.root / "target").exists()  # refused before any cargo ran
