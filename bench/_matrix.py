@@ -106,7 +106,8 @@ class Matrix:
         self.edits += 1
         n = self.edits
         body = f"{self.nonce}u64 * {n}u64 + {n * 7919}u64"
-        self.append(subject, f"\npub fn bench_edit_{self.nonce}_{n}() -> u64 {{ {body} }}\n")
+        # Documented: real crates often `#![deny(missing_docs)]`, and this edit must compile cleanly.
+        self.append(subject, f"\n/// A benchmark edit.\npub fn bench_edit_{self.nonce}_{n}() -> u64 {{ {body} }}\n")
 
     # -- variants ------------------------------------------------------------------------------
     def runner(self, scenario: Scenario, variant: str, subject: Subject) -> Callable[[], Awaitable[Outcome]]:

@@ -31,7 +31,9 @@ def ms(v: float) -> str:
         return f"{v:.0f} ms"
     if v >= 10:
         return f"{v:.1f} ms"
-    return f"{v:.2f} ms"
+    if v >= 0.1:
+        return f"{v:.2f} ms"
+    return f"{v * 1000:.2g} µs" if v * 1000 < 10 else f"{v * 1000:.0f} µs"
 
 
 def spread(s: dict[str, Any] | None) -> str:

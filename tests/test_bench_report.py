@@ -36,6 +36,11 @@ def test_summary_reports_median_spread_and_every_sample() -> None:
     assert s["p10_ms"] <= s["median_ms"] <= s["p90_ms"]
 
 
+def test_durations_print_with_the_precision_their_size_deserves() -> None:
+    assert [_stats.ms(v) for v in (2500.0, 250.0, 25.0, 2.5, 0.25, 0.025, 0.0026)] == [
+        "2.50 s", "250 ms", "25.0 ms", "2.50 ms", "0.25 ms", "25 µs", "2.6 µs"]
+
+
 def test_ratios_print_as_fractions_when_faster_and_factors_when_slower() -> None:
     assert _stats.fmt_ratio(1 / 60) == "1/60"
     assert _stats.fmt_ratio(1.09) == "1.09x"
