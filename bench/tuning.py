@@ -5,7 +5,9 @@
 For every setting of every knob (scheduler/_settings.py), a trace is replayed against this server
 with the knob set in the server's environment, as a user sets it in an MCP client's config. Each
 replay is a first session (daemon stopped, cache emptied; cargo's target dir current), paced by the
-trace's think time, which is not counted. The first replay of each setting is its *first use*: what
+trace's think time, which is not counted; the settings of a knob take turns, so a machine that
+slows down (shared hosts do, by half) slows them alike, and a probe before and after each knob shows
+by how much. The first replay of each setting is its *first use*: what
 a setting pays once (a private target dir built from cold, rust-analyzer's own check of a new
 directory); the next `--repeats` replays give its steady state, the figure compared with the
 default. Knobs marked `restart` are measured on the session after a daemon restart: a replay fills
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -77,23 +80,48 @@ def parts(replay: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-async def measure(knob: Knob, setting: str, root: Path, repeats: int) -> dict[str, Any]:
-    """The setting's first use, then `repeats` replays of its steady state."""
+def probe(root: Path, runs: int = 5) -> float:
+    """The machine's speed now: median ms of a no-op `cargo check --workspace` (untimed elsewhere).
+    Shared machines drift; a probe at each knob's start and end shows by how much."""
+    return statistics.median(check_workspace(root)[0] * 1000 for _ in range(runs))
+
+
+async def replay_setting(knob: Knob, setting: str, root: Path, *, first_use: bool) -> dict[str, Any]:
+    """One first-session replay with `setting` (for `restart` knobs: a filling replay, then the
+    measured one on a new daemon)."""
     trace = load_trace(knob.trace)
     base = WORK / "tuning" / knob.id
     env = {knob.variable: setting}
-    replays = []
-    for path in knob.fresh:
-        await anyio.to_thread.run_sync(shutil.rmtree, root / path, True)
-    for _ in range(repeats + 1):
-        await anyio.to_thread.run_sync(check_workspace, root)
-        if knob.restart:  # fill the cache, then a new daemon: only what is on disk survives
-            await replay_ours(trace, root, base=base, extra_env=env)
-            result = await replay_ours(trace, root, base=base, extra_env=env, warm=True, think=True)
-        else:
-            result = await replay_ours(trace, root, base=base, extra_env=env, think=True)
-        replays.append(result["replay"])
+    if first_use:
+        for path in knob.fresh:
+            await anyio.to_thread.run_sync(shutil.rmtree, root / path, True)
+    await anyio.to_thread.run_sync(check_workspace, root)
+    if knob.restart:  # fill the cache, then a new daemon: only what is on disk survives
+        await replay_ours(trace, root, base=base, extra_env=env)
+        result = await replay_ours(trace, root, base=base, extra_env=env, warm=True, think=True)
+    else:
+        result = await replay_ours(trace, root, base=base, extra_env=env, think=True)
     await anyio.to_thread.run_sync(stop_daemon, root, ours_env(base, env))
+    replay: dict[str, Any] = result["replay"]
+    return replay
+
+
+async def measure(knob: Knob, root: Path, repeats: int, log: Any = print) -> dict[str, Any]:
+    """Every setting's first use, then `repeats` rounds of steady state. Settings take turns within
+    each round (the order rotating), so the machine's drift falls on all of them alike."""
+    probes = [await anyio.to_thread.run_sync(probe, root)]
+    replays: dict[str, list[dict[str, Any]]] = {s: [] for s in knob.settings}
+    for round_ in range(repeats + 1):
+        k = round_ % len(knob.settings)
+        for setting in knob.settings[k:] + knob.settings[:k]:
+            replays[setting].append(await replay_setting(knob, setting, root, first_use=round_ == 0))
+            log(f"  {knob.id}={setting} {'first use' if round_ == 0 else f'round {round_}'}: "
+                f"{replays[setting][-1]['total_ms']:.0f} ms")
+    probes.append(await anyio.to_thread.run_sync(probe, root))
+    return {"probe_ms": probes, "rows": [row(s, replays[s]) for s in knob.settings]}
+
+
+def row(setting: str, replays: list[dict[str, Any]]) -> dict[str, Any]:
     first_use, steady = replays[0], replays[1:]
     split = [parts(r) for r in steady]
     return {"setting": setting, "first_use_ms": first_use["total_ms"],
@@ -104,10 +132,13 @@ async def measure(knob: Knob, setting: str, root: Path, repeats: int) -> dict[st
             "replays": replays}
 
 
-def table(knob: Knob, rows: list[dict[str, Any]]) -> list[str]:
+def table(knob: Knob, measured: dict[str, Any]) -> list[str]:
+    rows = measured["rows"]
     base = rows[0]["total"]["median_ms"]
+    start, end = measured["probe_ms"]
     lines = [f"`{knob.variable}` on the `{knob.trace}` session"
-             + (" after a daemon restart" if knob.restart else "") + ":", "",
+             + (" after a daemon restart" if knob.restart else "")
+             + f" (machine probe, a no-op `cargo check --workspace`: {ms(start)} before, {ms(end)} after):", "",
              "| setting | session total | vs default | first use | cargo calls | rust-analyzer calls "
              "| `indexing` answers | errors |",
              "|---|---|---|---|---|---|---|---|"]
@@ -127,13 +158,13 @@ def write(page: Path, results: dict[str, Any]) -> None:
     """Replace the tables between each knob's markers in docs/tuning.md (the prose stays)."""
     text = page.read_text()
     for knob in KNOBS:
-        rows = results["knobs"].get(knob.id)
+        measured = results["knobs"].get(knob.id)
         begin, end = MARK_BEGIN.format(knob.id), MARK_END.format(knob.id)
-        if rows is None or begin not in text:
+        if measured is None or begin not in text:
             continue
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
-        text = head + begin + "\n" + "\n".join(table(knob, rows)) + "\n" + end + tail
+        text = head + begin + "\n" + "\n".join(table(knob, measured)) + "\n" + end + tail
     m = results["machine"]
     stamp = (f"{MARK_MEASURED}Measured with `{results['command']}` on {results['generated_at']}: "
              f"{results['crates']} generated crates, {m['usable_cores']} cores, load average "
@@ -169,13 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     bw = prepare(args.crates, 0, log=print)
     try:
         for knob in chosen:
-            rows = []
-            for setting in knob.settings:
-                print(f"{knob.id} = {setting}", file=sys.stderr, flush=True)
-                rows.append(anyio.run(measure, knob, setting, bw.root.resolve(), args.repeats))
-                print(f"  first use {rows[-1]['first_use_ms']:.0f} ms, steady {rows[-1]['total']['median_ms']:.0f} ms",
-                      file=sys.stderr, flush=True)
-            results["knobs"][knob.id] = rows
+            results["knobs"][knob.id] = anyio.run(
+                measure, knob, bw.root.resolve(), args.repeats, lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         restore(bw.root, args.crates, 0)
     saved.parent.mkdir(parents=True, exist_ok=True)

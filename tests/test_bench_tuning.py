@@ -46,7 +46,8 @@ def test_the_page_gets_new_tables_and_stamp_between_its_markers_and_keeps_its_pr
                     "<!-- tuning:end:target-dir -->\n\nProse after.\n<!-- tuning:measured -->old stamp\n")
     results = {"command": "python bench/tuning.py", "generated_at": "2026-12-01 18:00 +0000", "crates": 150,
                "repeats": 2, "machine": {"usable_cores": 2, "loadavg_at_start": [0.5, 0.4, 0.3]},
-               "knobs": {"target-dir": [_row("shared", 2000.0, 2100.0), _row("private", 2200.0, 9000.0)]}}
+               "knobs": {"target-dir": {"probe_ms": [100.0, 150.0],
+                                        "rows": [_row("shared", 2000.0, 2100.0), _row("private", 2200.0, 9000.0)]}}}
     tuning.write(page, results)
     text = page.read_text()
     assert "old table" not in text and "old stamp" not in text
@@ -54,6 +55,7 @@ def test_the_page_gets_new_tables_and_stamp_between_its_markers_and_keeps_its_pr
     assert "| `shared` (default) | 2.00 s [2.00 s-2.00 s] | - | 2.10 s |" in text
     assert "| `private` | 2.20 s [2.20 s-2.20 s] | 1.10x | 9.00 s |" in text
     assert "150 generated crates, 2 cores, load average 0.50" in text
+    assert "(machine probe, a no-op `cargo check --workspace`: 100 ms before, 150 ms after)" in text
     tuning.write(page, results)  # idempotent: the markers survive a rewrite
     assert page.read_text() == text
 
