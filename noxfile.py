@@ -1,4 +1,6 @@
-"""Sessions: lint, tests, bench, tuning, docs, differential, stress. Dependencies come from pyproject's dependency groups."""
+"""Sessions: lint, tests, bench, tuning, docs, differential, stress.
+
+Dependencies come from pyproject's dependency groups."""
 
 from __future__ import annotations
 
