@@ -98,26 +98,41 @@ def run_micro(out_dir: Path) -> list[dict[str, Any]]:
              "max_ms": b["stats"]["max"] * 1000, "rounds": b["stats"]["rounds"]} for b in data["benchmarks"]]
 
 
+def _part(results: dict[str, Any]) -> dict[str, Any]:
+    """One run of this script: its command, when, the load it started under, and what it measured."""
+    what = [w["name"] for w in results["workspaces"]]
+    what += ["the agent sessions"] if results.get("traces") else []
+    what += ["the micro-benchmarks"] if results.get("micro") else []
+    return {"command": results["command"], "at": results["generated_at"],
+            "load": round(results["machine"]["loadavg_at_start"][0], 2), "measured": what}
+
+
 def merge_saved(results: dict[str, Any], saved_path: Path) -> None:
-    """`--append`: what an earlier run measured and this one did not is kept, with its command in the notes."""
+    """`--append`: what an earlier run measured and this one did not is kept, and so is the run that measured it.
+
+    Every part of the page keeps its own provenance in `parts`, so a page put together from several runs
+    says which run measured which workspace (a saved file from before `parts` counts as one run)."""
     if not saved_path.exists():
         return
     saved = json.loads(saved_path.read_text())
+    own = results.get("parts") or [_part(results)]
     names = {w["name"] for w in results["workspaces"]}
     kept = [w for w in saved.get("workspaces", []) if w["name"] not in names]
     results["workspaces"] = sorted(kept + results["workspaces"], key=lambda w: (w["source"] != "generated",
                                                                                   w["members"]))
-    from_saved = [w["name"] for w in kept]
+    from_saved = {w["name"] for w in kept}
     for key in ("traces", "micro"):
         if not results.get(key) and saved.get(key):
             results[key] = saved[key]
-            from_saved.append("the agent sessions" if key == "traces" else "the micro-benchmarks")
+            from_saved.add("the agent sessions" if key == "traces" else "the micro-benchmarks")
             if key == "traces":
                 results["traces_note"] = saved.get("traces_note", "")
-    if from_saved:
-        results["notes"].append(f"Combined with an earlier run on {saved['generated_at']} (`{saved['command']}`, "
-                                f"load average {saved['machine']['loadavg_at_start'][0]:.2f}): "
-                                + ", ".join(from_saved) + " come from it.")
+    earlier = []
+    for part in saved.get("parts") or [_part(saved)]:
+        still = [name for name in part["measured"] if name in from_saved]
+        if still:
+            earlier.append({**part, "measured": still})
+    results["parts"] = earlier + own
     results["duration_s"] += saved.get("duration_s", 0)
 
 
@@ -203,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         results["micro"] = run_micro(WORK_DIR)  # pytest-benchmark's own JSON names paths and hosts: kept out of docs/
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     results["duration_s"] = round(time.time() - started, 1)
+    results["parts"] = [_part(results)]
     if args.append:
         merge_saved(results, args.out / "benchmarks" / "results.json")
     page = write(results, args.out, {str(p.resolve()): str(p) for p in args.workspace})

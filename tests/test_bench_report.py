@@ -181,7 +181,28 @@ def test_append_keeps_what_the_saved_run_measured_and_this_one_did_not(tmp_path:
     report.merge_saved(now, tmp_path / "benchmarks" / "results.json")
     assert [w["name"] for w in now["workspaces"]] == ["generated-10", "generated-150"]
     assert now["traces"] == saved["traces"] and now["micro"] == saved["micro"] and now["duration_s"] == 90
-    assert "generated-150, the agent sessions, the micro-benchmarks come from it" in now["notes"][0]
+    earlier, this = now["parts"]
+    assert earlier["measured"] == ["generated-150", "the agent sessions", "the micro-benchmarks"]
+    assert this["command"] == "python bench/report.py --sizes 10 --append" and this["measured"] == ["generated-10"]
+
+
+def test_a_page_appended_twice_names_the_run_behind_each_workspace(tmp_path: Path) -> None:
+    import report
+
+    first = _results()
+    first.update(command="python bench/report.py --sizes 10,150", generated_at="day 1")
+    report.write(first, tmp_path)
+    for size, day in (("10", "day 2"), ("150", "day 3")):
+        now = _results()
+        now.update(command=f"python bench/report.py --sizes {size} --append", generated_at=day, traces=[],
+                   micro=[], notes=[])
+        now["workspaces"] = [w for w in now["workspaces"] if w["name"] == f"generated-{size}"]
+        report.merge_saved(now, tmp_path / "benchmarks" / "results.json")
+        page = report.write(now, tmp_path).read_text()
+    assert [(p["at"], p["measured"]) for p in now["parts"]] == [
+        ("day 1", ["the agent sessions", "the micro-benchmarks"]), ("day 2", ["generated-10"]),
+        ("day 3", ["generated-150"])]
+    assert "Measured in 3 runs" in page and "| `python bench/report.py --sizes 10 --append` | day 2 |" in page
 
 
 def test_an_unknown_scenario_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
