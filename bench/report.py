@@ -171,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(s.id for s in SCENARIOS))
     parser.add_argument("--no-traces", action="store_true", help="skip the agent-session replays")
     parser.add_argument("--session-repeats", type=int, default=3, help="replays of each trace per situation")
+    parser.add_argument("--session-crates", type=int, default=None, help="replay the sessions on a generated "
+                        "workspace of this many crates (default: the --sizes one nearest 150); with --sizes '' "
+                        "and --append, re-measures the sessions alone")
     parser.add_argument("--no-think", action="store_true", help="replay sessions without their recorded think time")
     parser.add_argument("--append", action="store_true", help="keep the workspaces and sessions of the saved "
                         "results.json that this run does not measure again (e.g. run 400 crates separately)")
@@ -209,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_traces:
         from _sessions import replay_all
 
+        nearest = [min(sizes, key=lambda n: abs(n - 150))] if sizes else []
         results["traces"], results["traces_note"] = replay_all(
-            sizes=[min(sizes, key=lambda n: abs(n - 150))] if sizes else [],
+            sizes=[args.session_crates] if args.session_crates else nearest,
             repeats=1 if args.quick else args.session_repeats, peers=not args.no_peers,
             only_first=args.quick, log=log, traces=[t for t in args.traces.split(",") if t] or None,
             think=not args.no_think)

@@ -6,7 +6,9 @@ symlinks. Two differences an agent can rely on: while rust-analyzer is still loa
 the answer says so (`{"status": "indexing", ...}`) instead of an empty result that looks like "no
 references"; and `rust_analyzer_diagnostics` adds cargo's own diagnostics for the file (from the
 engine, usually cached), since rust-analyzer's native ones miss borrow-check and most lints.
-Rename and code actions return the edits; like the peer, they do not apply them.
+Rename and code actions return the edits; like the peer, they do not apply them. Locations come
+back compact (`_locations`): workspace-relative `file` paths and `[line, character, end_line,
+end_character]` ranges, 0-based like the parameters.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import Field
 from . import _paths
 from ._engine import CheckRequest
 from ._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, InvalidArgument
+from ._locations import compact
 from ._report import fit_to_budget
 from ._state import Call, ServerState, Toolbox
 from ._tools_cargo import READ_ONLY, Answer, Ctx, MaxTokens, Workspace
@@ -107,6 +110,7 @@ def _shape(file_path: str, path: Path, root: Path, result: Any, status: dict[str
     if status is not None:
         return {**head, **status}
     head["status"] = "ready"
+    result = compact(result, root)
     if isinstance(result, list):
         return fit_to_budget(head, "result", result, max_tokens)
     if isinstance(result, dict) and isinstance(result.get("items"), list):  # CompletionList
@@ -160,7 +164,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
     async def rust_analyzer_diagnostics(
         ctx: Ctx, file_path: FilePath, workspace: Workspace = None, max_tokens: MaxTokens = 6000,
     ) -> Answer:
-        """A file's diagnostics: rust-analyzer's native ones (0-based LSP ranges) and cargo's
+        """A file's diagnostics: rust-analyzer's native ones (0-based ranges) and cargo's
         (1-based lines, from a check of the owning package, usually cached)."""
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             path = _paths.resolve_file(file_path, root)
@@ -169,7 +173,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             try:
                 native, status = await ask(state, root, lambda an: an.diagnostics(path))
                 out["rust_analyzer"] = status or fit_to_budget({"status": "ready"}, "diagnostics",
-                                                               list(native or []), max_tokens // 2)
+                                                               compact(list(native or []), root), max_tokens // 2)
             except (AnalyzerNotFound, AnalyzerError) as exc:
                 out["rust_analyzer"] = {"status": "unavailable", "error": str(exc)}
             out["cargo"] = await cargo_diagnostics_for(state, root, path, max_tokens // 2)
@@ -186,7 +190,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             result, status = await ask(state, root, lambda an: an.workspace_diagnostics())
             if status is not None:
                 return status
-            items = result if isinstance(result, list) else [result]
+            items = compact(result if isinstance(result, list) else [result], root)
             return fit_to_budget({"status": "ready"}, "result", items, max_tokens)
 
         return await box.run(ctx, "rust_analyzer_workspace_diagnostics", workspace=workspace,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -59,14 +60,15 @@ async def test_definition_from_a_leaf_lands_in_the_hub_whatever_the_path_spellin
         error, data = await call(client, "rust_analyzer_definition",
                                  {"file_path": spelling, "line": 4, "character": 10})
         assert not error, data
-        assert "crates/hub/src/lib.rs" in str(data["result"]), spelling
+        assert [t.get("target_file") or t.get("file") for t in data["result"]] == [HUB], spelling
 
 
 async def test_references_cross_crates(client: Client, module_ws: GeneratedWorkspace) -> None:
     error, data = await call(client, "rust_analyzer_references", {"file_path": HUB, "line": 5, "character": 8})
     assert not error, data
-    uris = {r["uri"] for r in data["result"]}
-    assert any(module_ws.leaves[0] in u for u in uris) and any("crates/hub/" in u for u in uris)
+    files = {r["file"] for r in data["result"]}
+    assert f"crates/{module_ws.leaves[0]}/src/lib.rs" in files and "crates/hub/src/lib.rs" in files
+    assert all(len(r["range"]) == 4 for r in data["result"]) and "file://" not in json.dumps(data)
 
 
 async def test_symbols_list_the_items_of_a_file(client: Client) -> None:
@@ -84,6 +86,7 @@ async def test_rename_returns_the_edit_and_leaves_the_files_alone(
                              {"file_path": HUB, "line": 5, "character": 8, "new_name": "hub_score"})
     assert not error, data
     assert "hub_score" in str(data["result"])
+    assert HUB in json.dumps(data["result"]) and "file://" not in json.dumps(data["result"])
     assert (module_ws.root / HUB).read_text() == before
 
 
