@@ -133,6 +133,7 @@ def merge_saved(results: dict[str, Any], saved_path: Path) -> None:
         if still:
             earlier.append({**part, "measured": still})
     results["parts"] = earlier + own
+    results["notes"] = [n for n in saved.get("notes", []) if n not in results["notes"]] + results["notes"]
     results["duration_s"] += saved.get("duration_s", 0)
 
 

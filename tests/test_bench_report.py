@@ -190,7 +190,7 @@ def test_a_page_appended_twice_names_the_run_behind_each_workspace(tmp_path: Pat
     import report
 
     first = _results()
-    first.update(command="python bench/report.py --sizes 10,150", generated_at="day 1")
+    first.update(command="python bench/report.py --sizes 10,150", generated_at="day 1", notes=["a note of day 1"])
     report.write(first, tmp_path)
     for size, day in (("10", "day 2"), ("150", "day 3")):
         now = _results()
@@ -202,6 +202,7 @@ def test_a_page_appended_twice_names_the_run_behind_each_workspace(tmp_path: Pat
     assert [(p["at"], p["measured"]) for p in now["parts"]] == [
         ("day 1", ["the agent sessions", "the micro-benchmarks"]), ("day 2", ["generated-10"]),
         ("day 3", ["generated-150"])]
+    assert now["notes"] == ["a note of day 1"]
     assert "Measured in 3 runs" in page and "| `python bench/report.py --sizes 10 --append` | day 2 |" in page
 
 
