@@ -17,10 +17,10 @@ Everything else (names, kinds, markdown, edits' new text) passes through untouch
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+from ._analyzer_docs import uri_to_path
 
 _URI_KEYS = {"uri": "file", "targetUri": "target_file"}
 
@@ -48,7 +48,7 @@ def compact(value: Any, root: Path) -> Any:
 
 def path_of(uri: str, root: Path) -> str:
     """A `file:` URI as a path: relative to `root` when inside it, absolute otherwise."""
-    path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(uri).path))
+    path = uri_to_path(uri)
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 

@@ -35,11 +35,10 @@ class Package:
     """Workspace members only its tests, examples and benches need."""
     target_kinds: frozenset[str] = frozenset()
     declared_features: frozenset[str] = frozenset()
-    requested: dict[str, frozenset[str]] = field(default_factory=dict, compare=False)
-    """Features other members ask of this one, by dependency kind ("normal", "build", "dev"),
-    "default" included when asked with default features on."""
     requested_by: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict, compare=False)
-    """The same, per dependent member: what a build that reaches this one through them enables."""
+    """Features other members ask of this one, per dependent member and dependency kind ("normal",
+    "build", "dev"), "default" included when asked with default features on: what a build that
+    reaches this one through that dependent enables."""
     renamed_by: frozenset[str] = frozenset()
     """Dependents that depend on this member under another name (`dep/feature` must use that name)."""
 
@@ -114,7 +113,8 @@ class Workspace:
         for name in sorted(reach):
             package = self.packages[name]
             own_default = {"default"} & package.declared_features
-            everywhere = set(own_default).union(*(package.requested.get(k, frozenset()) for k in kinds))
+            everywhere = set(own_default).union(*(asked.get(k, frozenset())
+                                                  for asked in package.requested_by.values() for k in kinds))
             narrowed = set(own_default) if name in selected else set()
             for dependent, asked in package.requested_by.items():
                 if dependent in reach and name in edges[dependent]:
@@ -193,7 +193,6 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
         pkgs = [p for p in data["packages"] if p["id"] in member_ids]
         by_dir = {Path(p["manifest_path"]).parent: p["name"] for p in pkgs}
         packages: dict[str, Package] = {}
-        requested: dict[str, dict[str, set[str]]] = {}
         requested_by: dict[str, dict[str, dict[str, set[str]]]] = {}
         renamed_by: dict[str, set[str]] = {}
         for p in pkgs:
@@ -205,7 +204,6 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
                 features = set(d.get("features") or [])
                 if d.get("uses_default_features", True):
                     features.add("default")
-                requested.setdefault(target, {}).setdefault(kind, set()).update(features)
                 requested_by.setdefault(target, {}).setdefault(p["name"], {}).setdefault(kind, set()).update(features)
                 if d.get("rename"):
                     renamed_by.setdefault(target, set()).add(p["name"])
@@ -228,7 +226,6 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
                 dev_deps=frozenset(dev - deps),
                 target_kinds=kinds,
                 declared_features=frozenset(p.get("features") or {}),
-                requested={k: frozenset(v) for k, v in requested.get(p["name"], {}).items()},
                 requested_by={d: {k: frozenset(v) for k, v in kinds_.items()}
                               for d, kinds_ in requested_by.get(p["name"], {}).items()},
                 renamed_by=frozenset(renamed_by.get(p["name"], ())),

@@ -215,12 +215,8 @@ def _unification_workspace() -> Workspace:
     """top -> mid -> low (mid takes low without defaults) and top -> low2 under a rename."""
     def pkg(name: str, deps: set[str], features: set[str], by: dict[str, dict[str, frozenset[str]]],
             renamed: frozenset[str] = frozenset()) -> Package:
-        requested: dict[str, frozenset[str]] = {}
-        for kinds in by.values():
-            for kind, fs in kinds.items():
-                requested[kind] = requested.get(kind, frozenset()) | fs
         return Package(name, f"{name} 0.1.0", Path(f"/w/{name}"), Path(f"/w/{name}/Cargo.toml"), frozenset(deps),
-                       frozenset(), declared_features=frozenset(features), requested=requested, requested_by=by,
+                       frozenset(), declared_features=frozenset(features), requested_by=by,
                        renamed_by=renamed)
 
     return Workspace(Path("/w"), Path("/w/target"), {
