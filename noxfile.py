@@ -20,8 +20,11 @@ def install(session: nox.Session, *groups: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """Style and types gate a change as tests do: ruff format, ruff check, mypy --strict."""
     install(session, "lint")
-    session.run("ruff", "check", "scheduler", "tests", "bench", "noxfile.py")
+    paths = ("scheduler", "tests", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", *paths)
+    session.run("ruff", "check", *paths)
     session.run("mypy", "scheduler")
 
 

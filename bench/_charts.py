@@ -17,9 +17,15 @@ import matplotlib.pyplot as plt
 
 # One colour per variant across every chart, so a reader learns them once.
 COLOURS = {
-    "cargo --workspace": "#9e9e9e", "cargo -p": "#616161", "auto": "#1565c0", "changed": "#42a5f5",
-    "workspace": "#00897b", "auto, cache cold": "#90caf9", "workspace, cache cold": "#80cbc4",
-    "cargo-scheduler": "#1565c0", "peers": "#9e9e9e",
+    "cargo --workspace": "#9e9e9e",
+    "cargo -p": "#616161",
+    "auto": "#1565c0",
+    "changed": "#42a5f5",
+    "workspace": "#00897b",
+    "auto, cache cold": "#90caf9",
+    "workspace, cache cold": "#80cbc4",
+    "cargo-scheduler": "#1565c0",
+    "peers": "#9e9e9e",
 }
 
 
@@ -34,8 +40,16 @@ def _bars(ax: Any, groups: list[str], series: dict[str, list[dict[str, Any] | No
             ys.append(s["median_ms"])
             lo.append(s["median_ms"] - s["min_ms"])
             hi.append(s["max_ms"] - s["median_ms"])
-        ax.bar(xs, ys, width=width, label=name, color=COLOURS.get(name), yerr=[lo, hi], capsize=2,
-               error_kw={"elinewidth": 0.8})
+        ax.bar(
+            xs,
+            ys,
+            width=width,
+            label=name,
+            color=COLOURS.get(name),
+            yerr=[lo, hi],
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
+        )
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, rotation=20, ha="right", fontsize=8)
     ax.set_yscale("log")
@@ -62,8 +76,11 @@ def matrix_chart(workspace: dict[str, Any], path: Path) -> None:
 def scaling_chart(workspaces: list[dict[str, Any]], scenario: str, variants: list[str], path: Path) -> bool:
     """One scenario's median against workspace size: how each way of asking scales (generated
     workspaces only: they share one shape, so size is the only thing that differs between them)."""
-    points = [(w["members"], next((s for s in w["scenarios"] if s["id"] == scenario), None)) for w in workspaces
-              if w.get("name", "").startswith("generated-")]
+    points = [
+        (w["members"], next((s for s in w["scenarios"] if s["id"] == scenario), None))
+        for w in workspaces
+        if w.get("name", "").startswith("generated-")
+    ]
     points = sorted(((m, s) for m, s in points if s is not None), key=lambda p: p[0])
     if len(points) < 2:
         return False

@@ -28,7 +28,7 @@ from _stats import summary
 from _subjects import Subject, Subjects
 from _workspaces import CARGO_FLAGS, cargo, cargo_env
 
-from scheduler._engine import CheckRequest, Engine, EnginePool
+from scheduler import CheckRequest, Engine, EnginePool
 
 TYPE_ERROR = '\npub fn bench_broken() -> u32 { "not a number" }\n'
 BACKGROUND_TIMEOUT_S = 1800.0
@@ -52,20 +52,50 @@ CARGO_VARIANTS = ("cargo --workspace", "cargo -p")
 WARM = ("auto", "changed", "workspace")
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("noop", "no-op check", "check", "leaf", (*CARGO_VARIANTS, *WARM, "auto, cache cold")),
-    Scenario("edit-leaf", "edit a leaf, check", "check", "leaf",
-             (*CARGO_VARIANTS, *WARM, "auto, cache cold"), edit="fn"),
-    Scenario("edit-mid", "edit a mid crate, check", "check", "mid",
-             (*CARGO_VARIANTS, *WARM, "auto, cache cold"), edit="fn"),
-    Scenario("edit-hub", "edit the hub, check", "check", "hub",
-             (*CARGO_VARIANTS, *WARM, "auto, cache cold"), edit="fn"),
-    Scenario("error-loop", "repeat check of a crate with errors", "check", "leaf",
-             (*CARGO_VARIANTS, *WARM, "auto, cache cold"), edit="error"),
-    Scenario("clippy", "edit the mid crate, check, then clippy", "clippy", "mid",
-             (*CARGO_VARIANTS, "auto", "workspace"), edit="fn", check_first=True),
-    Scenario("test", "edit the mid crate, test what it affects", "test", "mid",
-             (*CARGO_VARIANTS, "auto", "workspace"), edit="fn", max_repeats=3),
-    Scenario("cold", "cold check after `cargo clean`", "check", "leaf",
-             (*CARGO_VARIANTS, "workspace", "workspace, cache cold"), clean=True, max_repeats=2),
+    Scenario(
+        "edit-leaf", "edit a leaf, check", "check", "leaf", (*CARGO_VARIANTS, *WARM, "auto, cache cold"), edit="fn"
+    ),
+    Scenario(
+        "edit-mid", "edit a mid crate, check", "check", "mid", (*CARGO_VARIANTS, *WARM, "auto, cache cold"), edit="fn"
+    ),
+    Scenario(
+        "edit-hub", "edit the hub, check", "check", "hub", (*CARGO_VARIANTS, *WARM, "auto, cache cold"), edit="fn"
+    ),
+    Scenario(
+        "error-loop",
+        "repeat check of a crate with errors",
+        "check",
+        "leaf",
+        (*CARGO_VARIANTS, *WARM, "auto, cache cold"),
+        edit="error",
+    ),
+    Scenario(
+        "clippy",
+        "edit the mid crate, check, then clippy",
+        "clippy",
+        "mid",
+        (*CARGO_VARIANTS, "auto", "workspace"),
+        edit="fn",
+        check_first=True,
+    ),
+    Scenario(
+        "test",
+        "edit the mid crate, test what it affects",
+        "test",
+        "mid",
+        (*CARGO_VARIANTS, "auto", "workspace"),
+        edit="fn",
+        max_repeats=3,
+    ),
+    Scenario(
+        "cold",
+        "cold check after `cargo clean`",
+        "check",
+        "leaf",
+        (*CARGO_VARIANTS, "workspace", "workspace, cache cold"),
+        clean=True,
+        max_repeats=2,
+    ),
 )
 
 
@@ -123,8 +153,12 @@ class Matrix:
                 answer = await e.run_tests(request)
                 return {"success": bool(answer.get("success")), "ran": len(answer["packages"]["tested"])}
             report = await e.check(request)
-            return {"success": report.success, "ran": len(report.ran()), "cached": len(report.cached()),
-                    "pending": len(report.pending)}
+            return {
+                "success": report.success,
+                "ran": len(report.ran()),
+                "cached": len(report.cached()),
+                "pending": len(report.pending),
+            }
 
         async def cold_engine(scope: str) -> Outcome:
             cache_dir = Path(tempfile.mkdtemp(prefix="cold-", dir=self.cache_root))
@@ -155,8 +189,10 @@ class Matrix:
     async def run(self, scenario: Scenario) -> dict[str, Any]:
         subject = self.subjects.by_role(scenario.role)
         repeats = min(self.repeats, scenario.max_repeats or self.repeats)
-        self.log(f"  {scenario.id}: {scenario.title} ({subject.name}, {subject.dependents} dependents), "
-                 f"{len(scenario.variants)} variants x {repeats}")
+        self.log(
+            f"  {scenario.id}: {scenario.title} ({subject.name}, {subject.dependents} dependents), "
+            f"{len(scenario.variants)} variants x {repeats}"
+        )
         original = subject.lib_rs.read_bytes()
         samples: dict[str, list[float]] = {v: [] for v in scenario.variants}
         outcomes: dict[str, list[Outcome]] = {v: [] for v in scenario.variants}
@@ -167,8 +203,10 @@ class Matrix:
                 self.append(subject, TYPE_ERROR)
                 await self.engine.check(CheckRequest(packages=(subject.name,)))  # the agent's first look
             for rep in range(repeats):
-                order = list(scenario.variants[rep % len(scenario.variants):] + scenario.variants[
-                    : rep % len(scenario.variants)])
+                order = list(
+                    scenario.variants[rep % len(scenario.variants) :]
+                    + scenario.variants[: rep % len(scenario.variants)]
+                )
                 for variant in order:
                     await self.reset(scenario.kind)
                     if scenario.clean:
@@ -183,14 +221,20 @@ class Matrix:
                     outcome = await run()
                     samples[variant].append(time.perf_counter() - start)
                     outcomes[variant].append(outcome)
-                self.log(f"    repeat {rep + 1}/{repeats}: " + ", ".join(
-                    f"{v} {samples[v][-1] * 1000:.0f}ms" for v in scenario.variants))
+                self.log(
+                    f"    repeat {rep + 1}/{repeats}: "
+                    + ", ".join(f"{v} {samples[v][-1] * 1000:.0f}ms" for v in scenario.variants)
+                )
         finally:
             subject.lib_rs.write_bytes(original)
         await self.engine.wait_background(BACKGROUND_TIMEOUT_S)
         await self.reset("check")
         return {
-            "id": scenario.id, "title": scenario.title, "kind": scenario.kind, "crate": subject.name,
-            "dependents": subject.dependents, "repeats": repeats,
+            "id": scenario.id,
+            "title": scenario.title,
+            "kind": scenario.kind,
+            "crate": subject.name,
+            "dependents": subject.dependents,
+            "repeats": repeats,
             "variants": {v: {**summary(samples[v]), "outcomes": outcomes[v]} for v in scenario.variants},
         }

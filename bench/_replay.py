@@ -17,7 +17,6 @@ Targets and their processes: bench/_replay_targets.py.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -30,7 +29,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
-from _traces import Edits, Event, Trace, load_trace, resolve_arguments  # noqa: E402
+from _traces import Edits, Event, Trace, resolve_arguments  # noqa: E402
 
 CALL_TIMEOUT_S = 300.0
 _EMPTY: tuple[Any, ...] = (None, [], {}, "")
@@ -57,10 +56,22 @@ def measure(result: Any) -> dict[str, Any]:
         except ValueError:
             value = text.strip()
     indexing = isinstance(value, dict) and value.get("status") == "indexing"
-    empty = not indexing and (value in _EMPTY or (isinstance(value, dict) and "result" in value
-                                                  and value.get("status") == "ready" and value["result"] in _EMPTY))
-    return {"bytes": len(seen.encode("utf-8")), "is_error": bool(getattr(result, "is_error", False)),
-            "empty": bool(empty), "indexing": indexing, "preview": seen[:160]}
+    empty = not indexing and (
+        value in _EMPTY
+        or (
+            isinstance(value, dict)
+            and "result" in value
+            and value.get("status") == "ready"
+            and value["result"] in _EMPTY
+        )
+    )
+    return {
+        "bytes": len(seen.encode("utf-8")),
+        "is_error": bool(getattr(result, "is_error", False)),
+        "empty": bool(empty),
+        "indexing": indexing,
+        "preview": seen[:160],
+    }
 
 
 def _dependencies(events: list[Event], target: Target) -> list[list[int]]:
@@ -76,8 +87,9 @@ def _dependencies(events: list[Event], target: Target) -> list[list[int]]:
     return deps
 
 
-async def run_step(target: Target, events: list[Event], root: Path, edits: Edits, clock: float,
-                   call_timeout_s: float = CALL_TIMEOUT_S) -> list[dict[str, Any]]:
+async def run_step(
+    target: Target, events: list[Event], root: Path, edits: Edits, clock: float, call_timeout_s: float = CALL_TIMEOUT_S
+) -> list[dict[str, Any]]:
     """Dispatch a step's events at once, each after its lock predecessors; one record per event."""
     done = [anyio.Event() for _ in events]
     records: list[dict[str, Any]] = [{} for _ in events]
@@ -91,8 +103,11 @@ async def run_step(target: Target, events: list[Event], root: Path, edits: Edits
         try:
             for d in deps[i]:
                 await done[d].wait()  # bounded: every predecessor ends within its own timeout
-            record: dict[str, Any] = {"tool": event.label, "line": event.line,
-                                      "read_only": event.call is not None and target.read_only(event.call)}
+            record: dict[str, Any] = {
+                "tool": event.label,
+                "line": event.line,
+                "read_only": event.call is not None and target.read_only(event.call),
+            }
             if event.edit is not None:
                 record["start_ms"] = ms()
                 record["written"] = edits.apply(event)
@@ -108,8 +123,9 @@ async def run_step(target: Target, events: list[Event], root: Path, edits: Edits
                     record.update(bytes=0, is_error=True, empty=False, indexing=False, timeout=True)
                 except Exception as exc:  # a protocol error is an answer the agent gets, not a crash
                     text = f"{type(exc).__name__}: {exc}"
-                    record.update(bytes=len(text.encode()), is_error=True, empty=False, indexing=False,
-                                  preview=text[:160])
+                    record.update(
+                        bytes=len(text.encode()), is_error=True, empty=False, indexing=False, preview=text[:160]
+                    )
             record["end_ms"] = ms()
             record["latency_ms"] = round(record["end_ms"] - record["start_ms"], 1)
             records[i] = record
@@ -122,8 +138,15 @@ async def run_step(target: Target, events: list[Event], root: Path, edits: Edits
     return records
 
 
-async def replay(trace: Trace, root: Path, target: Target, *, call_timeout_s: float = CALL_TIMEOUT_S,
-                 think: bool = False, fresh_edits: bool = True) -> dict[str, Any]:
+async def replay(
+    trace: Trace,
+    root: Path,
+    target: Target,
+    *,
+    call_timeout_s: float = CALL_TIMEOUT_S,
+    think: bool = False,
+    fresh_edits: bool = True,
+) -> dict[str, Any]:
     """Replay every step in order; edits are undone at the end, even on error. A JSON-able dict.
     `fresh_edits` makes this replay's edited files differ from every earlier replay's (`Edits`)."""
     steps: list[dict[str, Any]] = []
@@ -135,14 +158,27 @@ async def replay(trace: Trace, root: Path, target: Target, *, call_timeout_s: fl
                 await anyio.sleep(think_ms / 1000)
             start = time.perf_counter()
             calls = await run_step(target, events, root, edits, clock, call_timeout_s)
-            steps.append({"step": step, "wall_ms": round((time.perf_counter() - start) * 1000, 1),
-                          "think_ms": think_ms, "calls": calls})
+            steps.append(
+                {
+                    "step": step,
+                    "wall_ms": round((time.perf_counter() - start) * 1000, 1),
+                    "think_ms": think_ms,
+                    "calls": calls,
+                }
+            )
     calls = [c for s in steps for c in s["calls"] if "bytes" in c]
-    return {"trace": trace.name, "steps": steps, "total_ms": round(sum(s["wall_ms"] for s in steps), 1),
-            "think_ms": sum(s["think_ms"] for s in steps), "bytes": sum(c["bytes"] for c in calls),
-            "calls": len(calls), "errors": sum(c["is_error"] for c in calls),
-            "empty": sum(c["empty"] for c in calls), "indexing": sum(c["indexing"] for c in calls),
-            "timeouts": sum(bool(c.get("timeout")) for c in calls)}
+    return {
+        "trace": trace.name,
+        "steps": steps,
+        "total_ms": round(sum(s["wall_ms"] for s in steps), 1),
+        "think_ms": sum(s["think_ms"] for s in steps),
+        "bytes": sum(c["bytes"] for c in calls),
+        "calls": len(calls),
+        "errors": sum(c["is_error"] for c in calls),
+        "empty": sum(c["empty"] for c in calls),
+        "indexing": sum(c["indexing"] for c in calls),
+        "timeouts": sum(bool(c.get("timeout")) for c in calls),
+    }
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -153,8 +189,17 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     rows = [head, "-" * len(head)]
 
     def flags(calls: list[dict[str, Any]]) -> str:
-        return "".join(f for c in calls for f, on in (("E", c.get("is_error")), ("0", c.get("empty")),
-                                                      ("I", c.get("indexing")), ("T", c.get("timeout"))) if on)
+        return "".join(
+            f
+            for c in calls
+            for f, on in (
+                ("E", c.get("is_error")),
+                ("0", c.get("empty")),
+                ("I", c.get("indexing")),
+                ("T", c.get("timeout")),
+            )
+            if on
+        )
 
     for k, step in enumerate(first["steps"]):
         labels = ", ".join(c["tool"].replace("rust_analyzer_", "ra_") for c in step["calls"])
@@ -165,37 +210,17 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         rows.append(row)
     rows.append("-" * len(head))
     total = f"{'':>4}  {'total':<46}" + "".join(
-        f" {results[n]['replay']['total_ms']:>16.1f} {results[n]['replay']['bytes']:>8} {'':<4}" for n in names)
+        f" {results[n]['replay']['total_ms']:>16.1f} {results[n]['replay']['bytes']:>8} {'':<4}" for n in names
+    )
     rows.append(total)
     for n in names:
         r = results[n]["replay"]
-        hs = "; ".join(f"{h['server']}: initialize {h['initialize_ms']} ms, tools/list {h['tools_list_ms']} ms"
-                       for h in results[n].get("handshake", []))
-        rows.append(f"{n}: {r['calls']} calls, {r['errors']} errors, {r['empty']} empty, {r['indexing']} indexing, "
-                    f"{r['timeouts']} timeouts; {hs}")
+        hs = "; ".join(
+            f"{h['server']}: initialize {h['initialize_ms']} ms, tools/list {h['tools_list_ms']} ms"
+            for h in results[n].get("handshake", [])
+        )
+        rows.append(
+            f"{n}: {r['calls']} calls, {r['errors']} errors, {r['empty']} empty, {r['indexing']} indexing, "
+            f"{r['timeouts']} timeouts; {hs}"
+        )
     return "\n".join(rows)
-
-
-def main() -> int:
-    from _replay_targets import add_target_args, run_targets
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--crates", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--trace", required=True, help="name in bench/traces/ or a .jsonl path")
-    parser.add_argument("--target", choices=("cargo-scheduler", "peers", "both"), default="both")
-    parser.add_argument("--timeout", type=float, default=CALL_TIMEOUT_S, help="per call, seconds")
-    parser.add_argument("--think", action="store_true", help="sleep the recorded think_ms before each step")
-    parser.add_argument("--json", type=Path, help="also write the full result here")
-    add_target_args(parser)
-    args = parser.parse_args()
-    trace = load_trace(args.trace)
-    results = anyio.run(run_targets, trace, args)
-    print(table(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,22 +30,25 @@ from _stats import summary
 from _traces import TRACES_DIR, Trace, load_trace
 from _workspaces import check_workspace, prepare
 
-NOTE = ("Each trace in bench/traces/ (JSON lines written from how agents work: explore with symbols, hover, "
-        "references and definition in parallel, edit, check, fix, clippy, test) replayed Codex-style: the calls "
-        "of one step are dispatched together; a tool annotated read-only takes a shared lock, any other an "
-        "exclusive one (the peers annotate nothing, so their calls run one at a time). Steps are paced by the "
-        "trace's recorded think time (slept, not counted): totals are tool latency only. Every replay's edits are "
-        "new (a nonce comment in each edited file), so no cache entry from an earlier replay answers them; an "
-        "untimed replay through each side first leaves cargo's target dir with every artifact the trace needs, "
-        "and the side that goes first alternates. *First session*: nothing running (our daemon stopped and "
-        "cache emptied; the peers started fresh). *Servers warm*: our daemon and the peers' processes left "
-        "running by an earlier replay. *Empty* counts answers "
-        "of `null`/`[]`: rust-analyzer-mcp gives them while "
-        "rust-analyzer is loading; cargo-scheduler waits for the load (up to 30 s) or says `indexing`.")
+NOTE = (
+    "Each trace in bench/traces/ (JSON lines written from how agents work: explore with symbols, hover, "
+    "references and definition in parallel, edit, check, fix, clippy, test) replayed Codex-style: the calls "
+    "of one step are dispatched together; a tool annotated read-only takes a shared lock, any other an "
+    "exclusive one (the peers annotate nothing, so their calls run one at a time). Steps are paced by the "
+    "trace's recorded think time (slept, not counted): totals are tool latency only. Every replay's edits are "
+    "new (a nonce comment in each edited file), so no cache entry from an earlier replay answers them; an "
+    "untimed replay through each side first leaves cargo's target dir with every artifact the trace needs, "
+    "and the side that goes first alternates. *First session*: nothing running (our daemon stopped and "
+    "cache emptied; the peers started fresh). *Servers warm*: our daemon and the peers' processes left "
+    "running by an earlier replay. *Empty* counts answers "
+    "of `null`/`[]`: rust-analyzer-mcp gives them while "
+    "rust-analyzer is loading; cargo-scheduler waits for the load (up to 30 s) or says `indexing`."
+)
 
 
-async def _measure(trace: Trace, root: Path, repeats: int, peers: bool, think: bool,
-                   log: Callable[[str], None]) -> dict[str, Any]:
+async def _measure(
+    trace: Trace, root: Path, repeats: int, peers: bool, think: bool, log: Callable[[str], None]
+) -> dict[str, Any]:
     base = WORK / "sessions"
     first: dict[str, list[dict[str, Any]]] = {"cargo-scheduler": [], "peers": []}
     warm: dict[str, list[dict[str, Any]]] = {"cargo-scheduler": [], "peers": []}
@@ -68,8 +71,10 @@ async def _measure(trace: Trace, root: Path, repeats: int, peers: bool, think: b
                 both = await replay_peers(trace, root, base=base / "peers", rounds=2, think=think)
                 first[side].append(both["replays"][0])
                 warm[side].append(both["replays"][1])
-        log(f"    {trace.name} first session {r + 1}/{repeats}: ours {first['cargo-scheduler'][-1]['total_ms']:.0f} ms"
-            + (f", peers {first['peers'][-1]['total_ms']:.0f} ms" if peers else ""))
+        log(
+            f"    {trace.name} first session {r + 1}/{repeats}: ours {first['cargo-scheduler'][-1]['total_ms']:.0f} ms"
+            + (f", peers {first['peers'][-1]['total_ms']:.0f} ms" if peers else "")
+        )
     await anyio.to_thread.run_sync(check_workspace, root)
     await replay_ours(trace, root, base=base / "ours", keep_daemon=True, think=think)  # untimed; daemon stays
     try:
@@ -101,23 +106,34 @@ def _steps_table(replays: dict[str, list[dict[str, Any]]]) -> list[str]:
     """Per step: the calls, and each side's median wall time and the bytes of its median replay."""
     sides = [s for s, items in replays.items() if items]
     first = replays[sides[0]][0]
-    lines = ["| step | calls | " + " | ".join(f"{s} ms | {s} bytes" for s in sides) + " |",
-             "|---|---|" + "---|---|" * len(sides)]
+    lines = [
+        "| step | calls | " + " | ".join(f"{s} ms | {s} bytes" for s in sides) + " |",
+        "|---|---|" + "---|---|" * len(sides),
+    ]
     for k, step in enumerate(first["steps"]):
         calls = ", ".join(c.get("tool") or "edit" for c in step["calls"]).replace("rust_analyzer_", "ra_")
         cells = []
         for s in sides:
             walls = sorted(x["steps"][k]["wall_ms"] for x in replays[s])
             flags = sum(c.get("empty", False) for x in replays[s][:1] for c in x["steps"][k]["calls"])
-            cells += [f"{walls[len(walls) // 2]:.1f}" + (f" ({flags} empty)" if flags else ""),
-                      str(sum(c.get("bytes", 0) for c in replays[s][0]["steps"][k]["calls"]))]
+            cells += [
+                f"{walls[len(walls) // 2]:.1f}" + (f" ({flags} empty)" if flags else ""),
+                str(sum(c.get("bytes", 0) for c in replays[s][0]["steps"][k]["calls"])),
+            ]
         lines.append(f"| {step['step']} | {calls} | " + " | ".join(cells) + " |")
     return lines
 
 
-def replay_all(*, sizes: list[int], repeats: int, peers: bool, only_first: bool,
-               log: Callable[[str], None], traces: list[str] | None = None,
-               think: bool = True) -> tuple[list[dict[str, Any]], str]:
+def replay_all(
+    *,
+    sizes: list[int],
+    repeats: int,
+    peers: bool,
+    only_first: bool,
+    log: Callable[[str], None],
+    traces: list[str] | None = None,
+    think: bool = True,
+) -> tuple[list[dict[str, Any]], str]:
     """Every trace on each generated workspace of `sizes`, both situations, both sides: rows for the report
     and its note. Real workspaces (`--workspace`) get the scenario matrix only: the traces name the
     generator's files (crates/hub/src/lib.rs, ...), which a real workspace does not have."""

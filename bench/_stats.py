@@ -14,7 +14,10 @@ def summary(samples_s: list[float]) -> dict[str, Any]:
     """Median, spread and every sample, in milliseconds, of durations given in seconds."""
     ms = [s * 1000 for s in samples_s]
     out: dict[str, Any] = {
-        "n": len(ms), "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
+        "n": len(ms),
+        "median_ms": statistics.median(ms),
+        "min_ms": min(ms),
+        "max_ms": max(ms),
         "samples_ms": [round(v, 3) for v in ms],
     }
     if len(ms) >= 2:

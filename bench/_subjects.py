@@ -37,8 +37,13 @@ class Subjects:
 
 def choose(root: Path) -> Subjects:
     """The hub, mid and leaf of the workspace at `root` (raises ValueError when it has no libraries)."""
-    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
-                         cwd=root, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise ValueError(f"`cargo metadata` failed in {root}: {out.stderr.strip()[-500:]}")
     data = json.loads(out.stdout)
@@ -66,7 +71,8 @@ def choose(root: Path) -> Subjects:
         if lib is None:
             continue
         has_tests = any("test" in t["kind"] for t in p["targets"]) or "#[test]" in Path(lib["src_path"]).read_text(
-            errors="replace")
+            errors="replace"
+        )
         libs.append(Subject(p["name"], Path(lib["src_path"]), dependents(p["name"]), has_tests))
     if not libs:
         raise ValueError(f"no workspace member of {root} has a library target to edit")

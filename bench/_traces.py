@@ -98,8 +98,10 @@ def parse_trace(text: str, source: str = "<trace>") -> Trace:
         raise TraceError(f"{source}: no events after the header")
     for prev, event in itertools.pairwise(events):
         if event.step < prev.step:
-            raise TraceError(f"{source}:{event.line}: field 'step': {event.step} after {prev.step}; "
-                             "steps must increase and a step's events must be contiguous")
+            raise TraceError(
+                f"{source}:{event.line}: field 'step': {event.step} after {prev.step}; "
+                "steps must increase and a step's events must be contiguous"
+            )
     return Trace(header["trace"], str(header.get("description", "")), events)
 
 
@@ -127,9 +129,14 @@ def _event(source: str, n: int, obj: dict[str, Any]) -> Event:
             raise bad("arguments", "an object")
         if "at" in args:
             at = args["at"]
-            if not isinstance(at, dict) or set(at) - _AT_KEYS or not isinstance(at.get("file"), str) \
-                    or not isinstance(at.get("find"), str) or not at["find"] \
-                    or not isinstance(at.get("offset", 0), int):
+            if (
+                not isinstance(at, dict)
+                or set(at) - _AT_KEYS
+                or not isinstance(at.get("file"), str)
+                or not isinstance(at.get("find"), str)
+                or not at["find"]
+                or not isinstance(at.get("offset", 0), int)
+            ):
                 raise bad("arguments.at", "{'file': REL, 'find': non-empty TEXT, 'offset': INT (optional)}")
         return Event(step, n, call=obj["call"], arguments=args, think_ms=think)
     if not isinstance(obj["edit"], str) or not obj["edit"]:

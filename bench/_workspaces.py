@@ -1,7 +1,7 @@
 """Generated workspaces for the benchmarks, made once and kept warm under bench/.work/ (gitignored).
 
 A workspace is keyed by its size, its seed and the version of the generator (a hash of
-scheduler/_generate.py), so a change to the generator makes a new one instead of reusing a stale
+scheduler/testing/_generate.py), so a change to the generator makes a new one instead of reusing a stale
 shape. The first use pays one cold `cargo check --workspace` (~2 min for 150 crates on 2 cores);
 later uses only restore the sources the benchmark edited (files whose content differs from a fresh
 generation are rewritten, nothing else is touched, so cargo's mtime-based freshness survives) and
@@ -32,11 +32,11 @@ WORK_DIR = BENCH_DIR / ".work"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from scheduler import _generate  # noqa: E402
-from scheduler._cargo import stable_environment  # noqa: E402
-from scheduler._generate import GeneratedWorkspace, generate_workspace  # noqa: E402
+from scheduler import GeneratedWorkspace, generate_workspace  # noqa: E402
+from scheduler.cargo._run import stable_environment  # noqa: E402
+from scheduler.testing import _generate  # noqa: E402
 
-# The flags the engine passes to every run (scheduler/_runs.py): baselines use the same.
+# The flags the engine passes to every run (scheduler/engine/_runs.py): baselines use the same.
 CARGO_FLAGS = ("--message-format=json-diagnostic-rendered-ansi", "--keep-going")
 # Restoring only ever touches what generation writes: sources, manifests, data.
 _GENERATED_DIRS = ("crates",)
@@ -82,8 +82,14 @@ def cargo(
 ) -> tuple[float, subprocess.CompletedProcess[bytes]]:
     """Run `cargo args` in `root`, capturing its output as the engine does; (seconds, result)."""
     start = time.perf_counter()
-    result = subprocess.run(["cargo", *args], cwd=root, env=dict(env or cargo_env()),
-                            stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    result = subprocess.run(
+        ["cargo", *args],
+        cwd=root,
+        env=dict(env or cargo_env()),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
     return time.perf_counter() - start, result
 
 
@@ -166,15 +172,26 @@ def prepare(crates: int, seed: int = 0, *, log: Callable[[str], None] = print) -
             stderr = result.stderr.decode(errors="replace")[-3000:]
             raise RuntimeError(f"`cargo check --workspace` failed in {root}:\n{stderr}")
         if created:
-            info = {"crates": crates, "seed": seed, "generator": generator_version(), "cold_check_s": round(seconds, 2),
-                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            info = {
+                "crates": crates,
+                "seed": seed,
+                "generator": generator_version(),
+                "cold_check_s": round(seconds, 2),
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
             marker.write_text(json.dumps(info, indent=2) + "\n")
             log(f"cold check took {seconds:.1f} s")
         else:
             log(f"warm-up `cargo check --workspace` took {seconds:.2f} s")
         cold = info.get("cold_check_s")
-        return BenchWorkspace(gen=gen, name=name, created=created, restored=restored, warm_s=seconds,
-                              cold_check_s=float(cold) if isinstance(cold, (int, float)) else None)
+        return BenchWorkspace(
+            gen=gen,
+            name=name,
+            created=created,
+            restored=restored,
+            warm_s=seconds,
+            cold_check_s=float(cold) if isinstance(cold, (int, float)) else None,
+        )
 
 
 def generate_shape(root: Path, crates: int, seed: int) -> GeneratedWorkspace:

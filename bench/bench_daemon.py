@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 from _workspaces import WORK_DIR, _locked, prepare  # noqa: E402
 
-from scheduler import _control, _socket  # noqa: E402  (stdlib-only modules)
+from scheduler.daemon import _control, _socket  # noqa: E402  (stdlib-only modules)
 
 HUB = "crates/hub/src/lib.rs"
 HUB_POSITION = {"line": 5, "character": 7}  # `hub_value` in the generated hub: `pub fn hub_value(x: u32) -> u32`
@@ -66,8 +66,14 @@ class Session:
 
     def __init__(self, serve: list[str], workspace: Path, env: dict[str, str]) -> None:
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([*serve, "--workspace", str(workspace)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=workspace)
+        self.proc = subprocess.Popen(
+            [*serve, "--workspace", str(workspace)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=workspace,
+        )
         self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
@@ -151,8 +157,13 @@ def first_hover(session: Session) -> dict[str, Any]:
 
 def stats(values: list[float]) -> dict[str, Any]:
     ordered = sorted(values)
-    return {"median": round(statistics.median(ordered), 1), "min": ordered[0], "max": ordered[-1],
-            "n": len(ordered), "samples": [round(v, 1) for v in values]}
+    return {
+        "median": round(statistics.median(ordered), 1),
+        "min": ordered[0],
+        "max": ordered[-1],
+        "n": len(ordered),
+        "samples": [round(v, 1) for v in values],
+    }
 
 
 def run_handshake_bench(runs: int) -> dict[str, Any] | None:
@@ -190,8 +201,13 @@ def main() -> int:
     for d in (runtime, base / "state", base / "cache"):
         d.mkdir(parents=True, exist_ok=True)
     os.chmod(runtime, 0o700)
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(runtime), XDG_STATE_HOME=str(base / "state"),
-               CARGO_SCHEDULER_CACHE_DIR=str(base / "cache"), CARGO_SCHEDULER_IDLE_TIMEOUT="600")
+    env = dict(
+        os.environ,
+        XDG_RUNTIME_DIR=str(runtime),
+        XDG_STATE_HOME=str(base / "state"),
+        CARGO_SCHEDULER_CACHE_DIR=str(base / "cache"),
+        CARGO_SCHEDULER_IDLE_TIMEOUT="600",
+    )
     saved = dict(os.environ)
     os.environ.update(env)  # so _socket/_control below see the isolated dirs
     try:
@@ -201,8 +217,14 @@ def main() -> int:
         os.environ.update(saved)
 
     def stop_daemon() -> None:
-        done = subprocess.run([serve_bin, "daemon", "stop", "--workspace", str(root)], env=env,
-                              capture_output=True, text=True, check=False, timeout=60)
+        done = subprocess.run(
+            [serve_bin, "daemon", "stop", "--workspace", str(root)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         if done.returncode != 0:
             log(f"daemon stop: {done.returncode} {done.stderr.strip()[-500:]}")
         os.environ.update(env)
@@ -234,9 +256,11 @@ def main() -> int:
                     sample = first_hover(first)
                     sample["daemon_pid"] = daemon_pid()
                     cold.append(sample)
-                    log(f"cold {i + 1}/{args.cold}: tools/list {sample['tools_list_ms']} ms, ready hover "
+                    log(
+                        f"cold {i + 1}/{args.cold}: tools/list {sample['tools_list_ms']} ms, ready hover "
                         f"{sample['ready_answer_ms']} ms ({sample['hover_calls']} call(s)); analyzer ready after "
-                        f"{sample['analyzer_ready_after_s']} s; load {sample['load_avg']}")
+                        f"{sample['analyzer_ready_after_s']} s; load {sample['load_avg']}"
+                    )
                     for j in range(args.warm):
                         other = Session(serve, root, env)
                         try:
@@ -248,8 +272,10 @@ def main() -> int:
                         s2["after_cold"] = i
                         s2["index"] = j
                         second.append(s2)
-                        log(f"  second {j + 1}/{args.warm}: tools/list {s2['tools_list_ms']} ms, ready hover "
-                            f"{s2['ready_answer_ms']} ms; same daemon {s2['same_daemon']}; load {s2['load_avg']}")
+                        log(
+                            f"  second {j + 1}/{args.warm}: tools/list {s2['tools_list_ms']} ms, ready hover "
+                            f"{s2['ready_answer_ms']} ms; same daemon {s2['same_daemon']}; load {s2['load_avg']}"
+                        )
                 finally:
                     first.close()
         finally:
@@ -279,13 +305,15 @@ def main() -> int:
             "cold_load_at_least_s": 10,
             "cold_load_median_s": round(statistics.median(cold_load), 2) if cold_load else None,
             "cold_spawn_to_ready_hover_median_s": round(statistics.median(s["ready_answer_ms"] for s in cold) / 1000, 2)
-            if cold else None,
+            if cold
+            else None,
             "verdict": ("PASS" if second and max(second_ms) <= 1000 else "FAIL")
-            + ("" if cold_load and statistics.median(cold_load) >= 10
-               else " (cold load < 10 s: not the target's case)"),
+            + (
+                "" if cold_load and statistics.median(cold_load) >= 10 else " (cold load < 10 s: not the target's case)"
+            ),
         },
-        "handshake": handshake and {"cold": handshake.get("cold"), "warm": handshake.get("warm"),
-                                    "runs": handshake.get("runs")},
+        "handshake": handshake
+        and {"cold": handshake.get("cold"), "warm": handshake.get("warm"), "runs": handshake.get("runs")},
     }
     text = json.dumps(result, indent=2)
     print(text)
@@ -306,8 +334,10 @@ def main() -> int:
     if handshake:
         for phase in ("cold", "warm"):
             for key, value in (handshake.get(phase) or {}).items():
-                print(f"{'handshake ' + phase + ': ' + key:<44} {value['median']:>10} {'p90 ' + str(value['p90']):>10} "
-                      f"{value['max']:>10}")
+                print(
+                    f"{'handshake ' + phase + ': ' + key:<44} {value['median']:>10} {'p90 ' + str(value['p90']):>10} "
+                    f"{value['max']:>10}"
+                )
     print(f"target: {result['target']['verdict']}")
     return 0
 

@@ -24,15 +24,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scheduler import _control, _socket  # noqa: E402  (stdlib-only modules)
-from scheduler._generate import generate_workspace  # noqa: E402
+from scheduler import generate_workspace  # noqa: E402
+from scheduler.daemon import _control, _socket  # noqa: E402  (stdlib-only modules)
 
 INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}
 
 
 def one_session(workspace: Path, env: dict[str, str], call: bool) -> dict[str, float]:
     """Spawn the front, handshake like Codex does, optionally make one call; times in ms from spawn."""
-    argv = [sys.executable, "-m", "scheduler._front", "--workspace", str(workspace)]
+    argv = [sys.executable, "-m", "scheduler.daemon._front", "--workspace", str(workspace)]
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO)
     assert proc.stdin is not None and proc.stdout is not None
@@ -110,13 +110,18 @@ def main() -> int:
     warm = [one_session(workspace, env, call=True) for _ in range(args.runs)]
     stop_daemon(env)
 
-    print(json.dumps({
-        "runs": args.runs,
-        "python": sys.version.split()[0],
-        "command": f"{sys.executable} -m scheduler._front --workspace WS",
-        "cold": summary(cold),
-        "warm": summary(warm),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "runs": args.runs,
+                "python": sys.version.split()[0],
+                "command": f"{sys.executable} -m scheduler.daemon._front --workspace WS",
+                "cold": summary(cold),
+                "warm": summary(warm),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -42,8 +42,8 @@ from _stats import spread as fmt  # noqa: E402
 from _stats import summary  # noqa: E402
 from _workspaces import CARGO_FLAGS, WORK_DIR, BenchWorkspace, cargo, cargo_env, check_workspace, prepare, restore  # noqa: E402
 
-from scheduler._engine import CheckRequest, Engine, EnginePool  # noqa: E402
-from scheduler._report import CheckReport  # noqa: E402
+from scheduler import CheckRequest, Engine, EnginePool  # noqa: E402
+from scheduler.engine._report import CheckReport  # noqa: E402
 
 TYPE_ERROR = '\npub fn bench_broken() -> u32 { "not a number" }\n'
 BACKGROUND_TIMEOUT_S = 1200.0
@@ -75,9 +75,14 @@ class Row:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "title": self.title, "baseline_command": self.baseline_cmd, "engine_call": self.engine_call,
-            "baseline": self.baseline, "engine": self.engine,
-            "ratio_engine_over_baseline": self.ratio, "target": self.target,
+            "id": self.id,
+            "title": self.title,
+            "baseline_command": self.baseline_cmd,
+            "engine_call": self.engine_call,
+            "baseline": self.baseline,
+            "engine": self.engine,
+            "ratio_engine_over_baseline": self.ratio,
+            "target": self.target,
             "result": "info" if self.passed is None else ("PASS" if self.passed else "FAIL"),
             "details": self.details,
         }
@@ -88,8 +93,16 @@ def table(rows: list[Row]) -> str:
     lines = [head]
     for r in rows:
         ratio = "-" if r.ratio is None else (f"1/{1 / r.ratio:.0f}" if r.ratio < 0.1 else f"{r.ratio:.2f}x")
-        lines.append((f"{r.id} {r.title}", fmt(r.baseline), fmt(r.engine), ratio, r.target,
-                      "info" if r.passed is None else ("PASS" if r.passed else "FAIL")))
+        lines.append(
+            (
+                f"{r.id} {r.title}",
+                fmt(r.baseline),
+                fmt(r.engine),
+                ratio,
+                r.target,
+                "info" if r.passed is None else ("PASS" if r.passed else "FAIL"),
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = [" | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
     out.insert(1, "-+-".join("-" * w for w in widths))
@@ -121,8 +134,10 @@ class Bench:
         await self.engine.wait_background(BACKGROUND_TIMEOUT_S)
         seconds, result = await anyio.to_thread.run_sync(check_workspace, self.root, self.env)
         if b'"build-finished","success":true' not in result.stdout:
-            raise RuntimeError("cargo check --workspace failed on the pristine sources:\n"
-                               + result.stderr.decode(errors="replace")[-2000:])
+            raise RuntimeError(
+                "cargo check --workspace failed on the pristine sources:\n"
+                + result.stderr.decode(errors="replace")[-2000:]
+            )
         return seconds
 
     async def timed(self, request: CheckRequest) -> tuple[float, CheckReport]:
@@ -159,13 +174,23 @@ class Bench:
                 t = time.perf_counter()
                 report.to_dict()
                 dict_ms.append((time.perf_counter() - t) * 1000)
-            self.rows.append(Row(
-                f"a-{scope}", f"no change, scope {scope}", "cargo check --workspace " + " ".join(CARGO_FLAGS),
-                f"engine.check(CheckRequest(scope={scope!r}))", summary(base), summary(samples),
-                "<= 1/20 of cargo", lambda r: r.ratio is not None and r.ratio <= 1 / 20,
-                {"engine_timings_ms_median": _median_dicts(timings),
-                 "report_to_dict_ms_median": statistics.median(dict_ms),
-                 "cached": len(self.bw.gen.members)}))
+            self.rows.append(
+                Row(
+                    f"a-{scope}",
+                    f"no change, scope {scope}",
+                    "cargo check --workspace " + " ".join(CARGO_FLAGS),
+                    f"engine.check(CheckRequest(scope={scope!r}))",
+                    summary(base),
+                    summary(samples),
+                    "<= 1/20 of cargo",
+                    lambda r: r.ratio is not None and r.ratio <= 1 / 20,
+                    {
+                        "engine_timings_ms_median": _median_dicts(timings),
+                        "report_to_dict_ms_median": statistics.median(dict_ms),
+                        "cached": len(self.bw.gen.members),
+                    },
+                )
+            )
 
     async def observe(self) -> None:
         self.log("d. observe (stat walk)")
@@ -180,12 +205,24 @@ class Bench:
             t = time.perf_counter()
             await self.engine.keys(CheckRequest(), obs)
             keys_ms.append((time.perf_counter() - t) * 1000)
-        self.rows.append(Row(
-            "d", f"observe: stat walk of {files} files", None, "TreeHasher.snapshot (Engine.observe)",
-            None, summary(walk), f"info ({files} files, {hashed} hashed)", None,
-            {"files": files, "hashed_last_walk": hashed,
-             "observe_end_to_end": summary(end_to_end),
-             "keys_after_observe_ms_median": statistics.median(keys_ms)}))
+        self.rows.append(
+            Row(
+                "d",
+                f"observe: stat walk of {files} files",
+                None,
+                "TreeHasher.snapshot (Engine.observe)",
+                None,
+                summary(walk),
+                f"info ({files} files, {hashed} hashed)",
+                None,
+                {
+                    "files": files,
+                    "hashed_last_walk": hashed,
+                    "observe_end_to_end": summary(end_to_end),
+                    "keys_after_observe_ms_median": statistics.median(keys_ms),
+                },
+            )
+        )
 
     async def failing_leaf(self) -> None:
         gen = self.bw.gen
@@ -219,15 +256,24 @@ class Bench:
                     seconds, report = await self.timed(request)
                     # Must start no cargo: every answer, the failure included, comes from the cache.
                     assert report.ran() == [] and report.command == [], report.to_dict()
-                    assert not report.success and [d.package for d in report.diagnostics if d.level == "error"] \
-                        == [e.package for e in errors], report.to_dict()
+                    assert not report.success and [d.package for d in report.diagnostics if d.level == "error"] == [
+                        e.package for e in errors
+                    ], report.to_dict()
                     samples.append(seconds)
                 title = f"error in {leaf}, " + ("-p" if rid == "b-pkg" else "workspace")
-                self.rows.append(Row(
-                    rid, title, cmd + " " + " ".join(CARGO_FLAGS), f"engine.check({request!r})",
-                    summary(baseline), summary(samples), "<= 20 ms, ran nothing",
-                    lambda r: r.engine["median_ms"] <= 20.0,
-                    {"leaf": leaf, "errors": len(errors)}))
+                self.rows.append(
+                    Row(
+                        rid,
+                        title,
+                        cmd + " " + " ".join(CARGO_FLAGS),
+                        f"engine.check({request!r})",
+                        summary(baseline),
+                        summary(samples),
+                        "<= 20 ms, ran nothing",
+                        lambda r: r.engine["median_ms"] <= 20.0,
+                        {"leaf": leaf, "errors": len(errors)},
+                    )
+                )
         finally:
             path.write_text(original)
         await self.engine.check(CheckRequest(packages=(leaf,)))
@@ -276,12 +322,14 @@ class Bench:
         try:
             for r in range(self.repeats):
                 # Rotate the order so drift (page cache, thermals, a neighbour) spreads evenly.
-                for variant in variants[r % 3:] + variants[: r % 3]:
+                for variant in variants[r % 3 :] + variants[: r % 3]:
                     # The same starting state for every variant: cargo fresh for the current sources.
                     resets.append(await self.ensure_cargo_fresh())
                     await variant()
-                self.log(f"   repeat {r + 1}/{self.repeats}: -p hub {p_hub[-1]:.2f}s, --workspace {ws[-1]:.2f}s, "
-                         f"auto {auto[-1] * 1000:.0f}ms, background fill {fill[-1]:.2f}s")
+                self.log(
+                    f"   repeat {r + 1}/{self.repeats}: -p hub {p_hub[-1]:.2f}s, --workspace {ws[-1]:.2f}s, "
+                    f"auto {auto[-1] * 1000:.0f}ms, background fill {fill[-1]:.2f}s"
+                )
         finally:
             hub_path.write_text(original)
         # Back to the state every scenario starts from: cargo fresh, the engine's cache full.
@@ -290,18 +338,52 @@ class Bench:
         assert restored.success and restored.pending == [], restored.to_dict()
         cmd_p = f"cargo check -p {gen.hub} " + " ".join(CARGO_FLAGS)
         cmd_ws = "cargo check --workspace " + " ".join(CARGO_FLAGS)
-        details = {"pending_after_auto": pending_counts[0] if pending_counts else None,
-                   "state_resets_s": summary(resets)}
+        details = {
+            "pending_after_auto": pending_counts[0] if pending_counts else None,
+            "state_resets_s": summary(resets),
+        }
         self.rows += [
-            Row("c-auto-vs-p", "hub edit: auto vs -p hub", cmd_p, "engine.check(CheckRequest(scope='auto'))",
-                summary(p_hub), summary(auto), "<= 1.2x", lambda r: r.ratio is not None and r.ratio <= 1.2, details),
-            Row("c-auto-vs-ws", "hub edit: auto vs --workspace", cmd_ws, "engine.check(CheckRequest(scope='auto'))",
-                summary(ws), summary(auto), ">= 5x faster", lambda r: r.ratio is not None and r.ratio <= 1 / 5),
-            Row("c-fill", "hub edit: background fill", cmd_ws, "await engine.wait_background() after auto",
-                summary(ws), summary(fill), "info", None),
-            Row("c-after", "hub edit: workspace after fill", cmd_ws,
+            Row(
+                "c-auto-vs-p",
+                "hub edit: auto vs -p hub",
+                cmd_p,
+                "engine.check(CheckRequest(scope='auto'))",
+                summary(p_hub),
+                summary(auto),
+                "<= 1.2x",
+                lambda r: r.ratio is not None and r.ratio <= 1.2,
+                details,
+            ),
+            Row(
+                "c-auto-vs-ws",
+                "hub edit: auto vs --workspace",
+                cmd_ws,
+                "engine.check(CheckRequest(scope='auto'))",
+                summary(ws),
+                summary(auto),
+                ">= 5x faster",
+                lambda r: r.ratio is not None and r.ratio <= 1 / 5,
+            ),
+            Row(
+                "c-fill",
+                "hub edit: background fill",
+                cmd_ws,
+                "await engine.wait_background() after auto",
+                summary(ws),
+                summary(fill),
+                "info",
+                None,
+            ),
+            Row(
+                "c-after",
+                "hub edit: workspace after fill",
+                cmd_ws,
                 "engine.check(CheckRequest(scope='workspace')) after the fill",
-                summary(ws), summary(after), "ran nothing", lambda r: True),
+                summary(ws),
+                summary(after),
+                "ran nothing",
+                lambda r: True,
+            ),
         ]
 
 
@@ -365,20 +447,37 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row.evaluate()
     machine["loadavg_at_end"] = os.getloadavg()
-    print(f"\n{args.crates} crates, {args.repeats} repeats, {machine['usable_cores']} cores, "
-          f"{machine['cargo']}; engine prime (first workspace check, cargo fresh): {extra['engine_prime_s']:.2f}s; "
-          f"load average at start {machine['loadavg_at_start'][0]:.2f}, at end {machine['loadavg_at_end'][0]:.2f}")
+    print(
+        f"\n{args.crates} crates, {args.repeats} repeats, {machine['usable_cores']} cores, "
+        f"{machine['cargo']}; engine prime (first workspace check, cargo fresh): {extra['engine_prime_s']:.2f}s; "
+        f"load average at start {machine['loadavg_at_start'][0]:.2f}, at end {machine['loadavg_at_end'][0]:.2f}"
+    )
     print(table(rows))
     failed = [r.id for r in rows if r.passed is False]
     print("\nFAIL: " + ", ".join(failed) if failed else "\nall targets met")
     if args.json:
-        args.json.write_text(json.dumps({
-            "crates": args.crates, "repeats": args.repeats, "seed": args.seed, "workspace": str(bw.root),
-            "generator": bw.name, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "duration_s": round(time.time() - started, 1), "machine": machine,
-            "workspace_cold_check_s": bw.cold_check_s, "workspace_warm_up_s": bw.warm_s,
-            **extra, "scenarios": [r.to_json() for r in rows], "failed": failed,
-        }, indent=2, default=str) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "crates": args.crates,
+                    "repeats": args.repeats,
+                    "seed": args.seed,
+                    "workspace": str(bw.root),
+                    "generator": bw.name,
+                    "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+                    "duration_s": round(time.time() - started, 1),
+                    "machine": machine,
+                    "workspace_cold_check_s": bw.cold_check_s,
+                    "workspace_warm_up_s": bw.warm_s,
+                    **extra,
+                    "scenarios": [r.to_json() for r in rows],
+                    "failed": failed,
+                },
+                indent=2,
+                default=str,
+            )
+            + "\n"
+        )
         print(f"wrote {args.json}")
     return 1 if failed else 0
 

@@ -44,12 +44,10 @@ from typing import Any
 import anyio
 from mcp import Client
 
-from scheduler import _engine, _testrun, _tools_cargo
-from scheduler._baseline import fresh_cargo_check
-from scheduler._generate import GeneratedWorkspace, generate_workspace
-from scheduler._schedule import CallClass
-from scheduler._server import build_server
-from scheduler._state import ServerState
+from scheduler import GeneratedWorkspace, ServerState, build_server, fresh_cargo_check, generate_workspace
+from scheduler.engine import _engine, _testrun
+from scheduler.server import _tools_cargo
+from scheduler.server._admission import CallClass
 
 CALL_BOUND_S = 600.0
 BIG = 100_000
@@ -95,7 +93,8 @@ def instrument(recorder: Recorder) -> Callable[[], None]:
     _engine.run_cargo = recorder.wrap(_engine.run_cargo, lambda args, **_: ["cargo", *args])  # type: ignore[assignment]
     _testrun.run_cargo = recorder.wrap(_testrun.run_cargo, lambda args, **_: ["cargo", *args])  # type: ignore[assignment]
     _tools_cargo.run_cargo_plain = recorder.wrap(  # type: ignore[assignment]
-        _tools_cargo.run_cargo_plain, lambda root, args, **_: ["cargo", *args])
+        _tools_cargo.run_cargo_plain, lambda root, args, **_: ["cargo", *args]
+    )
 
     def undo() -> None:
         _engine.run_cargo, _testrun.run_cargo, _tools_cargo.run_cargo_plain = saved  # type: ignore[assignment]
@@ -158,8 +157,9 @@ def draw_call(rng: random.Random, ws: GeneratedWorkspace) -> tuple[str, dict[str
     return "disk_edit", {}
 
 
-async def client_run(index: int, server: Any, ws: GeneratedWorkspace, calls: int, seed: int,
-                     editor: DiskEditor, rec: Recorder) -> None:
+async def client_run(
+    index: int, server: Any, ws: GeneratedWorkspace, calls: int, seed: int, editor: DiskEditor, rec: Recorder
+) -> None:
     rng = random.Random(seed * 1000 + index)
     async with Client(server) as client:
         for _ in range(calls):
@@ -220,15 +220,22 @@ def overlap_check(state: ServerState, root: Path, rec: Recorder) -> dict[str, An
         for p in rec.processes:
             if p is not pm and p.start < pm.end and p.end > pm.start:
                 violations.append(f"process {' '.join(p.argv[:4])} overlaps {' '.join(pm.argv[:4])}")
-    return {"calls_in_log": len(started), "mutations": len(mutations), "cargo_processes": len(rec.processes),
-            "mutating_processes": sum(p.mutates for p in rec.processes),
-            "background_killed_at_mutation_start": sum(m["drained"] for m in mutations),
-            "violations": violations[:20], "violation_count": len(violations)}
+    return {
+        "calls_in_log": len(started),
+        "mutations": len(mutations),
+        "cargo_processes": len(rec.processes),
+        "mutating_processes": sum(p.mutates for p in rec.processes),
+        "background_killed_at_mutation_start": sum(m["drained"] for m in mutations),
+        "violations": violations[:20],
+        "violation_count": len(violations),
+    }
 
 
 def identities(answer: dict[str, Any]) -> set[Identity]:
-    return {(d["package"], d["level"], d.get("code"), d["message"], d.get("file"), d.get("line"), d.get("column"))
-            for d in answer.get("diagnostics", [])}
+    return {
+        (d["package"], d["level"], d.get("code"), d["message"], d.get("file"), d.get("line"), d.get("column"))
+        for d in answer.get("diagnostics", [])
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -260,21 +267,38 @@ async def run_stress(clients: int, calls: int, crates: int, seed: int, workdir: 
     cargo_success, theirs = await anyio.to_thread.run_sync(fresh_cargo_check, ws.root, workdir / "fresh-target")
     ours = identities(answer)
     final_check = {
-        "equal": (not final.is_error and ours == theirs and answer.get("success") == cargo_success
-                  and not answer.get("packages", {}).get("pending") and "omitted" not in answer),
-        "engine_success": answer.get("success"), "cargo_success": cargo_success,
-        "diagnostics": len(theirs), "only_engine": sorted(map(str, ours - theirs))[:5],
-        "only_cargo": sorted(map(str, theirs - ours))[:5], "disk_edits": editor.counter,
+        "equal": (
+            not final.is_error
+            and ours == theirs
+            and answer.get("success") == cargo_success
+            and not answer.get("packages", {}).get("pending")
+            and "omitted" not in answer
+        ),
+        "engine_success": answer.get("success"),
+        "cargo_success": cargo_success,
+        "diagnostics": len(theirs),
+        "only_engine": sorted(map(str, ours - theirs))[:5],
+        "only_cargo": sorted(map(str, theirs - ours))[:5],
+        "disk_edits": editor.counter,
     }
     all_latencies = [v for values in rec.latencies.values() for v in values]
     answered = sum(n for k, n in rec.outcomes.items() if k not in ("timeout", "exception"))
     report = {
         "mode": "in-memory clients sharing one ServerState",
-        "clients": clients, "calls_per_client": calls, "crates": crates, "seed": seed, "wall_s": round(wall_s, 1),
-        "latency_ms": {tool: {"n": len(v), "p50": percentile(v, 50), "p99": percentile(v, 99), "max": round(max(v), 1)}
-                       for tool, v in sorted(rec.latencies.items())},
-        "latency_ms_all_calls": {"p50": percentile(all_latencies, 50), "p99": percentile(all_latencies, 99),
-                                 "mean": round(statistics.fmean(all_latencies), 1)},
+        "clients": clients,
+        "calls_per_client": calls,
+        "crates": crates,
+        "seed": seed,
+        "wall_s": round(wall_s, 1),
+        "latency_ms": {
+            tool: {"n": len(v), "p50": percentile(v, 50), "p99": percentile(v, 99), "max": round(max(v), 1)}
+            for tool, v in sorted(rec.latencies.items())
+        },
+        "latency_ms_all_calls": {
+            "p50": percentile(all_latencies, 50),
+            "p99": percentile(all_latencies, 99),
+            "mean": round(statistics.fmean(all_latencies), 1),
+        },
         "outcomes": dict(sorted(rec.outcomes.items())),
         "outcomes_by_tool": {t: dict(sorted(c.items())) for t, c in sorted(rec.by_tool.items())},
         "every_call_answered": answered == clients * calls,
@@ -282,8 +306,12 @@ async def run_stress(clients: int, calls: int, crates: int, seed: int, workdir: 
         "overlap": overlap,
         "final": final_check,
     }
-    report["ok"] = bool(report["every_call_answered"] and not overlap["violation_count"] and final_check["equal"]
-                        and not rec.outcomes.get("is_error"))
+    report["ok"] = bool(
+        report["every_call_answered"]
+        and not overlap["violation_count"]
+        and final_check["equal"]
+        and not rec.outcomes.get("is_error")
+    )
     return report
 
 

@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
-from scheduler import _graph, _keys, _plan
-from scheduler._cache import DiagnosticsCache
-from scheduler._fingerprint import Snapshot, TreeHasher
-from scheduler._generate import generate_workspace
-from scheduler._workspace import Package, Workspace
+from scheduler import generate_workspace
+from scheduler.cargo import _graph
+from scheduler.cargo._workspace import Package, Workspace
+from scheduler.engine import _keys, _plan
+from scheduler.engine._cache import DiagnosticsCache
+from scheduler.engine._fingerprint import Snapshot, TreeHasher
 
 PACKAGES, FILES_PER_PACKAGE = 50, 20  # 1,000 files under crates/
 GRAPH_MEMBERS = 400
@@ -96,24 +97,45 @@ def test_hash_1000_changed_files(benchmark: Any, tree: tuple[Path, dict[str, str
 # -- the diagnostics cache -------------------------------------------------------------------
 def cache_entry(i: int) -> dict[str, Any]:
     """A realistic cached answer: a package with two warnings (rustc JSON as cargo gives it)."""
+
     def message(n: int) -> dict[str, Any]:
         return {
-            "$message_type": "diagnostic", "message": f"unused variable: `x{n}`", "level": "warning",
+            "$message_type": "diagnostic",
+            "message": f"unused variable: `x{n}`",
+            "level": "warning",
             "code": {"code": "unused_variables", "explanation": None},
-            "spans": [{"file_name": f"crates/leaf_{i:03d}/src/lib.rs", "byte_start": 100 + n, "byte_end": 102 + n,
-                       "line_start": 10 + n, "line_end": 10 + n, "column_start": 9, "column_end": 11,
-                       "is_primary": True, "text": [{"text": f"    let x{n} = 3;", "highlight_start": 9,
-                                                      "highlight_end": 11}],
-                       "label": None, "suggested_replacement": None, "suggestion_applicability": None,
-                       "expansion": None}],
-            "children": [{"message": f"if this is intentional, prefix it with an underscore: `_x{n}`",
-                          "code": None, "level": "help", "spans": [], "children": [], "rendered": None}],
+            "spans": [
+                {
+                    "file_name": f"crates/leaf_{i:03d}/src/lib.rs",
+                    "byte_start": 100 + n,
+                    "byte_end": 102 + n,
+                    "line_start": 10 + n,
+                    "line_end": 10 + n,
+                    "column_start": 9,
+                    "column_end": 11,
+                    "is_primary": True,
+                    "text": [{"text": f"    let x{n} = 3;", "highlight_start": 9, "highlight_end": 11}],
+                    "label": None,
+                    "suggested_replacement": None,
+                    "suggestion_applicability": None,
+                    "expansion": None,
+                }
+            ],
+            "children": [
+                {
+                    "message": f"if this is intentional, prefix it with an underscore: `_x{n}`",
+                    "code": None,
+                    "level": "help",
+                    "spans": [],
+                    "children": [],
+                    "rendered": None,
+                }
+            ],
             "rendered": f"warning: unused variable: `x{n}`\n  --> crates/leaf_{i:03d}/src/lib.rs:{10 + n}:9\n"
-                        f"   |\n{10 + n} |     let x{n} = 3;\n   |         ^^ help: prefix: `_x{n}`\n",
+            f"   |\n{10 + n} |     let x{n} = 3;\n   |         ^^ help: prefix: `_x{n}`\n",
         }
 
-    return {"success": True, "messages": [message(0), message(1)], "blocked_by": [], "duration_ms": 210.0,
-            "at": 1.7e9}
+    return {"success": True, "messages": [message(0), message(1)], "blocked_by": [], "duration_ms": 210.0, "at": 1.7e9}
 
 
 @pytest.fixture
@@ -183,9 +205,15 @@ def big_workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, 
     packages = {}
     for name in gen.members:
         crate = gen.crate_dir(name)
-        packages[name] = Package(name=name, id=f"path+file://{crate}#0.1.0", root=crate,
-                                 manifest=crate / "Cargo.toml", deps=frozenset(gen.deps[name]),
-                                 dev_deps=frozenset(), target_kinds=frozenset({"lib"}))
+        packages[name] = Package(
+            name=name,
+            id=f"path+file://{crate}#0.1.0",
+            root=crate,
+            manifest=crate / "Cargo.toml",
+            deps=frozenset(gen.deps[name]),
+            dev_deps=frozenset(),
+            target_kinds=frozenset({"lib"}),
+        )
     ws = Workspace(root=root, target_dir=root / "target", packages=packages)
     snap = TreeHasher(root).snapshot({f"crates/{n}": n for n in gen.members}, {root / "target"})
     assert len(ws.packages) == GRAPH_MEMBERS

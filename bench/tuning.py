@@ -59,11 +59,13 @@ KNOBS: tuple[Knob, ...] = (
     Knob("prewarm", _settings.PREWARM, ("index", "none", "check"), "fix-loop"),
     Knob("ra-wait", _settings.RA_WAIT, ("30", "0"), "explore-fix"),
     Knob("ra-check-on-save", _settings.RA_CHECK_ON_SAVE, ("0", "1"), "explore-fix", fresh=("target/rust-analyzer",)),
-    Knob("ra-target-dir", _settings.RA_TARGET_DIR, ("separate", "shared"), "explore-fix",
-         fresh=("target/rust-analyzer",)),
+    Knob(
+        "ra-target-dir", _settings.RA_TARGET_DIR, ("separate", "shared"), "explore-fix", fresh=("target/rust-analyzer",)
+    ),
     Knob("cache-size", _settings.CACHE_MB, ("512", "0"), "fix-loop", restart=True),
-    Knob("target-dir", _settings.TARGET_DIR, ("shared", "private"), "fix-loop",
-         fresh=("target/cargo-scheduler/agent",)),
+    Knob(
+        "target-dir", _settings.TARGET_DIR, ("shared", "private"), "fix-loop", fresh=("target/cargo-scheduler/agent",)
+    ),
 )
 
 
@@ -115,8 +117,10 @@ async def measure(knob: Knob, root: Path, repeats: int, log: Any = print) -> dic
         k = round_ % len(knob.settings)
         for setting in knob.settings[k:] + knob.settings[:k]:
             replays[setting].append(await replay_setting(knob, setting, root, first_use=round_ == 0))
-            log(f"  {knob.id}={setting} {'first use' if round_ == 0 else f'round {round_}'}: "
-                f"{replays[setting][-1]['total_ms']:.0f} ms")
+            log(
+                f"  {knob.id}={setting} {'first use' if round_ == 0 else f'round {round_}'}: "
+                f"{replays[setting][-1]['total_ms']:.0f} ms"
+            )
     probes.append(await anyio.to_thread.run_sync(probe, root))
     return {"probe_ms": probes, "rows": [row(s, replays[s]) for s in knob.settings]}
 
@@ -124,30 +128,39 @@ async def measure(knob: Knob, root: Path, repeats: int, log: Any = print) -> dic
 def row(setting: str, replays: list[dict[str, Any]]) -> dict[str, Any]:
     first_use, steady = replays[0], replays[1:]
     split = [parts(r) for r in steady]
-    return {"setting": setting, "first_use_ms": first_use["total_ms"],
-            "total": summary([r["total_ms"] / 1000 for r in steady]),
-            "cargo": summary([p["cargo_ms"] / 1000 for p in split]),
-            "analyzer": summary([p["analyzer_ms"] / 1000 for p in split]),
-            "indexing": max(p["indexing"] for p in split), "errors": max(r["errors"] for r in steady),
-            "replays": replays}
+    return {
+        "setting": setting,
+        "first_use_ms": first_use["total_ms"],
+        "total": summary([r["total_ms"] / 1000 for r in steady]),
+        "cargo": summary([p["cargo_ms"] / 1000 for p in split]),
+        "analyzer": summary([p["analyzer_ms"] / 1000 for p in split]),
+        "indexing": max(p["indexing"] for p in split),
+        "errors": max(r["errors"] for r in steady),
+        "replays": replays,
+    }
 
 
 def table(knob: Knob, measured: dict[str, Any]) -> list[str]:
     rows = measured["rows"]
     base = rows[0]["total"]["median_ms"]
     start, end = measured["probe_ms"]
-    lines = [f"`{knob.variable}` on the `{knob.trace}` session"
-             + (" after a daemon restart" if knob.restart else "")
-             + f" (machine probe, a no-op `cargo check --workspace`: {ms(start)} before, {ms(end)} after):", "",
-             "| setting | session total | vs default | first use | cargo calls | rust-analyzer calls "
-             "| `indexing` answers | errors |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"`{knob.variable}` on the `{knob.trace}` session"
+        + (" after a daemon restart" if knob.restart else "")
+        + f" (machine probe, a no-op `cargo check --workspace`: {ms(start)} before, {ms(end)} after):",
+        "",
+        "| setting | session total | vs default | first use | cargo calls | rust-analyzer calls "
+        "| `indexing` answers | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for i, r in enumerate(rows):
         name = f"`{r['setting']}`" + (" (default)" if i == 0 else "")
         vs = "-" if i == 0 else fmt_ratio(r["total"]["median_ms"] / base)
-        lines.append(f"| {name} | {spread(r['total'])} | {vs} | {ms(r['first_use_ms'])} "
-                     f"| {ms(r['cargo']['median_ms'])} | {ms(r['analyzer']['median_ms'])} | {r['indexing']:.0f} "
-                     f"| {r['errors']} |")
+        lines.append(
+            f"| {name} | {spread(r['total'])} | {vs} | {ms(r['first_use_ms'])} "
+            f"| {ms(r['cargo']['median_ms'])} | {ms(r['analyzer']['median_ms'])} | {r['indexing']:.0f} "
+            f"| {r['errors']} |"
+        )
     return lines
 
 
@@ -166,10 +179,12 @@ def write(page: Path, results: dict[str, Any]) -> None:
         _, tail = rest.split(end, 1)
         text = head + begin + "\n" + "\n".join(table(knob, measured)) + "\n" + end + tail
     m = results["machine"]
-    stamp = (f"{MARK_MEASURED}Measured with `{results['command']}` on {results['generated_at']}: "
-             f"{results['crates']} generated crates, {m['usable_cores']} cores, load average "
-             f"{m['loadavg_at_start'][0]:.2f} at start; steady state is the median of {results['repeats']} "
-             "replays [min-max] after the first use.")
+    stamp = (
+        f"{MARK_MEASURED}Measured with `{results['command']}` on {results['generated_at']}: "
+        f"{results['crates']} generated crates, {m['usable_cores']} cores, load average "
+        f"{m['loadavg_at_start'][0]:.2f} at start; steady state is the median of {results['repeats']} "
+        "replays [min-max] after the first use."
+    )
     lines = [stamp if line.startswith(MARK_MEASURED) else line for line in text.splitlines()]
     page.write_text("\n".join(lines) + "\n")
 
@@ -189,19 +204,28 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [k for k in args.knobs.split(",") if k]
     unknown = set(wanted) - {k.id for k in KNOBS}
     if unknown or args.repeats < 1:
-        parser.error(f"unknown knob(s) {', '.join(sorted(unknown))}; known: {', '.join(k.id for k in KNOBS)}"
-                     if unknown else "--repeats must be at least 1")
+        parser.error(
+            f"unknown knob(s) {', '.join(sorted(unknown))}; known: {', '.join(k.id for k in KNOBS)}"
+            if unknown
+            else "--repeats must be at least 1"
+        )
     chosen = [k for k in KNOBS if k.id in wanted]
-    results: dict[str, Any] = {"command": "python bench/tuning.py " + " ".join(argv or sys.argv[1:]),
-                               "generated_at": time.strftime("%Y-%m-%d %H:%M %z"), "machine": machine_info(),
-                               "crates": args.crates, "repeats": args.repeats, "knobs": {}}
+    results: dict[str, Any] = {
+        "command": "python bench/tuning.py " + " ".join(argv or sys.argv[1:]),
+        "generated_at": time.strftime("%Y-%m-%d %H:%M %z"),
+        "machine": machine_info(),
+        "crates": args.crates,
+        "repeats": args.repeats,
+        "knobs": {},
+    }
     if saved.exists():  # knobs not measured this time keep their earlier figures
         results["knobs"] = json.loads(saved.read_text()).get("knobs", {})
     bw = prepare(args.crates, 0, log=print)
     try:
         for knob in chosen:
             results["knobs"][knob.id] = anyio.run(
-                measure, knob, bw.root.resolve(), args.repeats, lambda m: print(m, file=sys.stderr, flush=True))
+                measure, knob, bw.root.resolve(), args.repeats, lambda m: print(m, file=sys.stderr, flush=True)
+            )
     finally:
         restore(bw.root, args.crates, 0)
     saved.parent.mkdir(parents=True, exist_ok=True)

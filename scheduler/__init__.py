@@ -1,7 +1,11 @@
 """cargo-scheduler: narrowed, cached cargo and a shared rust-analyzer for coding agents.
 
-The public API is loaded lazily: `cargo-scheduler serve` must answer an MCP handshake in milliseconds,
-so importing this package must not import anyio, diskcache or the MCP SDK.
+This module is the public API: what the tests, the benchmarks and the docs import, pinned by
+tests/test_public_api.py. Everything else is private (`_`-prefixed modules in subpackages by concern:
+cargo/, engine/, analyzer/, server/, daemon/, cli/, testing/).
+
+The names are loaded lazily: `cargo-scheduler serve` must answer an MCP handshake in milliseconds, so
+importing this package must not import anyio, diskcache or the MCP SDK.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from ._version import __version__
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from ._engine import CheckRequest, Engine
     from ._exceptions import (
         AnalyzerError,
         CacheError,
@@ -24,8 +27,12 @@ if TYPE_CHECKING:
         UnknownPackage,
         WorkspaceError,
     )
-    from ._generate import GeneratedWorkspace, generate_workspace
-    from ._report import CheckReport, Diagnostic, PackageResult
+    from .engine._engine import CheckRequest, Engine, EnginePool
+    from .engine._report import CheckReport, Diagnostic, PackageResult
+    from .server._build import build_server
+    from .server._state import ServerState
+    from .testing._baseline import fresh_cargo_check
+    from .testing._generate import GeneratedWorkspace, generate_workspace
 
 __all__ = [
     "AnalyzerError",
@@ -36,25 +43,33 @@ __all__ = [
     "CheckRequest",
     "Diagnostic",
     "Engine",
+    "EnginePool",
     "GeneratedWorkspace",
     "InvalidArgument",
     "PackageResult",
     "PathOutsideWorkspace",
     "SchedulerError",
+    "ServerState",
     "UnknownPackage",
     "WorkspaceError",
     "__version__",
+    "build_server",
+    "fresh_cargo_check",
     "generate_workspace",
 ]
 
 _WHERE = {
-    "Engine": "_engine",
-    "CheckRequest": "_engine",
-    "CheckReport": "_report",
-    "Diagnostic": "_report",
-    "PackageResult": "_report",
-    "GeneratedWorkspace": "_generate",
-    "generate_workspace": "_generate",
+    "Engine": "engine._engine",
+    "EnginePool": "engine._engine",
+    "CheckRequest": "engine._engine",
+    "CheckReport": "engine._report",
+    "Diagnostic": "engine._report",
+    "PackageResult": "engine._report",
+    "build_server": "server._build",
+    "ServerState": "server._state",
+    "GeneratedWorkspace": "testing._generate",
+    "generate_workspace": "testing._generate",
+    "fresh_cargo_check": "testing._baseline",
 }
 
 

@@ -79,11 +79,21 @@ class Settings(NamedTuple):
             prewarm=_choice(PREWARM, get(PREWARM), _PREWARM, d.prewarm),
             ra_wait_s=_seconds(RA_WAIT, get(RA_WAIT), d.ra_wait_s),
             ra_check_on_save=_flag(RA_CHECK_ON_SAVE, get(RA_CHECK_ON_SAVE), d.ra_check_on_save),
-            ra_target_dir=_choice(RA_TARGET_DIR, get(RA_TARGET_DIR), _PLACES, d.ra_target_dir,
-                                  hint="it says where rust-analyzer's cargo runs go, not a path"),
+            ra_target_dir=_choice(
+                RA_TARGET_DIR,
+                get(RA_TARGET_DIR),
+                _PLACES,
+                d.ra_target_dir,
+                hint="it says where rust-analyzer's cargo runs go, not a path",
+            ),
             cache_mb=_megabytes(CACHE_MB, get(CACHE_MB), d.cache_mb),
-            target_dir=_choice(TARGET_DIR, get(TARGET_DIR), _POLICIES, d.target_dir,
-                               hint="to move cargo's output elsewhere, set CARGO_TARGET_DIR"),
+            target_dir=_choice(
+                TARGET_DIR,
+                get(TARGET_DIR),
+                _POLICIES,
+                d.target_dir,
+                hint="to move cargo's output elsewhere, set CARGO_TARGET_DIR",
+            ),
         )
 
     def changed(self) -> dict[str, object]:

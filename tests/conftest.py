@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler import _settings
-from scheduler._generate import GeneratedWorkspace, generate_workspace
+from scheduler import GeneratedWorkspace, _settings, generate_workspace
 
 
 @pytest.fixture

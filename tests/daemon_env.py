@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from scheduler import _control, _socket
-from scheduler._generate import generate_workspace
+from scheduler import generate_workspace
+from scheduler.daemon import _control, _socket
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 60.0
@@ -98,7 +98,7 @@ def wait_dead(pid: int, timeout: float) -> bool:
 
 
 class Front:
-    """A `python -m scheduler._front` subprocess spoken to in raw JSON-RPC lines."""
+    """A `python -m scheduler.daemon._front` subprocess spoken to in raw JSON-RPC lines."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
@@ -108,7 +108,7 @@ class Front:
 
     @classmethod
     def spawn(cls, workspace: Path, args: list[str]) -> Front:
-        argv = [sys.executable, "-m", "scheduler._front", "--workspace", str(workspace), *args]
+        argv = [sys.executable, "-m", "scheduler.daemon._front", "--workspace", str(workspace), *args]
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
         return cls(proc)
 

@@ -20,8 +20,11 @@ PEER_TOOLS: dict[str, tuple[set[str], set[str]]] = {
     "cargo_remove": ({"dependencies"}, {"package", "dev"} | CARGO_COMMON),
     "cargo_update": (set(), {"package", "dependencies", "dry_run"} | CARGO_COMMON),
     "cargo_clean": (set(), {"package"} | CARGO_COMMON),
-    "cargo_run": (set(), {"package", "bin", "example", "release", "features", "all_features",
-                          "no_default_features", "args"} | CARGO_COMMON),
+    "cargo_run": (
+        set(),
+        {"package", "bin", "example", "release", "features", "all_features", "no_default_features", "args"}
+        | CARGO_COMMON,
+    ),
     "set_working_directory": ({"path"}, set()),
     "rust_analyzer_hover": ({"file_path", "line", "character"}, set()),
     "rust_analyzer_definition": ({"file_path", "line", "character"}, set()),

@@ -4,48 +4,74 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler import _control, _settings
+from scheduler import _settings
 from scheduler._exceptions import ConfigError, SchedulerError
 from scheduler._settings import Settings
+from scheduler.daemon import _control
 
 
 def test_no_variables_give_the_documented_defaults() -> None:
     s = Settings.from_env({})
     assert s == Settings()
     assert (s.scope, s.prewarm, s.ra_wait_s, s.ra_check_on_save, s.ra_target_dir, s.cache_mb, s.target_dir) == (
-        "auto", "index", 30.0, False, "separate", 512, "shared")
+        "auto",
+        "index",
+        30.0,
+        False,
+        "separate",
+        512,
+        "shared",
+    )
     assert s.changed() == {}
 
 
 def test_every_knob_is_read_and_normalised() -> None:
-    s = Settings.from_env({
-        _settings.SCOPE: " Workspace ", _settings.PREWARM: "check", _settings.RA_WAIT: "2.5",
-        _settings.RA_CHECK_ON_SAVE: "yes", _settings.RA_TARGET_DIR: "shared", _settings.CACHE_MB: "0",
-        _settings.TARGET_DIR: "PRIVATE",
-    })
-    assert s.changed() == {"scope": "workspace", "prewarm": "check", "ra_wait_s": 2.5, "ra_check_on_save": True,
-                           "ra_target_dir": "shared", "cache_mb": 0, "target_dir": "private"}
+    s = Settings.from_env(
+        {
+            _settings.SCOPE: " Workspace ",
+            _settings.PREWARM: "check",
+            _settings.RA_WAIT: "2.5",
+            _settings.RA_CHECK_ON_SAVE: "yes",
+            _settings.RA_TARGET_DIR: "shared",
+            _settings.CACHE_MB: "0",
+            _settings.TARGET_DIR: "PRIVATE",
+        }
+    )
+    assert s.changed() == {
+        "scope": "workspace",
+        "prewarm": "check",
+        "ra_wait_s": 2.5,
+        "ra_check_on_save": True,
+        "ra_target_dir": "shared",
+        "cache_mb": 0,
+        "target_dir": "private",
+    }
 
 
 def test_an_empty_variable_means_the_default() -> None:
     assert Settings.from_env({_settings.SCOPE: "", _settings.CACHE_MB: "  "}) == Settings()
 
 
-@pytest.mark.parametrize(("variable", "value", "accepted"), [
-    (_settings.SCOPE, "fast", "auto, changed, affected, workspace"),
-    (_settings.PREWARM, "eager", "index, none, check"),
-    (_settings.RA_WAIT, "forever", "seconds from 0 to 300"),
-    (_settings.RA_WAIT, "-1", "seconds from 0 to 300"),
-    (_settings.RA_WAIT, "nan", "seconds from 0 to 300"),
-    (_settings.RA_WAIT, "301", "seconds from 0 to 300"),
-    (_settings.RA_CHECK_ON_SAVE, "maybe", "1 or 0"),
-    (_settings.RA_TARGET_DIR, "target/ra", "separate, shared"),
-    (_settings.CACHE_MB, "1.5", "whole number of megabytes"),
-    (_settings.CACHE_MB, "-3", "whole number of megabytes"),
-    (_settings.TARGET_DIR, "/tmp/elsewhere", "set CARGO_TARGET_DIR"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value", "accepted"),
+    [
+        (_settings.SCOPE, "fast", "auto, changed, affected, workspace"),
+        (_settings.PREWARM, "eager", "index, none, check"),
+        (_settings.RA_WAIT, "forever", "seconds from 0 to 300"),
+        (_settings.RA_WAIT, "-1", "seconds from 0 to 300"),
+        (_settings.RA_WAIT, "nan", "seconds from 0 to 300"),
+        (_settings.RA_WAIT, "301", "seconds from 0 to 300"),
+        (_settings.RA_CHECK_ON_SAVE, "maybe", "1 or 0"),
+        (_settings.RA_TARGET_DIR, "target/ra", "separate, shared"),
+        (_settings.CACHE_MB, "1.5", "whole number of megabytes"),
+        (_settings.CACHE_MB, "-3", "whole number of megabytes"),
+        (_settings.TARGET_DIR, "/tmp/elsewhere", "set CARGO_TARGET_DIR"),
+    ],
+)
 def test_a_bad_value_is_an_error_naming_the_variable_the_value_and_what_is_accepted(
-    variable: str, value: str, accepted: str,
+    variable: str,
+    value: str,
+    accepted: str,
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({variable: value})
@@ -62,7 +88,8 @@ def test_the_fingerprint_holds_only_the_knobs_that_are_set_unparsed() -> None:
 
 
 def test_a_daemon_with_other_settings_is_outdated_and_the_reason_names_them(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: object,
 ) -> None:
     monkeypatch.setenv(_settings.SCOPE, "workspace")
     paths = _control._socket.Paths(str(tmp_path))

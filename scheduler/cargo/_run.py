@@ -1,0 +1,171 @@
+"""Running cargo: JSON messages parsed as they stream, and a process group that never outlives us.
+
+Cargo is started in its own session (process group) so a timeout or a cancelled call kills cargo,
+rustc, build scripts and test binaries together: terminate, a short grace, then kill, shielded from
+the cancellation that caused it. The environment it sees is fixed when the engine starts (see
+`stable_environment`), so build scripts that watch variables do not rebuild on every call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import ByteReceiveStream, Process
+
+_TERM_GRACE_S = 2.0
+_STDERR_KEEP = 64 * 1024
+# Variables that differ between agent sessions and terminals but mean nothing to a build.
+_VOLATILE_PREFIXES = ("CODEX_", "CLAUDE", "MCP_", "TERM_SESSION", "WINDOWID", "KITTY_", "VSCODE_")
+_VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "SSH_TTY", "GPG_TTY"})
+_FAILED_UNIT = re.compile(
+    r"(?:could not compile|failed to run custom build command for) `([A-Za-z0-9_\-]+)(?: v[^`]*)?`"
+)
+
+
+def stable_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for every cargo run: the server's own, minus per-session noise."""
+    source = os.environ if env is None else env
+    return {k: v for k, v in source.items() if k not in _VOLATILE and not k.startswith(_VOLATILE_PREFIXES)}
+
+
+def cargo_argv(args: Sequence[str], toolchain: str | None = None) -> list[str]:
+    if toolchain:
+        return ["rustup", "run", toolchain, "cargo", *args]
+    return ["cargo", *args]
+
+
+@dataclass
+class CargoOutcome:
+    argv: list[str]
+    exit_code: int | None = None
+    finished_success: bool | None = None
+    messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """rustc diagnostics (the inner `message` objects) by cargo package_id."""
+    artifacts: set[str] = field(default_factory=set)
+    failed_units: set[str] = field(default_factory=set)
+    """Package names cargo reported as failed in its text output (build scripts, linking...)."""
+    stdout_text: list[str] = field(default_factory=list)
+    stderr: str = ""
+    timed_out: bool = False
+    cancelled: bool = False
+    duration_ms: float = 0.0
+
+    @property
+    def completed(self) -> bool:
+        return not (self.timed_out or self.cancelled) and self.exit_code is not None
+
+
+async def run_cargo(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    toolchain: str | None = None,
+    timeout_s: float | None = None,
+    on_message: Callable[[dict[str, Any]], None] | None = None,
+) -> CargoOutcome:
+    """Run cargo to completion (or timeout), collecting its JSON messages. Never raises on cargo's
+    own failure: a failed build is an outcome. Cancellation kills the process group and re-raises."""
+    outcome = CargoOutcome(argv=cargo_argv(args, toolchain))
+    start = time.perf_counter()
+    try:
+        proc = await anyio.open_process(
+            outcome.argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        from .._exceptions import CargoError
+
+        raise CargoError(f"could not start {outcome.argv[0]!r}: {exc}") from exc
+    stderr_chunks: list[bytes] = []
+
+    def handle(line: bytes) -> None:
+        if not line.startswith(b"{"):
+            outcome.stdout_text.append(line.decode(errors="replace"))
+            return
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return
+        reason = msg.get("reason")
+        if reason == "compiler-message":
+            outcome.messages.setdefault(msg.get("package_id", ""), []).append(msg.get("message", {}))
+        elif reason == "compiler-artifact":
+            outcome.artifacts.add(msg.get("package_id", ""))
+        elif reason == "build-finished":
+            outcome.finished_success = bool(msg.get("success"))
+        if on_message is not None:
+            on_message(msg)
+
+    try:
+        with anyio.move_on_after(timeout_s) as scope:
+            async with anyio.create_task_group() as tg:
+                assert proc.stdout is not None and proc.stderr is not None
+                tg.start_soon(_read_lines, proc.stdout, handle)
+                tg.start_soon(_collect, proc.stderr, stderr_chunks)
+            outcome.exit_code = await proc.wait()
+        outcome.timed_out = scope.cancelled_caught
+    except BaseException:
+        outcome.cancelled = True
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            await terminate(proc)
+        outcome.stderr = b"".join(stderr_chunks).decode(errors="replace")[-_STDERR_KEEP:]
+        outcome.failed_units = set(_FAILED_UNIT.findall(outcome.stderr))
+        outcome.duration_ms = (time.perf_counter() - start) * 1000
+    return outcome
+
+
+async def terminate(proc: Process) -> None:
+    """Terminate the whole process group, then kill it if it lingers. Call shielded."""
+    if proc.returncode is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        with anyio.move_on_after(_TERM_GRACE_S):
+            await proc.wait()
+    # Kill stragglers even when cargo itself exited: a build script or test may have forked.
+    _signal_group(proc.pid, signal.SIGKILL)
+    if proc.returncode is None:
+        await proc.wait()
+    await proc.aclose()
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def _read_lines(stream: ByteReceiveStream, handle: Callable[[bytes], None]) -> None:
+    buffer = b""
+    async for chunk in stream:
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            handle(line.rstrip(b"\r"))
+    if buffer:
+        handle(buffer)
+
+
+async def _collect(stream: ByteReceiveStream, chunks: list[bytes]) -> None:
+    size = 0
+    async for chunk in stream:
+        chunks.append(chunk)
+        size += len(chunk)
+        while size > 2 * _STDERR_KEEP and len(chunks) > 1:
+            size -= len(chunks.pop(0))

@@ -1,0 +1,249 @@
+"""The workspace as cargo sees it: members, their roots, and the path dependencies between them.
+
+It comes from `cargo metadata --no-deps` (cheap, offline) and is reloaded only when an input of that
+command changes: a manifest, `Cargo.lock`, `.cargo/config*`, or the set of directories the root
+manifest's member globs match (a new crate changes no existing file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import MetadataError, NotAWorkspace, UnknownPackage
+from . import _graph
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    id: str
+    root: Path
+    manifest: Path
+    deps: frozenset[str]
+    """Workspace members this package needs to build (normal and build dependencies)."""
+    dev_deps: frozenset[str]
+    """Workspace members only its tests, examples and benches need."""
+    target_kinds: frozenset[str] = frozenset()
+    declared_features: frozenset[str] = frozenset()
+    requested_by: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict, compare=False)
+    """Features other members ask of this one, per dependent member and dependency kind ("normal",
+    "build", "dev"), "default" included when asked with default features on: what a build that
+    reaches this one through that dependent enables."""
+    renamed_by: frozenset[str] = frozenset()
+    """Dependents that depend on this member under another name (`dep/feature` must use that name)."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    target_dir: Path
+    packages: dict[str, Package]
+    signature: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+    _by_root: dict[Path, str] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[tuple[str, bool], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_root.update({p.root: p.name for p in self.packages.values()})
+
+    @property
+    def members(self) -> list[str]:
+        return sorted(self.packages)
+
+    def require(self, names: Iterable[str]) -> list[str]:
+        """Validate package names; raise UnknownPackage naming the first that is not a member."""
+        out = []
+        for name in names:
+            if name not in self.packages:
+                raise UnknownPackage(name, self.members)
+            out.append(name)
+        return out
+
+    def owner(self, path: Path) -> str | None:
+        """The package whose root contains `path` most closely, or None (a workspace-wide file)."""
+        current = path
+        while True:
+            name = self._by_root.get(current)
+            if name is not None:
+                return name
+            if current == self.root or current.parent == current:
+                return None
+            current = current.parent
+
+    def dep_edges(self, *, dev: bool) -> dict[str, set[str]]:
+        """Member -> members it builds against. Shared and memoised: do not mutate the result."""
+        edges: dict[str, set[str]] | None = self._memo.get(("edges", dev))
+        if edges is None:
+            edges = {n: set(p.deps) | (set(p.dev_deps) if dev else set()) for n, p in self.packages.items()}
+            self._memo["edges", dev] = edges
+        return edges
+
+    def dependents(self, names: Iterable[str], *, dev: bool = False) -> set[str]:
+        """`names` plus every member that depends on them, transitively."""
+        return _graph.reachable(names, _graph.reverse_edges(self.dep_edges(dev=dev)))
+
+    def unification(self, names: Iterable[str], *, dev: bool) -> tuple[list[str], list[str]]:
+        """What makes a `-p names` build enable the features a `--workspace` build enables in every
+        member it builds: (`member/feature` flags, members whose flag cargo only takes if they are
+        selected too).
+
+        Selecting every member unifies what every member asks of another (resolver 2;
+        dev-dependencies' requests only when tests are built) and turns on each member's defaults.
+        A `-p` build enables, in the members it reaches, only what the members on the way ask for
+        (and the selected ones' defaults), so its units can differ (an error under
+        `#[cfg(feature)]` can vanish). Only the features that differ are named. Cargo accepts
+        `M/feature` when M is selected or a direct dependency (by that name) of a selected package;
+        any other M is returned in the second list, for the caller to select (check/build) or to
+        leave as it is (tests: selecting M would run its tests)."""
+        kinds = ("normal", "build", "dev") if dev else ("normal", "build")
+        edges = self.dep_edges(dev=dev)
+        selected = set(names)
+        reach = _graph.reachable(selected, edges)
+        flags: list[str] = []
+        undirect: list[str] = []
+        for name in sorted(reach):
+            package = self.packages[name]
+            own_default = {"default"} & package.declared_features
+            everywhere = set(own_default).union(
+                *(asked.get(k, frozenset()) for asked in package.requested_by.values() for k in kinds)
+            )
+            narrowed = set(own_default) if name in selected else set()
+            for dependent, asked in package.requested_by.items():
+                if dependent in reach and name in edges[dependent]:
+                    narrowed.update(*(asked.get(k, frozenset()) for k in kinds))
+            missing = sorted((everywhere - narrowed) & package.declared_features)
+            if not missing:
+                continue
+            direct = name in selected or any(name in edges[s] and s not in package.renamed_by for s in selected)
+            if not direct:
+                undirect.append(name)
+            flags.extend(f"{name}/{feature}" for feature in missing)
+        return flags, undirect
+
+    def order(self, *, dev: bool = False) -> list[str]:
+        order: list[str] | None = self._memo.get(("order", dev))
+        if order is None:
+            order = self._memo["order", dev] = _graph.topological_order(self.dep_edges(dev=dev))
+        return list(order)
+
+
+def find_root(start: Path) -> Path:
+    """The directory of the nearest Cargo.toml at or above `start` that declares a workspace (as
+    cargo searches), else the nearest Cargo.toml's directory (a single-package workspace)."""
+    start = start.resolve()
+    nearest: Path | None = None
+    for directory in [start, *start.parents]:
+        manifest = directory / "Cargo.toml"
+        if manifest.is_file():
+            nearest = nearest or directory
+            try:
+                if "workspace" in tomllib.loads(manifest.read_text()):
+                    return directory
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+    if nearest is None:
+        raise NotAWorkspace(f"no Cargo.toml at or above {str(start)!r}")
+    return nearest
+
+
+def metadata_inputs(root: Path, manifests: Iterable[Path] = ()) -> tuple[tuple[str, int, int], ...]:
+    """A stat signature of everything `cargo metadata` reads; equal signatures mean equal metadata."""
+    paths = {root / "Cargo.toml", root / "Cargo.lock", *manifests}
+    for directory in [root, *root.parents]:
+        paths.add(directory / ".cargo" / "config.toml")
+        paths.add(directory / ".cargo" / "config")
+    paths.update(_member_manifests(root))
+    sig = []
+    for p in sorted(paths):
+        try:
+            st = os.stat(p)
+            sig.append((str(p), st.st_mtime_ns, st.st_size))
+        except OSError:
+            continue
+    return tuple(sig)
+
+
+def _member_manifests(root: Path) -> list[Path]:
+    """Manifests matched by the root's `workspace.members` globs: catches a newly created crate."""
+    try:
+        doc = tomllib.loads((root / "Cargo.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    members = doc.get("workspace", {}).get("members", [])
+    found: list[Path] = []
+    for pattern in members if isinstance(members, list) else []:
+        if isinstance(pattern, str):
+            found.extend(m for m in root.glob(f"{pattern}/Cargo.toml"))
+    return found
+
+
+def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int], ...] = ()) -> Workspace:
+    """Build the model from `cargo metadata --format-version 1 --no-deps` JSON."""
+    try:
+        root = Path(data["workspace_root"])
+        member_ids = set(data["workspace_members"])
+        pkgs = [p for p in data["packages"] if p["id"] in member_ids]
+        by_dir = {Path(p["manifest_path"]).parent: p["name"] for p in pkgs}
+        packages: dict[str, Package] = {}
+        requested_by: dict[str, dict[str, dict[str, set[str]]]] = {}
+        renamed_by: dict[str, set[str]] = {}
+        for p in pkgs:
+            for d in p.get("dependencies", []):
+                target = by_dir.get(Path(d["path"])) if d.get("path") else None
+                if target is None or target == p["name"]:
+                    continue
+                kind = d.get("kind") or "normal"
+                features = set(d.get("features") or [])
+                if d.get("uses_default_features", True):
+                    features.add("default")
+                requested_by.setdefault(target, {}).setdefault(p["name"], {}).setdefault(kind, set()).update(features)
+                if d.get("rename"):
+                    renamed_by.setdefault(target, set()).add(p["name"])
+        for p in pkgs:
+            deps: set[str] = set()
+            dev: set[str] = set()
+            for d in p.get("dependencies", []):
+                target = by_dir.get(Path(d["path"])) if d.get("path") else None
+                if target is None or target == p["name"]:
+                    continue
+                (dev if d.get("kind") == "dev" else deps).add(target)
+            manifest = Path(p["manifest_path"])
+            kinds = frozenset(k for t in p.get("targets", []) for k in t.get("kind", []))
+            packages[p["name"]] = Package(
+                name=p["name"],
+                id=p["id"],
+                root=manifest.parent,
+                manifest=manifest,
+                deps=frozenset(deps),
+                dev_deps=frozenset(dev - deps),
+                target_kinds=kinds,
+                declared_features=frozenset(p.get("features") or {}),
+                requested_by={
+                    d: {k: frozenset(v) for k, v in kinds_.items()}
+                    for d, kinds_ in requested_by.get(p["name"], {}).items()
+                },
+                renamed_by=frozenset(renamed_by.get(p["name"], ())),
+            )
+        return Workspace(root=root, target_dir=Path(data["target_directory"]), packages=packages, signature=signature)
+    except (KeyError, TypeError) as exc:
+        raise MetadataError(f"cargo metadata output is not understood: missing {exc}") from exc
+
+
+def load_metadata_json(text: str) -> dict[str, Any]:
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                value: dict[str, Any] = json.loads(line)
+                return value
+            except json.JSONDecodeError as exc:
+                raise MetadataError(f"cargo metadata printed invalid JSON: {exc}") from exc
+    raise MetadataError("cargo metadata printed no JSON")

@@ -1,0 +1,309 @@
+"""`cargo-scheduler serve`: the stdio process an agent spawns. Standard library only, on purpose.
+
+Codex sends its first model request ~0.6-1.0 s after spawning its MCP servers, and a server that has
+not listed its tools by then is invisible for that whole turn. Importing the MCP SDK alone takes
+~1.3 s, so this process never imports it (nor anyio): it answers `initialize` and `tools/list` from
+`_toollist.json`, which `_toollist.py` generates from the real server, per protocol version, exactly
+as the real server would answer (a test keeps them equal). Keeping this module stdlib-only is the
+feature, not a shortcut: every import here is paid by every agent session before its first turn.
+
+Everything else is relayed, line by line, to the workspace's daemon (`_daemon.py`), which a background
+thread reaches or starts. The client's `initialize` is replayed to the daemon (its answer swallowed,
+the client already has one) and its `notifications/initialized` sent after it; requests arriving before
+the daemon is up are queued. If the daemon dies, each request it was handling is answered with an
+error saying so and asking for a retry, and the next request reconnects (starting a new daemon).
+A client whose first request is not `initialize` (a 2026-era `server/discover` probe) gets a plain
+relay: nothing answered locally, nothing replayed.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import json
+import os
+import sys
+from typing import Any
+
+_NO_ID = object()
+WAKE_DELAY = 0.25
+"""The daemon connector waits this long for the handshake to finish before it competes for the GIL."""
+RETRY = "the cargo-scheduler daemon stopped while handling this call (crashed, replaced or stopped); retry it"
+
+
+class Front:
+    """One stdio session: local handshake answers, a queue, and the relay to the daemon."""
+
+    def __init__(self, start: str, daemon_args: list[str], http: bool = False) -> None:
+        self.start = start
+        self.daemon_args = daemon_args
+        self.http = http
+        self.table: dict[str, Any] | None = None
+        self.mode: str | None = None  # "handshake" (answered locally, replayed) | "relay"
+        self.init_params: dict[str, Any] = {}
+        self.version = ""
+        self.out_lock = _thread.allocate_lock()
+        self.lock = _thread.allocate_lock()  # guards everything below
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()
+        self.queue: list[tuple[bytes, Any]] = []
+        self.sock: Any = None
+        self.inflight: dict[str, Any] = {}
+        self.server_requests: set[str] = set()
+        self.connector_started = False
+        self.closed = False
+        self.generation = 0
+
+    # -- output -----------------------------------------------------------------------------------------
+    def emit(self, data: bytes) -> None:
+        with self.out_lock:
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(1, view) :]
+            except OSError:
+                self.closed = True  # the client is gone; nobody left to tell
+
+    def reply(self, request_id: Any, result: Any = None, error: dict[str, Any] | None = None) -> None:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+        if error is None:
+            body["result"] = result
+        else:
+            body["error"] = error
+        self.emit(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+
+    # -- client side ------------------------------------------------------------------------------------
+    def run(self) -> int:
+        readline = sys.stdin.buffer.readline
+        while True:
+            line = readline()
+            if not line:
+                break
+            if line.strip():
+                self.on_client(line if line.endswith(b"\n") else line + b"\n")
+        self.close()
+        return 0
+
+    def load_table(self) -> dict[str, Any]:
+        if self.table is None:
+            from . import _socket
+
+            with open(_socket.TOOLLIST_PATH, "rb") as f:
+                self.table = json.loads(f.read())
+        return self.table
+
+    def on_client(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            self.reply(None, error={"code": -32700, "message": "Parse error"})
+            return
+        if not isinstance(msg, dict):
+            self.forward(line, None, _NO_ID)
+            return
+        method = msg.get("method")
+        request_id = msg.get("id", _NO_ID)
+        if method is None:  # the client's answer to a request the daemon sent it
+            self.forward(line, "response", request_id)
+            return
+        if self.mode is None and request_id is not _NO_ID:
+            if method == "initialize":
+                self.mode = "handshake"
+                self.answer_initialize(request_id, msg.get("params") or {})
+                self.start_connector()
+                return
+            self.mode = "relay"
+            self.start_connector()
+        if self.mode == "handshake":
+            params = msg.get("params") or {}
+            if method == "tools/list" and request_id is not _NO_ID and not params.get("cursor"):
+                self.reply(request_id, self.load_table()["handshake"][self.version]["tools/list"])
+                self.kick()
+                return
+            if method == "ping" and request_id is not _NO_ID:
+                self.reply(request_id, {})
+                return
+            if method == "notifications/initialized":
+                return  # replayed to each daemon connection right after its initialize
+        elif method == "initialize":
+            self.init_params = msg.get("params") or {}  # relayed now, replayed after a daemon restart
+        self.forward(line, "request" if request_id is not _NO_ID else None, request_id)
+
+    def answer_initialize(self, request_id: Any, params: dict[str, Any]) -> None:
+        """Answer as the real server would: echo a supported handshake version, else offer the latest."""
+        table = self.load_table()
+        wanted = params.get("protocolVersion")
+        self.version = str(wanted if wanted in table["handshake"] else table["latest_handshake"])
+        self.init_params = params
+        self.reply(request_id, table["handshake"][self.version]["initialize"])
+
+    def forward(self, line: bytes, kind: str | None, request_id: Any) -> None:
+        key = json.dumps(request_id) if request_id is not _NO_ID else ""
+        with self.lock:
+            if kind == "response":
+                if key not in self.server_requests:
+                    return  # answers a request of a daemon connection that is gone
+                self.server_requests.discard(key)
+            if self.sock is not None:
+                try:
+                    self.sock.sendall(line)
+                except OSError:
+                    pass  # the reader thread will see the daemon gone; keep the line for the next one
+                else:
+                    if kind == "request":
+                        self.inflight[key] = request_id
+                    return
+            self.queue.append((line, request_id if kind == "request" else _NO_ID))
+        if not self.connector_started and self.mode is not None:
+            self.start_connector()
+        self.kick()
+
+    def kick(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already awake
+            self.wake.release()
+
+    def close(self) -> None:
+        self.closed = True
+        with self.lock:
+            sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)
+        self.kick()
+
+    # -- daemon side (background thread) ----------------------------------------------------------------
+    def start_connector(self) -> None:
+        if not self.connector_started:
+            self.connector_started = True
+            _thread.start_new_thread(self.connector, ())
+
+    def connector(self) -> None:
+        self.wake.acquire(timeout=WAKE_DELAY)
+        from . import _control, _socket
+
+        try:
+            paths = _socket.Paths(_socket.workspace_root(self.start))
+        except Exception as exc:
+            self.fail_queued(f"cargo-scheduler cannot use its runtime directory: {exc}")
+            return
+        while not self.closed:
+            try:
+                sock, reader, _status = _control.connect(paths, self.daemon_args, self.http)
+            except Exception as exc:
+                self.fail_queued(f"cargo-scheduler daemon unavailable: {exc}")
+                self.wake.acquire()  # retry when the next message needs the daemon
+                continue
+            self.pump(sock, reader)
+            if self.closed:
+                return
+            with self.lock:
+                need = bool(self.queue)
+            if not need:
+                self.wake.acquire()
+
+    def fail_queued(self, message: str) -> None:
+        with self.lock:
+            failed = [rid for _, rid in self.queue if rid is not _NO_ID]
+            self.queue.clear()
+        for rid in failed:
+            self.reply(rid, error={"code": -32000, "message": message})
+        print(message, file=sys.stderr)
+
+    def pump(self, sock: Any, reader: Any) -> None:
+        """Replay the handshake, flush the queue, then relay daemon lines until it goes away."""
+        self.generation += 1
+        try:
+            if self.mode == "handshake" or (self.init_params and self.generation > 1):
+                init_id = f"cargo-scheduler-front-init-{self.generation}"
+                hello = {"jsonrpc": "2.0", "id": init_id, "method": "initialize", "params": self.init_params}
+                sock.sendall(json.dumps(hello).encode() + b"\n")
+                while True:
+                    line = reader.readline()
+                    if not line:
+                        raise ConnectionError("daemon closed during initialize")
+                    msg = json.loads(line)
+                    if msg.get("id") == init_id:
+                        if "error" in msg:
+                            why = msg["error"]
+                            print(f"cargo-scheduler: daemon refused initialize: {why}", file=sys.stderr)
+                        break
+                sock.sendall(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+            with self.lock:
+                for line, rid in self.queue:
+                    sock.sendall(line)
+                    if rid is not _NO_ID:
+                        self.inflight[json.dumps(rid)] = rid
+                self.queue.clear()
+                self.sock = sock
+            for line in reader:
+                self.on_daemon(line)
+        except (OSError, ValueError) as exc:
+            print(f"cargo-scheduler: daemon connection lost: {exc}", file=sys.stderr)
+        with self.lock:
+            self.sock = None
+            lost = list(self.inflight.values())
+            self.inflight.clear()
+            self.server_requests.clear()
+        for rid in lost:
+            self.reply(rid, error={"code": -32000, "message": RETRY, "data": {"retry": True}})
+        try:
+            reader.close()
+            sock.close()
+        except OSError:
+            pass
+
+    def on_daemon(self, line: bytes) -> None:
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(msg, dict) and "id" in msg:
+            key = json.dumps(msg["id"])
+            with self.lock:
+                if "method" in msg:
+                    self.server_requests.add(key)
+                else:
+                    self.inflight.pop(key, None)
+        self.emit(line if line.endswith(b"\n") else line + b"\n")
+
+
+def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
+    """Hand-rolled (argparse costs ~10 ms): --workspace P, --idle-timeout S, --http, --port N."""
+    start, daemon_args, http = os.getcwd(), [], False
+    rest = list(argv)
+    while rest:
+        flag = rest.pop(0)
+        if flag == "--workspace" and rest:
+            start = rest.pop(0)
+        elif flag in ("--idle-timeout", "--port", "--token-file", "--rust-analyzer") and rest:
+            daemon_args += [flag, rest.pop(0)]
+        elif flag == "--allow-unsafe-env":
+            daemon_args.append(flag)
+        elif flag == "--http":
+            http = True
+            daemon_args.append("--http")
+        else:
+            raise SystemExit(f"cargo-scheduler serve: unknown argument {flag!r}")
+    return start, daemon_args, http
+
+
+def serve_main(argv: list[str]) -> int:
+    """`cargo-scheduler serve [--workspace P] [--idle-timeout S] [--rust-analyzer PATH] [--allow-unsafe-env]
+    [--http [--port N] [--token-file F]]`.
+
+    With `--http` the session itself is still stdio; the daemon it reaches also serves streamable HTTP
+    on loopback (URL in the daemon's status and in the state dir).
+    """
+    start, daemon_args, http = parse_args(argv)
+    return Front(start, daemon_args, http).run()
+
+
+def daemon_main(argv: list[str]) -> int:
+    """`cargo-scheduler daemon status|stop|logs` (lives in `_control`; re-exported for the CLI)."""
+    from ._control import daemon_main as run
+
+    return run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(serve_main(sys.argv[1:]))

@@ -1,0 +1,519 @@
+"""The engine: answer cargo's question for the current sources, running as little cargo as possible.
+
+A request flows: observe (metadata if a manifest changed, then a stat walk) -> keys (Merkle hash per
+package) -> plan (what is stale, what the scope runs, what comes from the cache, what is pending) ->
+run (`cargo <kind> -p ...` on the target dir's gate, shared with identical concurrent requests) ->
+verify (sources unchanged during the run, else the answer is not stored) -> store -> report. In
+`auto` scope the stale dependents are then checked in the background, yielding to foreground work,
+so the next question finds them in the cache.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import xxhash
+
+from .._exceptions import InvalidArgument, MetadataError
+from ..cargo._run import run_cargo, stable_environment
+from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata
+from . import _keys, _plan, _runs
+from ._cache import DiagnosticsCache
+from ._fingerprint import Snapshot, TreeHasher
+from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult, Scope
+from ._singleflight import SingleFlight
+from ._targets import TargetGate, agent_target_base, choose_target_dir
+
+_BACKGROUND_BATCH = 24
+
+
+@dataclass(frozen=True)
+class CheckRequest:
+    kind: Kind = "check"
+    scope: Scope = "auto"
+    packages: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    all_features: bool = False
+    no_default_features: bool = False
+    release: bool = False
+    all_targets: bool = False
+    extra_env: tuple[tuple[str, str], ...] = ()
+    toolchain: str | None = None
+    timeout_s: float | None = None
+    deny_warnings: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise InvalidArgument("kind", f"{self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.scope not in SCOPES:
+            raise InvalidArgument("scope", f"{self.scope!r} is not one of {', '.join(SCOPES)}")
+        if self.timeout_s is not None and not (0 < self.timeout_s <= 24 * 3600):
+            raise InvalidArgument("timeout_s", f"{self.timeout_s!r} is not a number of seconds in (0, 86400]")
+
+    def spec(self) -> _runs.RunSpec:
+        command = _keys.Command(
+            kind=self.kind,
+            features=tuple(sorted(self.features)),
+            all_features=self.all_features,
+            no_default_features=self.no_default_features,
+            release=self.release,
+            all_targets=self.all_targets,
+            toolchain=self.toolchain,
+            extra_env=tuple(sorted(self.extra_env)),
+        )
+        return _runs.RunSpec(command=command, deny_warnings=self.deny_warnings)
+
+
+@dataclass
+class _Observed:
+    ws: Workspace
+    snap: Snapshot
+
+
+@dataclass
+class _Keys:
+    obs: _Observed
+    packages: dict[str, str]
+    """Merkle key per member: the cache key of its answer."""
+    own: dict[str, str]
+    """Digest of each member's own files: where an edit happened."""
+    context: str
+    """Digest of the inputs every member shares."""
+
+
+@dataclass
+class _RunResult:
+    argv: list[str]
+    results: dict[str, PackageResult]
+    moved: set[str]
+    """Packages whose sources changed while cargo ran: their answers were dropped."""
+    error: str | None
+
+
+class Engine:
+    """One workspace root. Create through `EnginePool.get`, which owns the background task group."""
+
+    def __init__(
+        self,
+        root: Path,
+        cache: DiagnosticsCache,
+        task_group: anyio.abc.TaskGroup,
+        flight: SingleFlight[Any],
+        *,
+        private_target: bool = False,
+    ) -> None:
+        self.root = root
+        self.cache = cache
+        self.private_target = private_target
+        self.env = stable_environment()
+        self._tg = task_group
+        self._hasher = TreeHasher(root)
+        self._observe_lock = anyio.Lock()
+        self._ws: Workspace | None = None
+        self._meta_signature: str | None = None
+        self._signature_of = -1
+        self._walk_inputs_of: Workspace | None = None
+        self._roots: dict[str, str] = {}
+        self._keys_memo: dict[Any, _Keys] = {}
+        self._own_prefixes: dict[_runs.RunSpec, bytes] = {}
+        self._rustc: dict[str | None, str] = {}
+        self._gates: dict[Path, TargetGate] = {}
+        self._flight = flight
+        self._background: dict[_runs.RunSpec, anyio.CancelScope] = {}
+        self._background_idle = anyio.Event()
+        self._background_idle.set()
+        self.last_walk_ms = 0.0
+
+    # -- observing the workspace -------------------------------------------------------------
+    async def observe(self) -> _Observed:
+        """Metadata (reloaded only when its inputs changed) and a snapshot of the tree as it is now:
+        the previous one if the watcher saw no change, else updated (or walked) in a worker thread."""
+        async with self._observe_lock:
+            for _ in range(3):
+                ws = self._ws or await self._load_metadata()
+                roots, exclude = self._walk_inputs(ws)
+                snap = self._hasher.unchanged(roots, exclude)
+                if snap is None:
+                    snap = await anyio.to_thread.run_sync(self._hasher.refresh, roots, exclude)
+                    self.last_walk_ms = snap.stats.elapsed_ms
+                if self._signature_of == snap.generation and self._meta_signature is not None:
+                    return _Observed(ws, snap)
+                signature = _metadata_signature(ws, snap)
+                if self._meta_signature is None or signature == self._meta_signature:
+                    self._meta_signature = signature
+                    self._signature_of = snap.generation
+                    return _Observed(ws, snap)
+                # A manifest, the lockfile or a file outside every member changed: reload.
+                self._ws = None
+                self._meta_signature = None
+                self._signature_of = -1
+            raise MetadataError("the workspace manifests keep changing; try again when edits settle")
+
+    def _walk_inputs(self, ws: Workspace) -> tuple[dict[str, str], set[Path]]:
+        if self._walk_inputs_of is not ws:
+            self._roots = {
+                ("" if p.root == ws.root else str(p.root.relative_to(ws.root))): n
+                for n, p in ws.packages.items()
+                if p.root.is_relative_to(ws.root)
+            }
+            self._walk_inputs_of = ws
+        return self._roots, {ws.target_dir}
+
+    async def workspace(self) -> Workspace:
+        return (await self.observe()).ws
+
+    async def _load_metadata(self) -> Workspace:
+        if not (self.root / "Cargo.lock").exists():
+            # Cargo writes the lockfile on its first build anyway; writing it now keeps it from
+            # changing every key in the middle of that first run. Failure (say, registry
+            # dependencies not downloaded yet) leaves it to cargo, as before.
+            await anyio.run_process(
+                ["cargo", "generate-lockfile", "--offline"], cwd=self.root, env=self.env, check=False
+            )
+        argv = ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"]
+        try:
+            result = await anyio.run_process(argv, cwd=self.root, env=self.env, check=False)
+        except OSError as exc:
+            raise MetadataError(f"could not run cargo metadata: {exc}") from exc
+        if result.returncode != 0:
+            stderr = result.stderr.decode(errors="replace").strip()
+            raise MetadataError(f"cargo metadata failed in {self.root}: {stderr[-2000:]}")
+        self._ws = parse_metadata(load_metadata_json(result.stdout.decode()))
+        return self._ws
+
+    async def rustc_version(self, toolchain: str | None) -> str:
+        if toolchain not in self._rustc:
+            argv = ["rustup", "run", toolchain, "rustc", "-vV"] if toolchain else ["rustc", "-vV"]
+            try:
+                result = await anyio.run_process(argv, cwd=self.root, env=self.env, check=False)
+                self._rustc[toolchain] = result.stdout.decode(errors="replace")
+            except OSError as exc:
+                raise InvalidArgument("toolchain", f"could not run rustc: {exc}") from exc
+        return self._rustc[toolchain]
+
+    async def keys(self, request: CheckRequest, observed: _Observed | None = None) -> _Keys:
+        obs = observed or await self.observe()
+        spec = request.spec()
+        env = {**self.env, **dict(request.extra_env)}
+        rustc = await self.rustc_version(request.toolchain)
+        gkey = _keys.global_digest(obs.ws, obs.snap, rustc, env, spec.command)
+        memo_key = (id(obs.ws), obs.snap.generation, gkey)
+        cached = self._keys_memo.get(memo_key)
+        if cached is not None:
+            return replace(cached, obs=obs)
+        own = {n: obs.snap.owner_digest(n).hex() for n in obs.ws.packages}
+        k = _Keys(obs, _keys.package_keys(obs.ws, obs.snap, gkey, spec.command), own, gkey.hex())
+        if len(self._keys_memo) > 32:
+            self._keys_memo.clear()
+        self._keys_memo[memo_key] = k
+        return k
+
+    def _own_key(self, spec: _runs.RunSpec, name: str) -> str:
+        prefix = self._own_prefixes.get(spec)
+        if prefix is None:
+            prefix = self._own_prefixes[spec] = repr((str(self.root), spec)).encode()
+        return "own:" + xxhash.xxh3_64_hexdigest(prefix + name.encode())
+
+    # -- answering --------------------------------------------------------------------------
+    async def check(
+        self, request: CheckRequest, on_message: Callable[[dict[str, Any]], None] | None = None
+    ) -> CheckReport:
+        started = time.perf_counter()
+        spec = request.spec()
+        k = await self.keys(request)
+        ws = k.obs.ws
+        selected = ws.require(request.packages)
+        observed_ms = (time.perf_counter() - started) * 1000
+        found = self.cache.get_many([k.packages[n] for n in ws.packages])
+        hits = {n: found[k.packages[n]] for n in ws.packages if k.packages[n] in found}
+        stale = set(ws.packages) - hits.keys()
+        own_keys = {n: self._own_key(spec, n) for n in ws.packages}
+        stored = self.cache.get_many(list(own_keys.values()))
+        records = {n: stored.get(own_keys[n], {}) for n in ws.packages}
+        for name in hits:  # answered for these sources: the record of its last answer moves here
+            if records[name] != {"d": k.own[name], "g": k.context}:
+                self.cache.put(own_keys[name], {"d": k.own[name], "g": k.context})
+        own_changed = [n for n in stale if records[n].get("d") != k.own[n]]
+        context_changed = [n for n in stale if records[n].get("g") != k.context]
+        dev = spec.command.includes_tests
+        plan = _plan.plan(
+            request.scope,
+            ws.packages,
+            selected,
+            stale,
+            own_changed,
+            ws.dep_edges(dev=dev),
+            ws.order(dev=dev),
+            context_changed,
+        )
+        report = CheckReport(
+            kind=request.kind, scope=request.scope, pending=list(plan.pending), cache_available=self.cache.available
+        )
+        report.skipped = _summarise_skipped(plan.skipped)
+        for name in plan.from_cache:
+            report.results[name] = _runs.from_entry(name, hits[name])
+        planned_ms = (time.perf_counter() - started) * 1000
+        to_run = list(plan.run)
+        for attempt in range(2):
+            if not to_run:
+                break
+            run = await self._run(k, request, to_run, on_message)
+            report.results.update(run.results)
+            report.command = run.argv
+            report.error = run.error
+            if not run.moved or run.error:
+                break
+            # The sources moved under cargo (an agent's edit, or cargo writing Cargo.lock): the
+            # answer is not for the current sources. Run once more against what is there now.
+            for name in run.moved:
+                report.results.pop(name, None)
+            k = await self.keys(request)
+            to_run = [n for n in to_run if n in run.moved]
+            if attempt == 1:
+                report.pending.extend(sorted(run.moved))
+                report.notes.append(f"sources kept changing during the run: {', '.join(sorted(run.moved))}")
+        # Read after the runs: a store that failed just now (disk full) must show in this answer.
+        report.cache_available = self.cache.available
+        report.timings_ms = {
+            "observe": observed_ms,
+            "plan": planned_ms - observed_ms,
+            "total": (time.perf_counter() - started) * 1000,
+        }
+        if request.scope == "auto" and report.pending:
+            self._start_background(request, set(report.pending))
+        return report
+
+    async def _run(
+        self,
+        k: _Keys,
+        request: CheckRequest,
+        names: list[str],
+        on_message: Callable[[dict[str, Any]], None] | None,
+    ) -> _RunResult:
+        """Run cargo for `names`, sharing the run with identical concurrent requests."""
+        spec = request.spec()
+        flight_key = (spec, request.timeout_s, tuple((n, k.packages[n]) for n in names))
+
+        async def run() -> _RunResult:
+            target_dir = await self.target_dir_for(k.obs.ws, request)
+            async with self.gate(target_dir).foreground(f"{spec.command.kind} {' '.join(names[:5])}"):
+                return await self._run_locked(k, request, names, target_dir, on_message)
+
+        result: _RunResult = await self._flight.run(flight_key, run)
+        return result
+
+    async def _run_locked(
+        self,
+        k: _Keys,
+        request: CheckRequest,
+        names: list[str],
+        target_dir: Path,
+        on_message: Callable[[dict[str, Any]], None] | None,
+    ) -> _RunResult:
+        spec = request.spec()
+        explicit_dir = None if target_dir == k.obs.ws.target_dir else target_dir
+        unified = _runs.unified_for(k.obs.ws, names, spec.command)
+        outcome = await run_cargo(
+            spec.args(names, explicit_dir, unified),
+            cwd=self.root,
+            env={**self.env, **dict(request.extra_env)},
+            toolchain=request.toolchain,
+            timeout_s=request.timeout_s,
+            on_message=on_message,
+        )
+        error = None
+        if outcome.timed_out:
+            by_id = {p.id: n for n, p in k.obs.ws.packages.items()}
+            finished = sorted(by_id[i] for i in outcome.artifacts if i in by_id)
+            unfinished = [n for n in names if n not in finished]
+            error = (
+                f"cargo timed out after {request.timeout_s}s and was killed with its process group; "
+                f"no answer for {', '.join(unfinished) or 'none'}"
+                + (f" (cargo had finished {', '.join(finished)}; not stored)" if finished else "")
+            )
+        elif outcome.finished_success is None:
+            error = "cargo failed before building: " + outcome.stderr.strip()[-1500:]
+        results = _runs.results_from_outcome(k.obs.ws, outcome, names, dev=spec.command.includes_tests)
+        now = await self.keys(request)
+        moved = {n for n in results if now.packages.get(n) != k.packages[n]}
+        for name, result in results.items():
+            if name not in moved:
+                self.cache.put(k.packages[name], _runs.to_entry(result))
+                self.cache.put(self._own_key(spec, name), {"d": k.own[name], "g": k.context})
+        return _RunResult(outcome.argv, {n: r for n, r in results.items() if n not in moved}, moved, error)
+
+    async def target_dir_for(self, ws: Workspace, request: CheckRequest) -> Path:
+        path: Path = await anyio.to_thread.run_sync(
+            lambda: choose_target_dir(ws.root, ws.target_dir, dict(request.extra_env), private=self.private_target)
+        )
+        return path
+
+    def agent_target_dir(self, ws: Workspace) -> Path:
+        """Where this engine's plain cargo runs (run, bench, clean...) build: target/ itself, or the
+        private directory under it (CARGO_SCHEDULER_TARGET_DIR=private)."""
+        return agent_target_base(ws.target_dir, private=self.private_target)
+
+    def gate(self, target_dir: Path) -> TargetGate:
+        return self._gates.setdefault(target_dir, TargetGate())
+
+    # -- background widening ------------------------------------------------------------------
+    def _start_background(self, request: CheckRequest, names: set[str]) -> None:
+        background_request = replace(request, scope="workspace", packages=(), timeout_s=None)
+        spec = background_request.spec()
+        previous = self._background.pop(spec, None)
+        if previous is not None:
+            previous.cancel()
+        scope = anyio.CancelScope()
+        self._background[spec] = scope
+        self._background_idle = anyio.Event()
+        self._tg.start_soon(self._widen, background_request, names, scope)
+
+    async def _widen(self, request: CheckRequest, names: set[str], scope: anyio.CancelScope) -> None:
+        spec = request.spec()
+
+        async def batch() -> bool:
+            k = await self.keys(request)
+            found = self.cache.get_many([k.packages[n] for n in names if n in k.packages])
+            todo = [
+                n for n in k.obs.ws.order(dev=spec.command.includes_tests) if n in names and k.packages[n] not in found
+            ]
+            if not todo:
+                return True
+            target_dir = await self.target_dir_for(k.obs.ws, request)
+            run = await self._run_locked(k, request, todo[:_BACKGROUND_BATCH], target_dir, None)
+            # Give up on what cargo cannot answer (it failed before building); a foreground call
+            # will show the error. Otherwise loop: the next batch, or this one again if it moved.
+            return run.error is not None
+
+        try:
+            with scope:
+                obs = await self.observe()
+                target_dir = await self.target_dir_for(obs.ws, request)
+                await self.gate(target_dir).background(batch, label=f"background {spec.command.kind}")
+        finally:
+            if self._background.get(spec) is scope:
+                del self._background[spec]
+            if not self._background:
+                self._background_idle.set()
+
+    async def wait_background(self, timeout_s: float) -> None:
+        """Wait until no background work is left (tests and benchmarks)."""
+        with anyio.fail_after(timeout_s):
+            while self._background:
+                await self._background_idle.wait()
+
+    async def prefill(self, request: CheckRequest | None = None) -> None:
+        """Fill the cache for every member in the background (CARGO_SCHEDULER_PREWARM=check): the
+        same yielding widening an `auto` answer starts, so any call preempts it."""
+        ws = await self.workspace()
+        self._start_background(request or CheckRequest(), set(ws.packages))
+
+    def cancel_background(self) -> None:
+        """Drop background work: a mutation is about to make it stale."""
+        for scope in list(self._background.values()):
+            scope.cancel()
+
+    def members(self) -> list[str]:
+        return self._ws.members if self._ws else []
+
+    # -- questions about the graph ----------------------------------------------------------------
+    async def affected(self, files: Iterable[Path]) -> dict[str, Any]:
+        ws = await self.workspace()
+        owners: dict[str, str | None] = {}
+        for path in files:
+            owners[str(path.relative_to(ws.root)) if path.is_relative_to(ws.root) else str(path)] = ws.owner(path)
+        whole = any(o is None for o in owners.values())
+        direct = sorted({o for o in owners.values() if o is not None})
+        everything = set(ws.packages) if whole else ws.dependents(direct)
+        order = [n for n in ws.order() if n in everything]
+        return {
+            "files": owners,
+            "owners": direct,
+            "whole_workspace": whole,
+            "dependents": [n for n in order if n not in direct],
+            "check_order": order,
+        }
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "members": len(self._ws.packages) if self._ws else None,
+            "last_walk_ms": round(self.last_walk_ms, 2),
+            "target_dirs": {str(p): g.holder or "idle" for p, g in self._gates.items()},
+            "background": sorted(s.command.kind for s in self._background),
+            "in_flight": self._flight.in_flight(),
+        }
+
+
+def _metadata_signature(ws: Workspace, snap: Snapshot) -> str:
+    h = xxhash.xxh3_64(snap.owner_digest(None))
+    for name, package in sorted(ws.packages.items()):
+        rel = str(package.manifest.relative_to(ws.root)) if package.manifest.is_relative_to(ws.root) else ""
+        h.update(name.encode() + snap.by_owner.get(name, {}).get(rel, b"-"))
+    return h.hexdigest()
+
+
+def _summarise_skipped(skipped: dict[str, str]) -> dict[str, str]:
+    """Name skipped packages when few; otherwise count them per reason (answers stay small)."""
+    if len(skipped) <= 12:
+        return dict(skipped)
+    counts: dict[str, int] = {}
+    for reason in skipped.values():
+        counts[reason] = counts.get(reason, 0) + 1
+    return {f"{count} packages": reason for reason, count in counts.items()}
+
+
+class EnginePool:
+    """Engines by workspace root, sharing one cache and one task group for background work."""
+
+    def __init__(
+        self, cache_dir: Path | None = None, *, cache_mb: int | None = None, private_target: bool = False
+    ) -> None:
+        self._cache_dir = cache_dir
+        self._cache_mb = cache_mb
+        self._private_target = private_target
+        self._engines: dict[Path, Engine] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._flight: SingleFlight[Any] | None = None
+        self._stack = AsyncExitStack()
+        self.cache: DiagnosticsCache | None = None
+
+    async def __aenter__(self) -> EnginePool:
+        limit = None if self._cache_mb is None else self._cache_mb * 1024 * 1024
+        self.cache = await anyio.to_thread.run_sync(lambda: DiagnosticsCache(self._cache_dir, size_limit=limit))
+        self._stack.callback(self.cache.close)
+        self._flight = await self._stack.enter_async_context(SingleFlight())
+        self._tg = await self._stack.enter_async_context(anyio.create_task_group())
+        # Background work ends with the pool: cancel it before the task group waits for it.
+        self._stack.push_async_callback(self._cancel_background)
+        return self
+
+    async def _cancel_background(self) -> None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.__aexit__(None, None, None)
+
+    async def get(self, root: Path) -> Engine:
+        assert self._tg is not None and self.cache is not None, "use EnginePool as an async context manager"
+        from ..cargo._workspace import find_root
+
+        resolved = await anyio.to_thread.run_sync(find_root, root)
+        engine = self._engines.get(resolved)
+        if engine is None:
+            assert self._flight is not None
+            engine = self._engines[resolved] = Engine(
+                resolved, self.cache, self._tg, self._flight, private_target=self._private_target
+            )
+        return engine
+
+    def engines(self) -> list[Engine]:
+        return list(self._engines.values())

@@ -1,0 +1,286 @@
+"""Content fingerprints of a workspace tree, at the cost of a stat walk when nothing changed.
+
+Every file under the workspace that is not ignored counts (sources, and data pulled in with
+`include_str!` or `#[path]`), not just `src/`. A file's content hash (xxh3-128) is reused while its
+(mtime_ns, size, inode) are unchanged, except for "racily clean" files, modified so close to the
+moment we hashed them that a later write could keep the same mtime: those are hashed again until
+they settle, as git does for its index.
+
+Ignored: VCS directories, any directory holding a `CACHEDIR.TAG` (cargo marks every target dir so),
+the workspace's own target dir, and what `.gitignore` files say.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+import xxhash
+
+from ._watch import FileChange, TreeWatcher
+
+_VCS_DIRS = frozenset({".git", ".hg", ".jj", ".svn", ".pijul"})
+# Timestamps come from a coarse kernel clock: a write just after we hashed may keep the old mtime
+# if it lands within one tick. Entries this close to their hashing time are not trusted.
+_RACY_MARGIN_NS = 50_000_000
+
+
+@dataclass
+class _Entry:
+    mtime_ns: int
+    size: int
+    ino: int
+    digest: bytes
+    hashed_at_ns: int
+
+
+@dataclass
+class WalkStats:
+    files: int = 0
+    hashed: int = 0
+    bytes_read: int = 0
+    elapsed_ms: float = 0.0
+
+
+@dataclass
+class Snapshot:
+    """File digests grouped by owning package (None: the file belongs to no package).
+
+    Treat as immutable: a refresh makes a new snapshot sharing the unchanged owners' dicts.
+    `generation` changes exactly when the content may have changed, so callers can memoise on it."""
+
+    by_owner: dict[str | None, dict[str, bytes]] = field(default_factory=dict)
+    stats: WalkStats = field(default_factory=WalkStats)
+    generation: int = 0
+    _digests: dict[str | None, bytes] = field(default_factory=dict, repr=False)
+
+    def owner_digest(self, owner: str | None) -> bytes:
+        """One digest for everything a package owns: paths and contents, order-independent."""
+        cached = self._digests.get(owner)
+        if cached is not None:
+            return cached
+        h = xxhash.xxh3_128()
+        for rel, digest in sorted(self.by_owner.get(owner, {}).items()):
+            h.update(rel.encode())
+            h.update(b"\0")
+            h.update(digest)
+        self._digests[owner] = value = h.digest()
+        return value
+
+
+class TreeHasher:
+    """Walks one workspace; keeps the stat cache between walks (one instance per workspace)."""
+
+    def __init__(self, root: Path, *, watch: bool = True) -> None:
+        self.root = root
+        self._entries: dict[str, _Entry] = {}
+        self._ignore_specs: dict[str, tuple[tuple[int, int], pathspec.PathSpec[Any]]] = {}
+        self._watcher = TreeWatcher() if watch else None
+        self._last: Snapshot | None = None
+        self._last_inputs: tuple[dict[str, str], frozenset[str]] | None = None
+        self._dir_owner: dict[str, str | None] = {}
+        self._dir_specs: dict[str, list[tuple[str, pathspec.PathSpec[Any]]]] = {}
+        self._pending: list[FileChange] = []
+        self._generation = 0
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None and self._watcher.active
+
+    def unchanged(self, package_roots: dict[str, str], exclude: set[Path]) -> Snapshot | None:
+        """The previous snapshot if the watcher saw nothing change since; None when `refresh` must
+        run. Cheap and non-blocking (one read of the inotify queue): fine on the event loop."""
+        if self._last is None or self._watcher is None or self._pending:
+            return None
+        if self._last_inputs != (package_roots, frozenset(str(p) for p in exclude)):
+            return None
+        changes = self._watcher.drain()
+        if changes is None:
+            self._last_inputs = None  # forces a full walk in refresh
+            return None
+        if changes:
+            self._pending.extend(changes)
+            return None
+        return self._last
+
+    def refresh(self, package_roots: dict[str, str], exclude: set[Path] = frozenset()) -> Snapshot:  # type: ignore[assignment]
+        """The tree now: the previous snapshot updated with the files the watcher saw change, or a
+        full walk when it cannot tell. Blocking: call it from a worker thread."""
+        inputs = (package_roots, frozenset(str(p) for p in exclude))
+        if self._last is None or self._watcher is None or self._last_inputs != inputs:
+            return self.snapshot(package_roots, exclude)
+        drained = self._watcher.drain()
+        if drained is None:
+            return self.snapshot(package_roots, exclude)
+        changes, self._pending = [*self._pending, *drained], []
+        if not changes:
+            return self._last
+        updated = self._apply(self._last, changes)
+        return updated if updated is not None else self.snapshot(package_roots, exclude)
+
+    def _apply(self, last: Snapshot, changes: list[FileChange]) -> Snapshot | None:
+        start = time.perf_counter()
+        stats = WalkStats(files=last.stats.files)
+        by_owner = dict(last.by_owner)
+        touched: set[str | None] = set()
+        for change in dict.fromkeys(changes):  # a save is several events (truncate, write, close)
+            if change.name in (".gitignore", "CACHEDIR.TAG") or change.directory not in self._dir_owner:
+                return None
+            owner = self._dir_owner[change.directory]
+            rel = f"{change.directory}/{change.name}" if change.directory else change.name
+            if owner not in touched:
+                by_owner[owner] = dict(by_owner.get(owner, {}))
+                touched.add(owner)
+            files = by_owner[owner]
+            path = os.path.join(self.root, rel)
+            try:
+                st = os.stat(path, follow_symlinks=False)
+            except OSError:
+                files.pop(rel, None)
+                self._entries.pop(rel, None)
+                continue
+            if stat_mod.S_ISDIR(st.st_mode):
+                return None
+            if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode)) or _ignored(
+                self._dir_specs[change.directory], rel, False
+            ):
+                files.pop(rel, None)
+                continue
+            files[rel] = self._digest(rel, path, st, stats, force=True)
+        self._generation += 1
+        snap = Snapshot(
+            by_owner=by_owner,
+            stats=stats,
+            generation=self._generation,
+            _digests={o: d for o, d in last._digests.items() if o not in touched},
+        )
+        stats.files = sum(len(f) for f in by_owner.values())
+        stats.elapsed_ms = (time.perf_counter() - start) * 1000
+        self._last = snap
+        return snap
+
+    def snapshot(self, package_roots: dict[str, str], exclude: set[Path] = frozenset()) -> Snapshot:  # type: ignore[assignment]
+        """Walk the tree. `package_roots` maps a root's path relative to the workspace ('' for the
+        workspace root itself) to its package name. Blocking: call it from a worker thread."""
+        start = time.perf_counter()
+        self._generation += 1
+        snap = Snapshot(generation=self._generation)
+        excluded = {str(p) for p in exclude}
+        seen: set[str] = set()
+        if self._watcher is not None:
+            self._watcher.reset()
+        self._pending = []
+        self._dir_owner.clear()
+        self._dir_specs.clear()
+        self._walk("", package_roots.get(""), package_roots, [], snap, excluded, seen)
+        for gone in self._entries.keys() - seen:
+            del self._entries[gone]
+        snap.stats.files = len(seen)
+        snap.stats.elapsed_ms = (time.perf_counter() - start) * 1000
+        self._last = snap
+        self._last_inputs = (dict(package_roots), frozenset(excluded))
+        return snap
+
+    def _walk(
+        self,
+        rel_dir: str,
+        owner: str | None,
+        roots: dict[str, str],
+        specs: list[tuple[str, pathspec.PathSpec[Any]]],
+        snap: Snapshot,
+        excluded: set[str],
+        seen: set[str],
+    ) -> None:
+        abs_dir = os.path.join(self.root, rel_dir) if rel_dir else str(self.root)
+        wd = self._watcher.watch(abs_dir, rel_dir) if self._watcher is not None else None
+        # (watched before listing: no change after the listing goes unseen)
+        try:
+            entries = list(os.scandir(abs_dir))
+        except OSError:
+            return
+        names = {e.name for e in entries}
+        if rel_dir and "CACHEDIR.TAG" in names:
+            if self._watcher is not None:
+                self._watcher.drop(wd)
+            return
+        if ".gitignore" in names:
+            spec = self._ignore_spec(os.path.join(abs_dir, ".gitignore"))
+            if spec is not None:
+                specs = [*specs, (rel_dir, spec)]
+        self._dir_owner[rel_dir] = owner
+        self._dir_specs[rel_dir] = specs
+        files = snap.by_owner.setdefault(owner, {})
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat_mod.S_ISDIR(st.st_mode):
+                if entry.name in _VCS_DIRS or entry.path in excluded or _ignored(specs, rel, True):
+                    continue
+                child_owner = roots.get(rel, owner)
+                self._walk(rel, child_owner, roots, specs, snap, excluded, seen)
+            elif stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode):
+                if _ignored(specs, rel, False):
+                    continue
+                seen.add(rel)
+                files[rel] = self._digest(rel, entry.path, st, snap.stats)
+
+    def _digest(self, rel: str, path: str, st: os.stat_result, stats: WalkStats, force: bool = False) -> bytes:
+        cached = self._entries.get(rel)
+        if (
+            not force
+            and cached is not None
+            and cached.mtime_ns == st.st_mtime_ns
+            and cached.size == st.st_size
+            and cached.ino == st.st_ino
+            and cached.mtime_ns < cached.hashed_at_ns - _RACY_MARGIN_NS
+        ):
+            return cached.digest
+        hashed_at = time.time_ns()
+        if stat_mod.S_ISLNK(st.st_mode):
+            # A symlink's identity is its target text; we never follow it out of the workspace.
+            data = os.readlink(path).encode(errors="surrogateescape")
+            digest = b"L" + xxhash.xxh3_128_digest(data)[1:]
+        else:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError:
+                data = b""
+            digest = xxhash.xxh3_128_digest(data)
+        stats.hashed += 1
+        stats.bytes_read += len(data)
+        self._entries[rel] = _Entry(st.st_mtime_ns, st.st_size, st.st_ino, digest, hashed_at)
+        return digest
+
+    def _ignore_spec(self, path: str) -> pathspec.PathSpec[Any] | None:
+        try:
+            st = os.stat(path)
+            key = (st.st_mtime_ns, st.st_size)
+            cached = self._ignore_specs.get(path)
+            if cached and cached[0] == key:
+                return cached[1]
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                spec = pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines())
+        except OSError:
+            return None
+        self._ignore_specs[path] = (key, spec)
+        return spec
+
+
+def _ignored(specs: list[tuple[str, pathspec.PathSpec[Any]]], rel: str, is_dir: bool) -> bool:
+    """As git decides: the deepest `.gitignore` with a matching pattern has the last word, so a
+    nested `!pattern` re-includes what a parent's pattern excluded."""
+    for base, spec in reversed(specs):
+        sub = rel[len(base) + 1 :] if base else rel
+        include = spec.check_file(sub + "/" if is_dir else sub).include
+        if include is not None:
+            return bool(include)
+    return False

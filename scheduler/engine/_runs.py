@@ -1,0 +1,178 @@
+"""From a request to a cargo command line, and from cargo's output to per-package answers.
+
+Only packages selected with `-p` get an answer from a run: a dependency cargo compiled on the way
+was built with fewer targets (its lib only) than a run of its own would build, so its messages are
+not its full answer. A package that cargo did not compile because a dependency failed is answered
+as failed and `blocked_by` that dependency: exactly what a fresh `cargo check --workspace` shows.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..cargo import _graph
+from ..cargo._run import CargoOutcome
+from ..cargo._workspace import Workspace
+from ._keys import Command
+from ._report import Diagnostic, PackageResult
+
+_SUBCOMMAND = {"check": ["check"], "clippy": ["clippy"], "test": ["test", "--no-run"], "build": ["build"]}
+# rustc's closing summaries carry no information an agent needs; cargo prints them per unit.
+_SUMMARY = re.compile(r"^(aborting due to|\d+ warnings? emitted|.* generated \d+ warnings?)")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    command: Command
+    deny_warnings: bool = False
+
+    def args(
+        self, packages: Sequence[str], target_dir: Path | None, unified: tuple[Sequence[str], Sequence[str]] = ((), ())
+    ) -> list[str]:
+        """The cargo command line; `unified` is `unified_for`'s (extra members, `member/feature`
+        flags) that make a narrowed run build the units a `--workspace` run would."""
+        c = self.command
+        extra, flags = unified
+        args = [*_SUBCOMMAND[c.kind], "--message-format=json-diagnostic-rendered-ansi", "--keep-going"]
+        args += selection_args(c, [*packages, *(n for n in extra if n not in packages)], flags)
+        if c.all_targets:
+            args.append("--all-targets")
+        if target_dir is not None:
+            args += ["--target-dir", str(target_dir)]
+        if self.deny_warnings and c.kind == "clippy":
+            args += ["--", "-D", "warnings"]
+        return args
+
+
+def selection_args(command: Command, packages: Sequence[str], unified: Sequence[str] = ()) -> list[str]:
+    """`-p` for each package, then the feature and profile flags of `command`."""
+    args: list[str] = []
+    for name in packages:
+        args += ["-p", name]
+    if command.features or unified:
+        args += ["--features", ",".join([*command.features, *unified])]
+    if command.all_features:
+        args.append("--all-features")
+    if command.no_default_features:
+        args.append("--no-default-features")
+    if command.release:
+        args.append("--release")
+    return args
+
+
+def unified_for(ws: Workspace, names: Sequence[str], command: Command) -> tuple[list[str], list[str]]:
+    """(extra members to select, `member/feature` flags) that make a run of `names` build what
+    `--workspace` builds (`Workspace.unification`); nothing when every member is selected anyway or
+    the caller chose features explicitly. A test run never selects extra members (that would run
+    their tests): a feature it cannot name that way is left as `-p` gives it."""
+    if set(names) == set(ws.packages) or command.features or command.all_features or command.no_default_features:
+        return [], []
+    flags, undirect = ws.unification(names, dev=command.includes_tests)
+    if command.kind == "test":
+        return [], [f for f in flags if f.split("/", 1)[0] not in undirect]
+    return undirect, flags
+
+
+def diagnostics_of(package: str, messages: list[dict[str, Any]]) -> list[Diagnostic]:
+    return [
+        Diagnostic.from_cargo(package, m)
+        for m in messages
+        if not (not m.get("spans") and (m.get("level") == "failure-note" or _SUMMARY.match(str(m.get("message", "")))))
+    ]
+
+
+def results_from_outcome(
+    ws: Workspace, outcome: CargoOutcome, selected: Sequence[str], *, dev: bool
+) -> dict[str, PackageResult]:
+    """Answers for the selected packages; empty when the run did not finish (timeout, cancel) or
+    cargo failed before building anything (then nothing it said is about these sources' code)."""
+    if not outcome.completed or outcome.finished_success is None:
+        return {}
+    by_id = {p.id: n for n, p in ws.packages.items()}
+    messages: dict[str, list[dict[str, Any]]] = {}
+    for package_id, msgs in outcome.messages.items():
+        name = by_id.get(package_id)
+        if name is not None:
+            messages.setdefault(name, []).extend(msgs)
+    failed = {n for n, msgs in messages.items() if any(m.get("level") == "error" for m in msgs)}
+    failed |= outcome.failed_units & set(ws.packages)
+    edges = ws.dep_edges(dev=dev)
+    per_package_ms = outcome.duration_ms / max(len(selected), 1)
+    results: dict[str, PackageResult] = {}
+    for name in selected:
+        own = diagnostics_of(name, messages.get(name, []))
+        below = _graph.reachable(edges.get(name, ()), edges) - {name}
+        blocked = sorted(below & failed)
+        if (
+            not blocked
+            and name not in failed
+            and not outcome.finished_success
+            and ws.packages[name].id not in outcome.artifacts
+        ):
+            # Not compiled, and no failing member explains it: a dependency from outside the
+            # workspace (a registry crate's build script, say) failed.
+            blocked = sorted(outcome.failed_units - set(ws.packages)) or ["a dependency outside the workspace"]
+        results[name] = PackageResult(
+            name=name,
+            success=name not in failed and not blocked,
+            diagnostics=own,
+            source="run",
+            duration_ms=per_package_ms,
+            blocked_by=blocked,
+        )
+        if name in outcome.failed_units and not any(d.level == "error" for d in own):
+            results[name].diagnostics.append(_text_failure(name, outcome.stderr))
+    return results
+
+
+def _text_failure(package: str, stderr: str) -> Diagnostic:
+    """A failure cargo reported only as text (a build script, the linker): keep its words."""
+    lines = [ln for ln in stderr.splitlines() if package in ln or ln.startswith(("  ", "error"))]
+    return _synthetic(package, "\n".join(lines[-40:]))
+
+
+def _synthetic(package: str, text: str) -> Diagnostic:
+    return Diagnostic(
+        package=package,
+        level="error",
+        message=f"cargo could not build `{package}`",
+        code=None,
+        file=None,
+        line=None,
+        column=None,
+        rendered=text,
+        raw={"synthetic": True, "text": text},
+    )
+
+
+def to_entry(result: PackageResult) -> dict[str, Any]:
+    return {
+        "success": result.success,
+        "messages": [d.raw for d in result.diagnostics],
+        "blocked_by": result.blocked_by,
+        "duration_ms": result.duration_ms,
+        "at": time.time(),
+    }
+
+
+def from_entry(name: str, entry: dict[str, Any]) -> PackageResult:
+    """Rebuild a cached answer through the same code path as a fresh one: indistinguishable."""
+    diags: list[Diagnostic] = []
+    for raw in entry.get("messages", []):
+        if raw.get("synthetic"):
+            diags.append(_synthetic(name, str(raw.get("text", ""))))
+        else:
+            diags.extend(diagnostics_of(name, [raw]))
+    return PackageResult(
+        name=name,
+        success=bool(entry.get("success")),
+        diagnostics=diags,
+        source="cache",
+        duration_ms=float(entry.get("duration_ms", 0.0)),
+        blocked_by=list(entry.get("blocked_by", [])),
+    )

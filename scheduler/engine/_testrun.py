@@ -1,0 +1,128 @@
+"""Running tests for the packages an edit affects, and saying exactly what ran.
+
+A package's tests are run unless they passed before for the same key (the Merkle key of a test
+build: its sources, its dependencies', the toolchain and flags). So after an edit to one leaf only
+that leaf's tests run; after an edit to the hub, the hub's and every dependent's. Passes are recorded
+only when the whole run passed; `scope="workspace"` runs every selected package regardless.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import xxhash
+
+from ..cargo._run import run_cargo
+from ._report import fit_to_budget
+from ._runs import results_from_outcome, selection_args, unified_for
+
+if TYPE_CHECKING:
+    from ._engine import CheckRequest, Engine
+
+_RESULT = re.compile(r"test result: (\w+)\. (\d+) passed; (\d+) failed; (\d+) ignored")
+_FAILED_TEST = re.compile(r"^test (\S+) \.\.\. FAILED$")
+_SECTION = re.compile(r"^---- (\S+) std(?:out|err) ----$")
+
+
+def _passed_key(key: str, test_name: str | None) -> str:
+    return "tested:" + xxhash.xxh3_64_hexdigest(f"{key}\0{test_name or ''}".encode())
+
+
+async def run_tests(
+    engine: Engine,
+    request: CheckRequest,
+    *,
+    test_name: str | None = None,
+    no_capture: bool = False,
+    token_budget: int = 6000,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    test_request = replace(request, kind="test")
+    k = await engine.keys(test_request)
+    ws = k.obs.ws
+    selected = ws.require(request.packages) or ws.members
+    passed_before = sorted(
+        n for n in selected if request.scope != "workspace" and engine.cache.get(_passed_key(k.packages[n], test_name))
+    )
+    to_test = [n for n in ws.order(dev=True) if n in selected and n not in passed_before]
+    head: dict[str, Any] = {"scope": request.scope, "packages": {"tested": to_test, "passed_before": passed_before}}
+    if not to_test:
+        head.update(
+            success=True,
+            counts={"passed": 0, "failed": 0, "ignored": 0},
+            note="every selected package passed its tests before for these exact sources; "
+            "pass scope='workspace' to run them again",
+            timings_ms={"total": round((time.perf_counter() - started) * 1000, 1)},
+        )
+        return fit_to_budget(head, "failures", [], token_budget)
+
+    command = test_request.spec().command
+    args = [
+        "test",
+        "--no-fail-fast",
+        "--message-format=json-diagnostic-rendered-ansi",
+        *selection_args(command, to_test, unified_for(ws, to_test, command)[1]),
+    ]
+    if test_name:
+        args.append(test_name)
+    if no_capture:
+        args += ["--", "--nocapture"]
+    target_dir = await engine.target_dir_for(ws, test_request)
+    if target_dir != ws.target_dir:
+        args[1:1] = ["--target-dir", str(target_dir)]
+    async with engine.gate(target_dir).foreground("test " + " ".join(to_test[:5])):
+        outcome = await run_cargo(
+            args,
+            cwd=engine.root,
+            env={**engine.env, **dict(request.extra_env)},
+            toolchain=request.toolchain,
+            timeout_s=request.timeout_s,
+        )
+    builds = results_from_outcome(ws, outcome, to_test, dev=True)
+    compile_errors = [d.compact() for r in builds.values() for d in r.diagnostics if d.level == "error"]
+    counts = {"passed": 0, "failed": 0, "ignored": 0}
+    for m in _RESULT.finditer("\n".join(outcome.stdout_text)):
+        counts["passed"] += int(m.group(2))
+        counts["failed"] += int(m.group(3))
+        counts["ignored"] += int(m.group(4))
+    failures = _failures(outcome.stdout_text)
+    success = outcome.exit_code == 0 and not outcome.timed_out
+    if success:
+        now = await engine.keys(test_request)
+        for name in to_test:
+            if now.packages.get(name) == k.packages[name]:  # not edited while the tests ran
+                engine.cache.put(_passed_key(k.packages[name], test_name), {"passed": True, "at": time.time()})
+    head.update(
+        success=success,
+        counts=counts,
+        command=outcome.argv,
+        timings_ms={"total": round((time.perf_counter() - started) * 1000, 1)},
+    )
+    if outcome.timed_out:
+        head["error"] = f"tests timed out after {request.timeout_s}s; cargo and the tests were killed"
+    elif not success and not failures and not compile_errors:
+        head["stderr_tail"] = outcome.stderr.strip()[-2000:]
+    items = [{"compile_error": e} for e in compile_errors] + failures
+    return fit_to_budget(head, "failures", items, token_budget)
+
+
+def _failures(lines: list[str]) -> list[dict[str, Any]]:
+    """Failed tests with the output libtest printed for each (its `---- name stdout ----` block)."""
+    failed = [m.group(1) for line in lines if (m := _FAILED_TEST.match(line.strip()))]
+    output: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in lines:
+        section = _SECTION.match(line.strip())
+        if section:
+            current = section.group(1)
+            output.setdefault(current, [])
+            continue
+        if current is not None:
+            if line.strip() in ("failures:", "successes:") or line.startswith("test result:"):
+                current = None
+            else:
+                output[current].append(line)
+    return [{"test": name, "output": "\n".join(output.get(name, [])[-30:]).strip()} for name in failed]

@@ -1,0 +1,282 @@
+"""What the tools share: the engine and analyzer pools, the scheduler, and each session's workspace.
+
+One `ServerState` serves every session of a process. The daemon creates it once and hands it to
+`build_server(state=...)`, so parallel agent sessions share one engine (one diagnostics cache, one
+set of target-dir gates) and one rust-analyzer per workspace. Without one, the server's lifespan
+opens a private state per connection (tests, a plain stdio run).
+
+The parallel pieces (engine, analyzer, scheduler) plug in here and only here: `engine()`,
+`analyzer()` and `slot()` are the adapter points. A session's workspace, by contrast, is per MCP
+connection: it lives in the SDK's per-connection `state` dict, so one session's
+`set_working_directory` can never redirect another session's call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from mcp_types import CallToolResult
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from .._exceptions import AnalyzerNotFound, NotAWorkspace, SchedulerError
+from .._settings import Settings
+from ..analyzer._pool import AnalyzerPool
+from ..engine._engine import Engine, EnginePool
+from ..engine._report import Scope
+from ..engine._targets import agent_target_base
+from . import _paths
+from ._admission import CallClass, Scheduler
+from ._answer import answer, failure_for
+
+log = logging.getLogger("cargo_scheduler.server")
+_SESSION_KEY = "cargo_scheduler.workspace"
+_call_ids = itertools.count()
+_MAX_META_SESSIONS = 1024
+
+
+class NoSession(SchedulerError):
+    """set_working_directory on a request that belongs to no session."""
+
+
+Call = CallClass
+"""How a call touches the workspace, judged from its actual arguments (not from the tool name)."""
+
+
+class ServerState:
+    """Pools shared by all sessions. Use as an async context manager (it owns background tasks)."""
+
+    def __init__(
+        self,
+        workspace: Path | None = None,
+        *,
+        cache_dir: Path | None = None,
+        analyzer_binary: str | None = None,
+        allow_unsafe_env: bool = False,
+        settings: Settings | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.allow_unsafe_env = allow_unsafe_env
+        self.settings = settings if settings is not None else Settings.from_env()
+        self._cache_dir = cache_dir
+        self._analyzer_binary = analyzer_binary
+        self._stack = AsyncExitStack()
+        self.engines: EnginePool | None = None
+        self.analyzers: Any = None
+        self.scheduler: Scheduler | None = None
+        self.calls_in_flight: dict[int, str] = {}
+        self._meta_sessions: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def meta_session(self, key: str) -> dict[str, Any]:
+        """Scratch state for a session named by request `_meta` (bounded: least recent dropped)."""
+        store = self._meta_sessions.pop(key, None) or {}
+        self._meta_sessions[key] = store
+        while len(self._meta_sessions) > _MAX_META_SESSIONS:
+            self._meta_sessions.popitem(last=False)
+        return store
+
+    async def __aenter__(self) -> ServerState:
+        s = self.settings
+        self.engines = await self._stack.enter_async_context(
+            EnginePool(self._cache_dir, cache_mb=s.cache_mb, private_target=s.target_dir == "private")
+        )
+        self.analyzers = await self._stack.enter_async_context(
+            AnalyzerPool(
+                self._analyzer_binary,
+                wait=s.ra_wait_s,
+                check_on_save=s.ra_check_on_save,
+                separate_target_dir=s.ra_target_dir == "separate",
+            )
+        )
+        self.scheduler = await self._stack.enter_async_context(Scheduler())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.__aexit__(None, None, None)
+
+    # -- adapter points --------------------------------------------------------------------------
+    def scope(self, scope: Scope | None) -> Scope:
+        """A call's scope, or the configured default (CARGO_SCHEDULER_SCOPE) when it names none."""
+        return scope if scope is not None else self.settings.scope
+
+    async def warm_up(self, root: Path) -> None:
+        """Start what a first call would otherwise wait for, as CARGO_SCHEDULER_PREWARM says:
+        `index` starts rust-analyzer's load (it runs in the background) and the engine's metadata and
+        stat cache; `check` also fills the cache with a background check of every member (it yields
+        to any call); `none` starts nothing. Failures are left for the first call to report."""
+        if self.settings.prewarm == "none":
+            return
+        with contextlib.suppress(Exception):
+            await self.analyzer(root)
+        with contextlib.suppress(Exception):
+            engine = await self.engine(root)
+            await engine.observe()
+            if self.settings.prewarm == "check":
+                await engine.prefill()
+
+    async def engine(self, root: Path) -> Engine:
+        if self.engines is None:
+            raise RuntimeError("ServerState used outside `async with`")
+        return await self.engines.get(root)
+
+    async def analyzer(self, root: Path) -> Any:
+        """The workspace's rust-analyzer client (returns at once; it loads in the background)."""
+        if self.analyzers is None:
+            raise AnalyzerNotFound("rust-analyzer support (scheduler.analyzer._pool) is not available in this build")
+        return await self.analyzers.get(root)
+
+    @asynccontextmanager
+    async def slot(self, root: Path, call: Call, *, target_dir: Path | None, label: str) -> AsyncIterator[None]:
+        """Admission for one tool call: the one place the scheduler wraps every call."""
+        if self.scheduler is None:
+            raise RuntimeError("ServerState used outside `async with`")
+        async with self.scheduler.for_workspace(root).slot(call, target_dir=target_dir, label=label):
+            yield
+
+    def recent_events(self, root: Path, count: int) -> list[dict[str, Any]]:
+        """The scheduler's last `count` admission records for `root`, times relative to the first."""
+        if self.scheduler is None:
+            return []
+        events = self.scheduler.for_workspace(root).events()[-count:]
+        origin = events[0].at if events else 0.0
+        return [
+            {
+                "seq": e.seq,
+                "label": e.label,
+                "class": e.cls.value,
+                "kind": str(e.kind),
+                "at_ms": round((e.at - origin) * 1000, 2),
+            }
+            for e in events
+        ]
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"calls_in_flight": sorted(self.calls_in_flight.values())}
+        if self.engines is not None:
+            out["engines"] = [e.status() for e in self.engines.engines()]
+            cache = self.engines.cache
+            if cache is not None:  # no disk queries here: status never waits on SQLite
+                out["cache"] = {
+                    "available": cache.available,
+                    "persistent": cache.persistent,
+                    "size_limit": cache.size_limit,
+                    "hits": cache.hits,
+                    "misses": cache.misses,
+                }
+        if self.scheduler is not None:
+            out["scheduler"] = self.scheduler.status()
+        if self.analyzers is not None and hasattr(self.analyzers, "status"):
+            out["analyzers"] = self.analyzers.status()
+        out["settings"] = {"non_default": self.settings.changed(), "docs": "docs/tuning.md"}
+        return out
+
+
+class Toolbox:
+    """What every tool function uses: workspace resolution, admission, and turning results and
+    exceptions into answers. One per server; the state comes from the request's lifespan context."""
+
+    def __init__(self, default_workspace: Path | None) -> None:
+        self.default_workspace = default_workspace
+
+    @staticmethod
+    def state(ctx: Any) -> ServerState:
+        state = ctx.request_context.lifespan_context
+        if not isinstance(state, ServerState):
+            raise RuntimeError("the server lifespan did not provide a ServerState")
+        return state
+
+    def session_store(self, ctx: Any) -> MutableMapping[str, Any] | None:
+        """This MCP session's scratch state, or None when the request belongs to no session.
+
+        A handshake-era connection (Codex, Claude Code: protocol <= 2025-11-25) is one session: its
+        SDK `Connection.state` persists across requests (the `ServerSession` object does not; the
+        SDK builds one per request). A 2026-era request is its own connection; there the client's
+        `_meta.sessionId` (or `threadId`) names the session, if it sends one."""
+        request = ctx.request_context
+        connection = getattr(request.session, "_connection", None)
+        store = getattr(connection, "state", None)
+        if isinstance(store, dict) and getattr(connection, "protocol_version", None) not in MODERN_PROTOCOL_VERSIONS:
+            return store
+        meta = request.meta if isinstance(request.meta, Mapping) else {}
+        key = next((str(meta[k]) for k in ("sessionId", "threadId", "session_id") if meta.get(k)), None)
+        if key is None:
+            return None
+        return self.state(ctx).meta_session(key)
+
+    def session_root(self, ctx: Any) -> Path | None:
+        store = self.session_store(ctx)
+        root = store.get(_SESSION_KEY) if store is not None else None
+        return root if isinstance(root, Path) else None
+
+    def root(self, ctx: Any, workspace: str | None) -> Path:
+        """The call's workspace: its `workspace` argument, else the session's, else the server's."""
+        session_root = self.session_root(ctx)
+        if workspace:
+            return _paths.resolve_workspace(workspace, base=session_root or self.default_workspace)
+        if session_root is not None:
+            return session_root
+        default = self.default_workspace or self.state(ctx).workspace
+        if default is None or not (default / "Cargo.toml").is_file():
+            raise NotAWorkspace(
+                f"no workspace is set for this session and the server's directory {str(default or os.getcwd())!r} "
+                "has no Cargo.toml"
+            )
+        return default.resolve()
+
+    def set_session_root(self, ctx: Any, root: Path) -> None:
+        store = self.session_store(ctx)
+        if store is None:
+            raise NoSession(
+                "this request belongs to no MCP session (a 2026-era request without _meta.sessionId), so a "
+                "working directory cannot be remembered; pass workspace= on each call instead"
+            )
+        store[_SESSION_KEY] = root
+
+    async def run(
+        self,
+        ctx: Any,
+        tool: str,
+        *,
+        workspace: str | None,
+        call: Call | Callable[[Path], Call],
+        body: Callable[[ServerState, Path], Awaitable[dict[str, Any]]],
+    ) -> CallToolResult:
+        """Resolve the workspace, take a slot of the call's class, run `body`, answer.
+
+        Our own exceptions become `isError` answers that say what to change; cancellation
+        propagates (the body's cargo runs kill their process groups on the way out).
+        """
+        try:
+            state = self.state(ctx)
+            root = self.root(ctx, workspace)
+            klass = call(root) if callable(call) else call
+            target_dir = _target_dir(root, state.settings) if klass is not Call.READ else None
+            token = next(_call_ids)
+            state.calls_in_flight[token] = f"{tool} ({klass.value}) {root.name}"
+            try:
+                async with state.slot(root, klass, target_dir=target_dir, label=tool):
+                    data = await body(state, root)
+            finally:
+                state.calls_in_flight.pop(token, None)
+            return answer(data)
+        except SchedulerError as exc:
+            log.info("%s refused: %s", tool, exc)
+            return failure_for(exc, tool)
+        except Exception as exc:
+            log.exception("%s crashed", tool)
+            return failure_for(exc, tool)
+
+
+def _target_dir(root: Path, settings: Settings) -> Path:
+    """Where cargo will write for `root`, cheaply (no metadata): what the scheduler keys builds by."""
+    configured = os.environ.get("CARGO_TARGET_DIR") or os.environ.get("CARGO_BUILD_TARGET_DIR")
+    return agent_target_base(
+        Path(configured) if configured else root / "target", private=settings.target_dir == "private"
+    )

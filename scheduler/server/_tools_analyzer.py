@@ -1,0 +1,297 @@
+"""The rust-analyzer tools: rust-analyzer-mcp 0.4.0's names and parameters over a shared analyzer.
+
+Positions are 0-based (LSP, UTF-16 columns) as the peer's clients send them; `file_path` may be
+workspace-relative, absolute or a file:// URI, and is confined to the workspace after resolving
+symlinks. Two differences an agent can rely on: while rust-analyzer is still loading the workspace
+the answer says so (`{"status": "indexing", ...}`) instead of an empty result that looks like "no
+references"; and `rust_analyzer_diagnostics` adds cargo's own diagnostics for the file (from the
+engine, usually cached), since rust-analyzer's native ones miss borrow-check and most lints.
+Rename and code actions return the edits; like the peer, they do not apply them. Locations come
+back compact (`_locations`): workspace-relative `file` paths and `[line, character, end_line,
+end_character]` ranges, 0-based like the parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, InvalidArgument
+from ..analyzer._locations import compact
+from ..engine._engine import CheckRequest
+from ..engine._report import fit_to_budget
+from . import _paths
+from ._state import Call, ServerState, Toolbox
+from ._tools_cargo import READ_ONLY, Answer, Ctx, MaxTokens, Workspace
+from ._tools_manifest import SESSION, set_session_workspace
+
+FilePath = Annotated[str, Field(description="File: workspace-relative, absolute, or a file:// URI")]
+Line = Annotated[int, Field(description="0-based line", ge=0)]
+Character = Annotated[int, Field(description="0-based column (UTF-16 code units)", ge=0)]
+
+
+# -- adapter points (the analyzer and the engine) --------------------------------------------------
+async def ask(
+    state: ServerState, root: Path, question: Callable[[Any], Awaitable[Any]]
+) -> tuple[Any, dict[str, Any] | None]:
+    """Ask the workspace's analyzer; (result, None), or (None, status) while it is still indexing."""
+    analyzer = await state.analyzer(root)
+    try:
+        return await question(analyzer), None
+    except AnalyzerIndexing as exc:
+        status: dict[str, Any] = {
+            "status": "indexing",
+            "progress": getattr(exc, "progress", None),
+            "note": "rust-analyzer is still loading the workspace; this is not an empty result. "
+            "Call again shortly, or use cargo_check meanwhile",
+        }
+        return None, status
+
+
+async def cargo_diagnostics_for(state: ServerState, root: Path, path: Path, max_tokens: int) -> dict[str, Any]:
+    """cargo's diagnostics for one file, from a check of its owning package (scope `changed`:
+    answered from the cache when that package's sources did not change)."""
+    engine = await state.engine(root)
+    ws = await engine.workspace()
+    owner = ws.owner(path)
+    if owner is None:
+        return {"package": None, "note": "the file belongs to no package", "diagnostics": []}
+    report = await engine.check(CheckRequest(kind="check", scope="changed", packages=(owner,)))
+    mine = [d.compact() for d in report.diagnostics if d.file and (ws.root / d.file).resolve() == path]
+    head: dict[str, Any] = {
+        "package": owner,
+        "success": report.success,
+        "source": "cache" if owner in report.cached() else "run",
+    }
+    if report.error:
+        head["error"] = report.error
+    return fit_to_budget(head, "diagnostics", mine, max_tokens)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _source(path: Path) -> str:
+    """The text of a file an agent named (a directory or unreadable file is its mistake, said so)."""
+    if not path.is_file():
+        raise InvalidArgument("file_path", f"{str(path)!r} is not a file; pass a source file such as src/lib.rs")
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidArgument("file_path", f"{str(path)!r} cannot be read: {exc.strerror or exc}") from exc
+
+
+def _check_identifier(name: str) -> None:
+    """A Rust identifier (Unicode XID, as Python's), a raw identifier `r#name`, or a lifetime `'a`."""
+    bare = name[2:] if name.startswith("r#") else name[1:] if name.startswith("'") else name
+    if not bare.isidentifier():
+        raise InvalidArgument("new_name", f"{name!r} is not a Rust identifier; pass a name like 'total_count'")
+
+
+def check_position(
+    path: Path, line: int, character: int, line_arg: str = "line", character_arg: str = "character"
+) -> None:
+    """A 0-based position (UTF-16 column) inside the file: rust-analyzer answers a position past
+    the end with an error or a silent null, which an agent would read as "nothing here"."""
+    lines = _source(path).split("\n")
+    if line >= len(lines):
+        raise InvalidArgument(
+            line_arg,
+            f"{line} is past the end of {path.name}, which has {len(lines)} lines (0-based: 0..{len(lines) - 1})",
+        )
+    width = len(lines[line].rstrip("\r").encode("utf-16-le")) // 2
+    if character > width:
+        raise InvalidArgument(
+            character_arg,
+            f"{character} is past the end of line {line} of {path.name}, which is {width} UTF-16 code units long",
+        )
+
+
+def _shape(
+    file_path: str, path: Path, root: Path, result: Any, status: dict[str, Any] | None, max_tokens: int, **where: int
+) -> dict[str, Any]:
+    head: dict[str, Any] = {"file": str(path.relative_to(root)) if path.is_relative_to(root) else file_path}
+    if where:
+        head["position"] = where
+    if status is not None:
+        return {**head, **status}
+    head["status"] = "ready"
+    result = compact(result, root)
+    if isinstance(result, list):
+        return fit_to_budget(head, "result", result, max_tokens)
+    if isinstance(result, dict) and isinstance(result.get("items"), list):  # CompletionList
+        out = fit_to_budget(
+            {**head, "is_incomplete": result.get("isIncomplete", False)}, "result", result["items"], max_tokens
+        )
+        return out
+    return {**head, "result": result}
+
+
+def register(server: MCPServer[Any], box: Toolbox) -> None:
+    """Add the rust-analyzer tools to `server`."""
+
+    def positional(method: str, tool: str, doc: str) -> None:
+        async def fn(
+            ctx: Ctx,
+            file_path: FilePath,
+            line: Line,
+            character: Character,
+            workspace: Workspace = None,
+            max_tokens: MaxTokens = 6000,
+        ) -> Answer:
+            async def body(state: ServerState, root: Path) -> dict[str, Any]:
+                path = _paths.resolve_file(file_path, root)
+                check_position(path, line, character)
+                result, status = await ask(state, root, lambda an: getattr(an, method)(path, line, character))
+                return _shape(file_path, path, root, result, status, max_tokens, line=line, character=character)
+
+            return await box.run(ctx, tool, workspace=workspace, call=Call.READ, body=body)
+
+        fn.__name__ = tool
+        server.tool(name=tool, description=doc, annotations=READ_ONLY)(fn)
+
+    positional("hover", "rust_analyzer_hover", "Type and docs of the item at a 0-based position.")
+    positional("definition", "rust_analyzer_definition", "Where the item at a 0-based position is defined.")
+    positional("references", "rust_analyzer_references", "Every reference to the item at a 0-based position.")
+    positional("completion", "rust_analyzer_completion", "Completions at a 0-based position.")
+
+    def per_file(method: str, tool: str, doc: str) -> None:
+        async def fn(
+            ctx: Ctx, file_path: FilePath, workspace: Workspace = None, max_tokens: MaxTokens = 6000
+        ) -> Answer:
+            async def body(state: ServerState, root: Path) -> dict[str, Any]:
+                path = _paths.resolve_file(file_path, root)
+                _source(path)
+                result, status = await ask(state, root, lambda an: getattr(an, method)(path))
+                return _shape(file_path, path, root, result, status, max_tokens)
+
+            return await box.run(ctx, tool, workspace=workspace, call=Call.READ, body=body)
+
+        fn.__name__ = tool
+        server.tool(name=tool, description=doc, annotations=READ_ONLY)(fn)
+
+    per_file("document_symbols", "rust_analyzer_symbols", "The symbols (items, fields, functions) of a file.")
+    per_file(
+        "formatting",
+        "rust_analyzer_format",
+        "The edits rustfmt would make to a file; returned, not applied (cargo_fmt applies).",
+    )
+
+    @server.tool(annotations=READ_ONLY)
+    async def rust_analyzer_diagnostics(
+        ctx: Ctx,
+        file_path: FilePath,
+        workspace: Workspace = None,
+        max_tokens: MaxTokens = 6000,
+    ) -> Answer:
+        """A file's diagnostics: rust-analyzer's native ones (0-based ranges) and cargo's
+        (1-based lines, from a check of the owning package, usually cached)."""
+
+        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+            path = _paths.resolve_file(file_path, root)
+            _source(path)
+            out: dict[str, Any] = {"file": str(path.relative_to(root))}
+            try:
+                native, status = await ask(state, root, lambda an: an.diagnostics(path))
+                out["rust_analyzer"] = status or fit_to_budget(
+                    {"status": "ready"}, "diagnostics", compact(list(native or []), root), max_tokens // 2
+                )
+            except (AnalyzerNotFound, AnalyzerError) as exc:
+                out["rust_analyzer"] = {"status": "unavailable", "error": str(exc)}
+            out["cargo"] = await cargo_diagnostics_for(state, root, path, max_tokens // 2)
+            return out
+
+        return await box.run(ctx, "rust_analyzer_diagnostics", workspace=workspace, call=Call.READ, body=body)
+
+    @server.tool(annotations=READ_ONLY)
+    async def rust_analyzer_workspace_diagnostics(
+        ctx: Ctx,
+        workspace: Workspace = None,
+        max_tokens: MaxTokens = 6000,
+    ) -> Answer:
+        """rust-analyzer's diagnostics for the whole workspace (cargo_check gives cargo's)."""
+
+        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+            result, status = await ask(state, root, lambda an: an.workspace_diagnostics())
+            if status is not None:
+                return status
+            items = compact(result if isinstance(result, list) else [result], root)
+            return fit_to_budget({"status": "ready"}, "result", items, max_tokens)
+
+        return await box.run(ctx, "rust_analyzer_workspace_diagnostics", workspace=workspace, call=Call.READ, body=body)
+
+    @server.tool(annotations=READ_ONLY)
+    async def rust_analyzer_code_actions(
+        ctx: Ctx,
+        file_path: FilePath,
+        line: Line,
+        character: Character,
+        end_line: Line,
+        end_character: Character,
+        workspace: Workspace = None,
+        max_tokens: MaxTokens = 6000,
+    ) -> Answer:
+        """Code actions (quick fixes, refactors) for a 0-based range, with their edits; not applied."""
+
+        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+            path = _paths.resolve_file(file_path, root)
+            check_position(path, line, character)
+            check_position(path, end_line, end_character, "end_line", "end_character")
+            if (end_line, end_character) < (line, character):
+                raise InvalidArgument(
+                    "end_line", f"the range ends ({end_line}:{end_character}) before it starts ({line}:{character})"
+                )
+            result, status = await ask(
+                state, root, lambda an: an.code_actions(path, line, character, end_line, end_character)
+            )
+            return _shape(
+                file_path,
+                path,
+                root,
+                result,
+                status,
+                max_tokens,
+                line=line,
+                character=character,
+                end_line=end_line,
+                end_character=end_character,
+            )
+
+        return await box.run(ctx, "rust_analyzer_code_actions", workspace=workspace, call=Call.READ, body=body)
+
+    @server.tool(annotations=READ_ONLY)
+    async def rust_analyzer_rename(
+        ctx: Ctx,
+        file_path: FilePath,
+        line: Line,
+        character: Character,
+        new_name: Annotated[str, Field(description="The new identifier", min_length=1, max_length=200)],
+        workspace: Workspace = None,
+        max_tokens: MaxTokens = 6000,
+    ) -> Answer:
+        """The workspace edit that renames the symbol at a 0-based position; returned, not applied."""
+
+        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+            path = _paths.resolve_file(file_path, root)
+            check_position(path, line, character)
+            _check_identifier(new_name)
+            result, status = await ask(state, root, lambda an: an.rename(path, line, character, new_name))
+            return _shape(file_path, path, root, result, status, max_tokens, line=line, character=character)
+
+        return await box.run(ctx, "rust_analyzer_rename", workspace=workspace, call=Call.READ, body=body)
+
+    @server.tool(annotations=SESSION)
+    async def rust_analyzer_set_workspace(
+        ctx: Ctx,
+        workspace_path: Annotated[str, Field(description="Directory containing Cargo.toml")],
+    ) -> Answer:
+        """Set this session's workspace (as set_working_directory) and start loading it in rust-analyzer."""
+        result = await set_session_workspace(box, ctx, workspace_path, "workspace_path", "rust_analyzer_set_workspace")
+        if not result.is_error and isinstance(result.structured_content, dict):
+            # Warm-up only: the analyzer loads in the background; failures show on the first query.
+            with contextlib.suppress(AnalyzerError):
+                await box.state(ctx).analyzer(Path(result.structured_content["workspace"]))
+        return result

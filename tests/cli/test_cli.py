@@ -1,0 +1,112 @@
+"""The `cargo-scheduler` command as a user runs it: a real process, a generated workspace."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from scheduler import GeneratedWorkspace
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler.cli._main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+        check=False,
+    )
+
+
+def test_check_json_says_what_ran_and_a_repeat_comes_from_the_cache(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace()
+    first = cli("check", str(ws.root), "--scope", "workspace", "--json")
+    assert first.returncode == 0, first.stderr
+    answer = json.loads(first.stdout)
+    assert answer["success"] is True
+    assert sorted(answer["packages"]["ran"]) == sorted(ws.members)
+    again = json.loads(cli("check", str(ws.root), "--scope", "workspace", "--json").stdout)
+    assert again["packages"]["ran"] == []
+    assert sorted(again["packages"]["cached"]) == sorted(ws.members)
+
+
+def test_check_exits_nonzero_and_renders_errors_as_cargo_does(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace()
+    lib = ws.lib_rs(ws.leaves[0])
+    lib.write_text(lib.read_text() + '\npub fn broken() -> u32 { "no" }\n')
+    result = cli("check", "--scope", "workspace", cwd=ws.crate_dir(ws.leaves[0]))
+    assert result.returncode == 1
+    assert "error[E0308]: mismatched types" in result.stdout
+    assert "FAILED" in result.stderr
+
+
+def test_auto_prints_the_edited_crate_then_its_dependents(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace()
+    assert cli("check", str(ws.root), "--scope", "workspace").returncode == 0
+    lib = ws.lib_rs("hub")
+    lib.write_text(lib.read_text() + "\npub fn more() -> u32 { 1 }\n")
+    result = cli("check", str(ws.root))
+    assert result.returncode == 0, result.stderr
+    first, _, rest = result.stderr.partition("dependents:")
+    assert "ran 1: hub" in first
+    assert "pending" in first and rest, result.stderr
+
+
+def test_graph_affected_maps_files_to_owners_and_dependents(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace()
+    result = cli("graph", str(ws.root), "--affected", str(ws.lib_rs("hub")), str(ws.root / "Cargo.toml"))
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["owners"] == ["hub"]
+    assert answer["whole_workspace"] is True
+    assert set(answer["check_order"]) == set(ws.members)
+
+
+def test_a_path_that_is_not_a_workspace_is_a_clear_error(tmp_path: Path) -> None:
+    result = cli("check", str(tmp_path))
+    assert result.returncode == 2
+    assert "no Cargo.toml" in result.stderr
+
+
+def test_cargo_subcommand_form_is_accepted(make_workspace: Callable[..., GeneratedWorkspace]) -> None:
+    ws = make_workspace()
+    result = cli("scheduler", "graph", str(ws.root))
+    assert result.returncode == 0
+    assert "hub" in json.loads(result.stdout)["packages"]
+
+
+def test_bench_runs_the_checkouts_report_and_passes_its_arguments(tmp_path: Path) -> None:
+    shown = cli("bench", "--help", cwd=tmp_path)  # found beside the package, from any directory
+    assert shown.returncode == 0, shown.stderr
+    assert "usage: cargo-scheduler bench" in shown.stdout and "--workspace" in shown.stdout
+    refused = cli("bench", "--scenarios", "nonsense", "--no-traces", "--no-micro", cwd=tmp_path)
+    assert refused.returncode == 2 and "unknown scenario(s) nonsense" in refused.stderr
+
+
+def test_a_bad_setting_is_refused_naming_the_variable(make_workspace: Callable[..., GeneratedWorkspace]) -> None:
+    ws = make_workspace()
+    env = {**os.environ, "CARGO_SCHEDULER_SCOPE": "everything"}
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler.cli._main", "check", str(ws.root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 2 and "CARGO_SCHEDULER_SCOPE='everything'" in done.stderr
+    assert not (ws.root / "target").exists()  # refused before any cargo ran

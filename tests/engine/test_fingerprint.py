@@ -1,0 +1,263 @@
+"""Tree fingerprints on real files: stat-only re-walks, racy files, ignores and ownership."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from scheduler.engine import _fingerprint
+from scheduler.engine._fingerprint import Snapshot, TreeHasher
+
+HOUR_NS = 3600 * 10**9
+ROOTS = {"": "root", "crates/a": "a", "crates/a/nested": "nested", "crates/b": "b"}
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def _age(root: Path, ago_ns: int = HOUR_NS) -> None:
+    """Move every mtime into the past, so no entry is racily clean after the next walk."""
+    when = time.time_ns() - ago_ns
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            os.utime(os.path.join(dirpath, name), ns=(when, when), follow_symlinks=False)
+
+
+def _files(snap: Snapshot) -> dict[str, str | None]:
+    return {rel: owner for owner, files in snap.by_owner.items() for rel in files}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    _write(root / "Cargo.toml", "[workspace]\n")
+    _write(root / "Cargo.lock", "# lock\n")
+    _write(root / "crates/a/Cargo.toml", "[package]\nname = 'a'\n")
+    _write(root / "crates/a/src/lib.rs", "pub fn a() {}\n")
+    _write(root / "crates/a/data/greeting.txt", "hello\n")
+    _write(root / "crates/a/nested/Cargo.toml", "[package]\nname = 'nested'\n")
+    _write(root / "crates/a/nested/src/lib.rs", "pub fn n() {}\n")
+    _write(root / "crates/b/Cargo.toml", "[package]\nname = 'b'\n")
+    _write(root / "crates/b/src/lib.rs", "pub fn b() {}\n")
+    _age(root)
+    return root
+
+
+def test_an_unchanged_tree_is_walked_again_without_reading_any_file(tree: Path) -> None:
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    assert first.stats.hashed == first.stats.files == 9
+    second = hasher.snapshot(ROOTS)
+    assert second.stats.hashed == 0
+    assert second.stats.bytes_read == 0
+    assert second.by_owner == first.by_owner
+
+
+def test_an_edit_is_seen_and_only_the_edited_file_is_read_again(tree: Path) -> None:
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    _write(tree / "crates/b/src/lib.rs", "pub fn b() -> u32 { 1 }\n")
+    second = hasher.snapshot(ROOTS)
+    assert second.stats.hashed == 1
+    assert first.owner_digest("b") != second.owner_digest("b")
+    assert first.owner_digest("a") == second.owner_digest("a")
+    assert first.owner_digest(None) == second.owner_digest(None)
+
+
+def test_a_rewrite_with_equal_size_and_restored_mtime_is_caught_when_the_inode_changes(tree: Path) -> None:
+    """How editors and agents save (write a temporary file, rename it over): a new inode."""
+    target = tree / "crates/b/src/lib.rs"
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    st = target.stat()
+    new = _write(tree / "crates/b/src/.lib.rs.tmp", target.read_text().replace("b()", "c()"))
+    assert new.stat().st_size == st.st_size
+    os.replace(new, target)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = target.stat()
+    assert (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert after.st_ino != st.st_ino
+    second = hasher.snapshot(ROOTS)
+    assert second.stats.hashed == 1
+    assert second.owner_digest("b") != first.owner_digest("b")
+
+
+def test_an_in_place_rewrite_with_equal_size_and_restored_mtime_is_a_documented_limit(tree: Path) -> None:
+    """The inherent limit of a stat cache (git shares it): same inode, size and mtime, new bytes.
+
+    Only a tool that deliberately restores the mtime after writing in place can do this; a fresh
+    TreeHasher (a restarted daemon) reads every file and sees the change."""
+    target = tree / "crates/b/src/lib.rs"
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    st = target.stat()
+    with open(target, "r+b") as fh:
+        fh.write(b"PUB")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert hasher.snapshot(ROOTS).owner_digest("b") == first.owner_digest("b"), "not detectable by stat"
+    assert TreeHasher(tree).snapshot(ROOTS).owner_digest("b") != first.owner_digest("b")
+
+
+@pytest.fixture
+def wide_racy_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A minute instead of 50 ms, so a slow machine cannot let an entry settle between two walks."""
+    monkeypatch.setattr(_fingerprint, "_RACY_MARGIN_NS", 60 * 10**9)
+
+
+@pytest.mark.usefixtures("wide_racy_margin")
+def test_a_racily_clean_file_is_hashed_again_until_it_settles(tree: Path) -> None:
+    target = tree / "crates/a/src/lib.rs"
+    hasher = TreeHasher(tree)
+    hasher.snapshot(ROOTS)
+    now = time.time_ns()
+    os.utime(target, ns=(now, now))
+    assert hasher.snapshot(ROOTS).stats.hashed == 1
+    # Still within the racy margin of its last hashing: a same-size write now could keep this
+    # mtime, so the file is read again instead of trusted.
+    assert hasher.snapshot(ROOTS).stats.hashed == 1
+    _age(tree)
+    hasher.snapshot(ROOTS)
+    assert hasher.snapshot(ROOTS).stats.hashed == 0
+
+
+@pytest.mark.usefixtures("wide_racy_margin")
+def test_a_same_size_write_within_the_racy_window_is_caught(tree: Path) -> None:
+    target = tree / "crates/a/src/lib.rs"
+    hasher = TreeHasher(tree)
+    now = time.time_ns()
+    os.utime(target, ns=(now, now))
+    first = hasher.snapshot(ROOTS)
+    with open(target, "r+b") as fh:
+        fh.write(b"PUB")
+    os.utime(target, ns=(now, now))  # the same clock tick
+    assert hasher.snapshot(ROOTS).owner_digest("a") != first.owner_digest("a")
+
+
+def test_files_belong_to_the_closest_package_root(tree: Path) -> None:
+    _write(tree / "README.md", "docs\n")
+    _write(tree / "crates/a/nested/data/x.txt", "x\n")
+    owners = _files(TreeHasher(tree).snapshot({"crates/a": "a", "crates/a/nested": "nested", "crates/b": "b"}))
+    assert owners["crates/a/src/lib.rs"] == "a"
+    assert owners["crates/a/data/greeting.txt"] == "a"
+    assert owners["crates/a/nested/src/lib.rs"] == "nested"
+    assert owners["crates/a/nested/data/x.txt"] == "nested"
+    assert owners["crates/b/Cargo.toml"] == "b"
+    assert owners["Cargo.lock"] is None
+    assert owners["README.md"] is None
+
+
+def test_a_root_package_owns_the_files_no_member_claims(tree: Path) -> None:
+    owners = _files(TreeHasher(tree).snapshot(ROOTS))
+    assert owners["Cargo.toml"] == "root"
+    assert owners["crates/a/src/lib.rs"] == "a"
+
+
+def test_gitignore_at_the_root_and_nested_excludes_files_and_directories(tree: Path) -> None:
+    _write(tree / ".gitignore", "/target\n*.log\nscratch/\n")
+    _write(tree / "target/debug/out.rlib", "binary")
+    _write(tree / "crates/a/target/kept.txt", "anchored /target only matches at the root")
+    _write(tree / "debug.log", "log")
+    _write(tree / "crates/b/deep/trace.log", "log")
+    _write(tree / "crates/b/scratch/notes.md", "notes")
+    _write(tree / "crates/b/scratch.md", "a file named like the directory pattern is kept")
+    _write(tree / "crates/a/.gitignore", "generated/\n*.tmp\n")
+    _write(tree / "crates/a/generated/out.rs", "gen")
+    _write(tree / "crates/a/src/x.tmp", "tmp")
+    _write(tree / "crates/b/y.tmp", "nested patterns do not apply to siblings")
+    files = set(_files(TreeHasher(tree).snapshot(ROOTS)))
+    assert "crates/a/src/lib.rs" in files
+    assert ".gitignore" in files and "crates/a/.gitignore" in files
+    assert "crates/a/target/kept.txt" in files
+    assert "crates/b/scratch.md" in files
+    assert "crates/b/y.tmp" in files
+    for ignored in [
+        "target/debug/out.rlib",
+        "debug.log",
+        "crates/b/deep/trace.log",
+        "crates/b/scratch/notes.md",
+        "crates/a/generated/out.rs",
+        "crates/a/src/x.tmp",
+    ]:
+        assert ignored not in files, ignored
+
+
+def test_a_nested_gitignore_can_re_include_what_the_root_ignores(tree: Path) -> None:
+    """git gives the deeper .gitignore the last word: `!keep.log` there re-includes the file."""
+    _write(tree / ".gitignore", "*.log\n")
+    _write(tree / "crates/a/.gitignore", "!keep.log\n")
+    _write(tree / "crates/a/keep.log", "read with include_str!")
+    _write(tree / "crates/a/other.log", "ignored")
+    files = set(_files(TreeHasher(tree).snapshot(ROOTS)))
+    assert "crates/a/keep.log" in files
+    assert "crates/a/other.log" not in files
+
+
+def test_an_edit_to_a_gitignore_takes_effect_on_the_next_walk(tree: Path) -> None:
+    hasher = TreeHasher(tree)
+    _write(tree / "crates/b/notes.txt", "n")
+    assert "crates/b/notes.txt" in _files(hasher.snapshot(ROOTS))
+    _write(tree / ".gitignore", "notes.txt\n")
+    assert "crates/b/notes.txt" not in _files(hasher.snapshot(ROOTS))
+
+
+def test_a_directory_with_a_cachedir_tag_is_skipped(tree: Path) -> None:
+    _write(tree / "custom-target/CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n")
+    _write(tree / "custom-target/debug/deps/a.d", "dep-info")
+    _write(tree / "crates/b/build-out/CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n")
+    _write(tree / "crates/b/build-out/x.o", "obj")
+    files = set(_files(TreeHasher(tree).snapshot(ROOTS)))
+    assert not any(f.startswith(("custom-target/", "crates/b/build-out/")) for f in files)
+
+
+def test_vcs_directories_and_the_excluded_target_dir_are_skipped(tree: Path) -> None:
+    _write(tree / ".git/HEAD", "ref: refs/heads/main\n")
+    _write(tree / ".jj/repo/store", "x")
+    _write(tree / "out/debug/a", "artifact without a tag")
+    files = set(_files(TreeHasher(tree).snapshot(ROOTS, exclude={tree / "out"})))
+    assert not any(f.startswith((".git/", ".jj/", "out/")) for f in files)
+
+
+def test_a_deleted_file_leaves_the_snapshot_and_a_new_file_enters_it(tree: Path) -> None:
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    (tree / "crates/a/data/greeting.txt").unlink()
+    _write(tree / "crates/a/data/new.txt", "new")
+    second = _files(hasher.snapshot(ROOTS))
+    assert "crates/a/data/greeting.txt" not in second
+    assert second["crates/a/data/new.txt"] == "a"
+    assert len(second) == first.stats.files
+
+
+def test_a_symlink_is_fingerprinted_by_its_target_text_and_never_followed(tree: Path, tmp_path: Path) -> None:
+    outside = _write(tmp_path / "outside/secret.txt", "outside the workspace")
+    link = tree / "crates/a/link.txt"
+    link.symlink_to(outside)
+    (tree / "crates/a/linkdir").symlink_to(outside.parent, target_is_directory=True)
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    files = _files(first)
+    assert files["crates/a/link.txt"] == "a"
+    assert "crates/a/linkdir" in files and not any(f.startswith("crates/a/linkdir/") for f in files)
+    outside.write_text("changed outside")
+    assert hasher.snapshot(ROOTS).owner_digest("a") == first.owner_digest("a")
+    link.unlink()
+    link.symlink_to(tmp_path / "elsewhere.txt")
+    assert hasher.snapshot(ROOTS).owner_digest("a") != first.owner_digest("a")
+
+
+def test_an_owner_digest_covers_paths_as_well_as_contents() -> None:
+    a = Snapshot(by_owner={"p": {"src/a.rs": b"1", "src/b.rs": b"2"}})
+    renamed = Snapshot(by_owner={"p": {"src/a.rs": b"1", "src/c.rs": b"2"}})
+    reordered = Snapshot(by_owner={"p": {"src/b.rs": b"2", "src/a.rs": b"1"}})
+    assert a.owner_digest("p") != renamed.owner_digest("p")
+    assert a.owner_digest("p") == reordered.owner_digest("p")
+    assert Snapshot().owner_digest("p") == Snapshot().owner_digest(None)

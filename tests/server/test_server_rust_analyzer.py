@@ -1,0 +1,117 @@
+"""The rust_analyzer_* tools end to end: the MCP client, the server, a real rust-analyzer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from server_env import call
+
+from scheduler import GeneratedWorkspace, ServerState, build_server
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.analyzer,
+    pytest.mark.skipif(
+        shutil.which("rust-analyzer") is None and not Path("/usr/bin/rust-analyzer").exists(),
+        reason="rust-analyzer is not installed",
+    ),
+]
+HUB = "crates/hub/src/lib.rs"
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def module_ws(tmp_path_factory: pytest.TempPathFactory) -> GeneratedWorkspace:
+    from scheduler.testing._generate import generate_workspace
+
+    return generate_workspace(tmp_path_factory.mktemp("ra") / "ws", 6)
+
+
+@pytest.fixture(scope="module")
+async def client(module_ws: GeneratedWorkspace, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
+    """One server and one rust-analyzer for the read-only tests of this module (it loads once)."""
+    cache = tmp_path_factory.mktemp("cache")
+    async with (
+        ServerState(module_ws.root, cache_dir=cache) as state,
+        Client(build_server(module_ws.root, state=state)) as c,
+    ):
+        yield c
+
+
+async def test_hover_answers_the_signature_not_an_empty_result(client: Client) -> None:
+    error, data = await call(client, "rust_analyzer_hover", {"file_path": HUB, "line": 5, "character": 8})
+    assert not error, data
+    assert data["status"] == "ready"
+    assert "pub fn hub_value(x: u32) -> u32" in str(data["result"])
+
+
+async def test_definition_from_a_leaf_lands_in_the_hub_whatever_the_path_spelling(
+    client: Client, module_ws: GeneratedWorkspace
+) -> None:
+    leaf = module_ws.lib_rs(module_ws.leaves[0])
+    for spelling in (str(leaf.relative_to(module_ws.root)), str(leaf), leaf.as_uri()):
+        error, data = await call(
+            client, "rust_analyzer_definition", {"file_path": spelling, "line": 4, "character": 10}
+        )
+        assert not error, data
+        assert [t.get("target_file") or t.get("file") for t in data["result"]] == [HUB], spelling
+
+
+async def test_references_cross_crates(client: Client, module_ws: GeneratedWorkspace) -> None:
+    error, data = await call(client, "rust_analyzer_references", {"file_path": HUB, "line": 5, "character": 8})
+    assert not error, data
+    files = {r["file"] for r in data["result"]}
+    assert f"crates/{module_ws.leaves[0]}/src/lib.rs" in files and "crates/hub/src/lib.rs" in files
+    assert all(len(r["range"]) == 4 for r in data["result"]) and "file://" not in json.dumps(data)
+
+
+async def test_symbols_list_the_items_of_a_file(client: Client) -> None:
+    error, data = await call(client, "rust_analyzer_symbols", {"file_path": HUB})
+    assert not error, data
+    names = {s["name"] for s in data["result"]}
+    assert {"hub_value", "Record", "Describe"} <= names
+
+
+async def test_rename_returns_the_edit_and_leaves_the_files_alone(
+    client: Client, module_ws: GeneratedWorkspace
+) -> None:
+    before = (module_ws.root / HUB).read_text()
+    error, data = await call(
+        client, "rust_analyzer_rename", {"file_path": HUB, "line": 5, "character": 8, "new_name": "hub_score"}
+    )
+    assert not error, data
+    assert "hub_score" in str(data["result"])
+    assert HUB in json.dumps(data["result"]) and "file://" not in json.dumps(data["result"])
+    assert (module_ws.root / HUB).read_text() == before
+
+
+async def test_a_path_outside_the_workspace_is_refused_naming_the_argument(client: Client) -> None:
+    error, data = await call(
+        client, "rust_analyzer_hover", {"file_path": "../../etc/passwd", "line": 0, "character": 0}
+    )
+    assert error
+    assert "file_path" in str(data)
+
+
+async def test_diagnostics_merge_rust_analyzer_and_cargo_for_the_file(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    ws = make_workspace()
+    lib = ws.lib_rs(ws.leaves[0])
+    lib.write_text(lib.read_text() + '\npub fn broken() -> u32 { "no" }\n')
+    rel = str(lib.relative_to(ws.root))
+    async with ServerState(ws.root, cache_dir=tmp_path / "c") as state, Client(build_server(ws.root, state=state)) as c:
+        error, data = await call(c, "rust_analyzer_diagnostics", {"file_path": rel})
+    assert not error, data
+    text = str(data)
+    assert "E0308" in text
+    assert "cargo" in data and "rust_analyzer" in data, sorted(data)
