@@ -45,9 +45,14 @@ class CheckRequest:
     release: bool = False
     all_targets: bool = False
     extra_env: tuple[tuple[str, str], ...] = ()
+    """Variables the call adds (`cargo_env`), over the environment of the question."""
     toolchain: str | None = None
     timeout_s: float | None = None
     deny_warnings: bool = False
+    env: tuple[tuple[str, str], ...] | None = None
+    """The environment of the question: the CLI's caller's, or that of the MCP client that spawned
+    the front. cargo runs in it and keys read what the compiler read of it. None: the engine's own
+    (the environment its process started with)."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -131,6 +136,12 @@ class Engine:
         self._background_idle.set()
         self.last_walk_ms = 0.0
 
+    def environment(self, request: CheckRequest) -> dict[str, str]:
+        """What cargo runs with for `request`: the question's environment (minus per-session noise)
+        or the engine's own, then the call's extra variables."""
+        base = self.env if request.env is None else stable_environment(dict(request.env))
+        return {**base, **dict(request.extra_env)} if request.extra_env else base
+
     # -- observing the workspace -------------------------------------------------------------
     async def observe(self) -> _Observed:
         """Metadata (reloaded only when its inputs changed) and a snapshot of the tree as it is now:
@@ -201,7 +212,7 @@ class Engine:
     async def keys(self, request: CheckRequest, observed: _Observed | None = None) -> _Keys:
         obs = observed or await self.observe()
         spec = request.spec()
-        env = {**self.env, **dict(request.extra_env)}
+        env = self.environment(request)
         rustc = await self.rustc_version(request.toolchain)
         gkey = _keys.global_digest(obs.ws, obs.snap, rustc, env, spec.command)
         memo_key = (id(obs.ws), obs.snap.generation, gkey)
@@ -299,7 +310,10 @@ class Engine:
     ) -> _RunResult:
         """Run cargo for `names`, sharing the run with identical concurrent requests."""
         spec = request.spec()
-        flight_key = (spec, request.timeout_s, tuple((n, k.packages[n]) for n in names))
+        # Runs in different environments are different runs, even where the keys cannot tell yet
+        # (before cargo has said which variables a package reads).
+        env_digest = xxhash.xxh3_64_hexdigest(repr(sorted(self.environment(request).items())).encode())
+        flight_key = (spec, request.timeout_s, env_digest, tuple((n, k.packages[n]) for n in names))
 
         async def run() -> _RunResult:
             target_dir = await self.target_dir_for(k.obs.ws, request)
@@ -323,7 +337,7 @@ class Engine:
         outcome = await run_cargo(
             spec.args(names, explicit_dir, unified),
             cwd=self.root,
-            env={**self.env, **dict(request.extra_env)},
+            env=self.environment(request),
             toolchain=request.toolchain,
             timeout_s=request.timeout_s,
             on_message=on_message,

@@ -77,7 +77,7 @@ async def run_tests(
         outcome = await run_cargo(
             args,
             cwd=engine.root,
-            env={**engine.env, **dict(request.extra_env)},
+            env=engine.environment(request),
             toolchain=request.toolchain,
             timeout_s=request.timeout_s,
         )
