@@ -45,6 +45,25 @@ def cargo_argv(args: Sequence[str], toolchain: str | None = None) -> list[str]:
     return ["cargo", *args]
 
 
+@dataclass(frozen=True)
+class Unit:
+    """A `compiler-artifact` message: one unit (lib, bin, test, build script) of one package."""
+
+    package_id: str
+    kinds: tuple[str, ...]
+    filenames: tuple[str, ...]
+    fresh: bool
+
+
+@dataclass(frozen=True)
+class BuildScript:
+    """A `build-script-executed` message: where its output went, what it set for rustc."""
+
+    out_dir: str
+    env: tuple[str, ...]
+    """Names it passed to the compiler with `cargo:rustc-env`."""
+
+
 @dataclass
 class CargoOutcome:
     argv: list[str]
@@ -53,6 +72,10 @@ class CargoOutcome:
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """rustc diagnostics (the inner `message` objects) by cargo package_id."""
     artifacts: set[str] = field(default_factory=set)
+    units: list[Unit] = field(default_factory=list)
+    """Every unit cargo compiled or found fresh, in the order cargo reported them."""
+    build_scripts: dict[str, BuildScript] = field(default_factory=dict)
+    """Build scripts run (or found fresh) by package_id."""
     failed_units: set[str] = field(default_factory=set)
     """Package names cargo reported as failed in its text output (build scripts, linking...)."""
     stdout_text: list[str] = field(default_factory=list)
@@ -108,6 +131,20 @@ async def run_cargo(
             outcome.messages.setdefault(msg.get("package_id", ""), []).append(msg.get("message", {}))
         elif reason == "compiler-artifact":
             outcome.artifacts.add(msg.get("package_id", ""))
+            target = msg.get("target") or {}
+            outcome.units.append(
+                Unit(
+                    package_id=str(msg.get("package_id", "")),
+                    kinds=tuple(str(k) for k in target.get("kind") or ()),
+                    filenames=tuple(str(f) for f in msg.get("filenames") or ()),
+                    fresh=bool(msg.get("fresh")),
+                )
+            )
+        elif reason == "build-script-executed":
+            outcome.build_scripts[str(msg.get("package_id", ""))] = BuildScript(
+                out_dir=str(msg.get("out_dir") or ""),
+                env=tuple(str(pair[0]) for pair in msg.get("env") or () if pair),
+            )
         elif reason == "build-finished":
             outcome.finished_success = bool(msg.get("success"))
         if on_message is not None:

@@ -41,6 +41,10 @@ class Package:
     reaches this one through that dependent enables."""
     renamed_by: frozenset[str] = frozenset()
     """Dependents that depend on this member under another name (`dep/feature` must use that name)."""
+    outside_path_deps: bool = False
+    """It depends on a path crate that is not a member: sources no lockfile pins."""
+    crate_names: frozenset[str] = frozenset()
+    """Its targets' crate names (`-` as `_`), as rustc names their dep-info files."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,7 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
                     continue
                 (dev if d.get("kind") == "dev" else deps).add(target)
             manifest = Path(p["manifest_path"])
+            outside = any(d.get("path") and Path(d["path"]) not in by_dir for d in p.get("dependencies", []))
             kinds = frozenset(k for t in p.get("targets", []) for k in t.get("kind", []))
             packages[p["name"]] = Package(
                 name=p["name"],
@@ -232,6 +237,8 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
                     for d, kinds_ in requested_by.get(p["name"], {}).items()
                 },
                 renamed_by=frozenset(renamed_by.get(p["name"], ())),
+                outside_path_deps=outside,
+                crate_names=frozenset(str(t["name"]).replace("-", "_") for t in p.get("targets", [])),
             )
         return Workspace(root=root, target_dir=Path(data["target_directory"]), packages=packages, signature=signature)
     except (KeyError, TypeError) as exc:

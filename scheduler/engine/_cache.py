@@ -121,6 +121,11 @@ class DiagnosticsCache:
                     # Deleted under us: SQLite would keep answering from the unlinked file and
                     # every later write would be lost to other processes and to restarts.
                     raise FileNotFoundError(f"{self._db_path} was deleted or replaced")
+                if op == "_set_many":
+                    with self._disk.transact():
+                        for key, raw in args[0]:
+                            self._disk.set(key, raw)
+                    return None
                 return getattr(self._disk, op)(*args)
             except _LockTimeout:
                 self.problem = "the cache database stayed locked by another process; answered without it"
@@ -203,6 +208,18 @@ class DiagnosticsCache:
         with self._lock:
             self._remember(key, value)
         self._with_disk("set", key, _encode(value))
+
+    def put_many(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Store several entries in one SQLite transaction (a run's answers, manifests and unit
+        records): one commit instead of one per row. The memory front has them at once."""
+        if not entries:
+            return
+        with self._lock:
+            for key, value in entries.items():
+                self._known_misses.discard(key)
+                self._remember(key, value)
+        encoded = [(key, _encode(value)) for key, value in entries.items()]
+        self._with_disk("_set_many", encoded)
 
     def delete(self, key: str) -> None:
         with self._lock:

@@ -10,10 +10,12 @@ so the next question finds them in the cache.
 
 from __future__ import annotations
 
+import functools
+import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,16 @@ import anyio.abc
 import xxhash
 
 from .._exceptions import InvalidArgument, MetadataError
-from ..cargo._run import run_cargo, stable_environment
+from ..cargo._run import CargoOutcome, run_cargo, stable_environment
 from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata
 from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
 from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult, Scope
 from ._singleflight import SingleFlight
+from ._store import AnswerStore
 from ._targets import TargetGate, agent_target_base, choose_target_dir
+from ._toolchain import Toolchains
 
 _BACKGROUND_BATCH = 24
 
@@ -85,12 +89,19 @@ class _Observed:
 @dataclass
 class _Keys:
     obs: _Observed
-    packages: dict[str, str]
-    """Merkle key per member: the cache key of its answer."""
+    keys: _keys.Keys
     own: dict[str, str]
     """Digest of each member's own files: where an edit happened."""
     context: str
     """Digest of the inputs every member shares."""
+    global_key: bytes
+    env: dict[str, str]
+    """The question's environment: what cargo runs with."""
+
+    @property
+    def packages(self) -> dict[str, str | None]:
+        """The cache key of each member's answer (None: none can be sound yet)."""
+        return self.keys.answer
 
 
 @dataclass
@@ -100,6 +111,7 @@ class _RunResult:
     moved: set[str]
     """Packages whose sources changed while cargo ran: their answers were dropped."""
     error: str | None
+    notes: list[str] = field(default_factory=list)
 
 
 class Engine:
@@ -128,7 +140,8 @@ class Engine:
         self._roots: dict[str, str] = {}
         self._keys_memo: dict[Any, _Keys] = {}
         self._own_prefixes: dict[_runs.RunSpec, bytes] = {}
-        self._rustc: dict[str | None, str] = {}
+        self._toolchains = Toolchains(root, self._probe)
+        self.store = AnswerStore(root, cache)
         self._gates: dict[Path, TargetGate] = {}
         self._flight = flight
         self._background: dict[_runs.RunSpec, anyio.CancelScope] = {}
@@ -199,28 +212,31 @@ class Engine:
         self._ws = parse_metadata(load_metadata_json(result.stdout.decode()))
         return self._ws
 
-    async def rustc_version(self, toolchain: str | None) -> str:
-        if toolchain not in self._rustc:
-            argv = ["rustup", "run", toolchain, "rustc", "-vV"] if toolchain else ["rustc", "-vV"]
-            try:
-                result = await anyio.run_process(argv, cwd=self.root, env=self.env, check=False)
-                self._rustc[toolchain] = result.stdout.decode(errors="replace")
-            except OSError as exc:
-                raise InvalidArgument("toolchain", f"could not run rustc: {exc}") from exc
-        return self._rustc[toolchain]
+    async def _probe(self, argv: list[str], env: Mapping[str, str]) -> str:
+        try:
+            result = await anyio.run_process(argv, cwd=self.root, env=dict(env), check=False)
+        except OSError as exc:
+            raise InvalidArgument("toolchain", f"could not run rustc: {exc}") from exc
+        return result.stdout.decode(errors="replace")
+
+    async def rustc_version(self, toolchain: str | None, env: Mapping[str, str] | None = None) -> str:
+        return await self._toolchains.identity(self.env if env is None else env, toolchain)
 
     async def keys(self, request: CheckRequest, observed: _Observed | None = None) -> _Keys:
         obs = observed or await self.observe()
         spec = request.spec()
         env = self.environment(request)
-        rustc = await self.rustc_version(request.toolchain)
+        rustc = await self._toolchains.identity(env, request.toolchain)
         gkey = _keys.global_digest(obs.ws, obs.snap, rustc, env, spec.command)
-        memo_key = (id(obs.ws), obs.snap.generation, gkey)
+        env_digest = xxhash.xxh3_64_digest(repr(sorted(env.items())).encode("utf-8", "surrogateescape"))
+        external = self.store.external.refresh()
+        memo_key = (id(obs.ws), obs.snap.generation, gkey, env_digest, self.store.version, external)
         cached = self._keys_memo.get(memo_key)
         if cached is not None:
             return replace(cached, obs=obs)
         own = {n: obs.snap.owner_digest(n).hex() for n in obs.ws.packages}
-        k = _Keys(obs, _keys.package_keys(obs.ws, obs.snap, gkey, spec.command), own, gkey.hex())
+        keys = self.store.keys(obs.ws, obs.snap, gkey, spec.command, env)
+        k = _Keys(obs, keys, own, gkey.hex(), gkey, env)
         if len(self._keys_memo) > 32:
             self._keys_memo.clear()
         self._keys_memo[memo_key] = k
@@ -242,8 +258,9 @@ class Engine:
         ws = k.obs.ws
         selected = ws.require(request.packages)
         observed_ms = (time.perf_counter() - started) * 1000
-        found = self.cache.get_many([k.packages[n] for n in ws.packages])
-        hits = {n: found[k.packages[n]] for n in ws.packages if k.packages[n] in found}
+        answer_keys = k.packages
+        found = self.cache.get_many([key for key in answer_keys.values() if key is not None])
+        hits = {n: found[key] for n, key in answer_keys.items() if key is not None and key in found}
         stale = set(ws.packages) - hits.keys()
         own_keys = {n: self._own_key(spec, n) for n in ws.packages}
         stored = self.cache.get_many(list(own_keys.values()))
@@ -267,7 +284,15 @@ class Engine:
         report = CheckReport(
             kind=request.kind, scope=request.scope, pending=list(plan.pending), cache_available=self.cache.available
         )
-        report.skipped = _summarise_skipped(plan.skipped)
+        skipped = dict(plan.skipped)
+        if not selected:
+            # `success` is about the whole answer: an error known for these very sources is shown
+            # and fails it, whatever the scope left out.
+            for name in [n for n in skipped if n in hits and not hits[n].get("success")]:
+                del skipped[name]
+                report.results[name] = _runs.from_entry(name, hits[name])
+                report.notes.append(f"{name} is not in this scope but fails for these sources (from the cache)")
+        report.skipped = _summarise_skipped(skipped)
         for name in plan.from_cache:
             report.results[name] = _runs.from_entry(name, hits[name])
         planned_ms = (time.perf_counter() - started) * 1000
@@ -279,6 +304,7 @@ class Engine:
             report.results.update(run.results)
             report.command = run.argv
             report.error = run.error
+            report.notes.extend(run.notes)
             if not run.moved or run.error:
                 break
             # The sources moved under cargo (an agent's edit, or cargo writing Cargo.lock): the
@@ -313,7 +339,7 @@ class Engine:
         # Runs in different environments are different runs, even where the keys cannot tell yet
         # (before cargo has said which variables a package reads).
         env_digest = xxhash.xxh3_64_hexdigest(repr(sorted(self.environment(request).items())).encode())
-        flight_key = (spec, request.timeout_s, env_digest, tuple((n, k.packages[n]) for n in names))
+        flight_key = (spec, request.timeout_s, env_digest, tuple((n, k.keys.walk[n]) for n in names))
 
         async def run() -> _RunResult:
             target_dir = await self.target_dir_for(k.obs.ws, request)
@@ -332,40 +358,77 @@ class Engine:
         on_message: Callable[[dict[str, Any]], None] | None,
     ) -> _RunResult:
         spec = request.spec()
-        explicit_dir = None if target_dir == k.obs.ws.target_dir else target_dir
-        unified = _runs.unified_for(k.obs.ws, names, spec.command)
-        outcome = await run_cargo(
-            spec.args(names, explicit_dir, unified),
-            cwd=self.root,
-            env=self.environment(request),
-            toolchain=request.toolchain,
-            timeout_s=request.timeout_s,
-            on_message=on_message,
-        )
-        error = None
-        if outcome.timed_out:
-            by_id = {p.id: n for n, p in k.obs.ws.packages.items()}
-            finished = sorted(by_id[i] for i in outcome.artifacts if i in by_id)
-            unfinished = [n for n in names if n not in finished]
-            error = (
-                f"cargo timed out after {request.timeout_s}s and was killed with its process group; "
-                f"no answer for {', '.join(unfinished) or 'none'}"
-                + (f" (cargo had finished {', '.join(finished)}; not stored)" if finished else "")
+        ws = k.obs.ws
+        explicit_dir = None if target_dir == ws.target_dir else target_dir
+        unified = _runs.unified_for(ws, names, spec.command)
+        notes: list[str] = []
+        for attempt in range(2):
+            started_ns = time.time_ns()
+            outcome = await run_cargo(
+                spec.args(names, explicit_dir, unified),
+                cwd=self.root,
+                env=k.env,
+                toolchain=request.toolchain,
+                timeout_s=request.timeout_s,
+                on_message=on_message,
             )
-        elif outcome.finished_success is None:
-            error = "cargo failed before building: " + outcome.stderr.strip()[-1500:]
-        results = _runs.results_from_outcome(k.obs.ws, outcome, names, dev=spec.command.includes_tests)
-        now = await self.keys(request)
-        moved = {n for n in results if now.packages.get(n) != k.packages[n]}
-        for name, result in results.items():
-            if name not in moved:
-                self.cache.put(k.packages[name], _runs.to_entry(result))
-                self.cache.put(self._own_key(spec, name), {"d": k.own[name], "g": k.context})
-        return _RunResult(outcome.argv, {n: r for n, r in results.items() if n not in moved}, moved, error)
+            error = None
+            if outcome.timed_out:
+                error = _timeout_error(request.timeout_s, names, outcome)
+            elif outcome.finished_success is None:
+                error = "cargo failed before building: " + outcome.stderr.strip()[-1500:]
+            results = _runs.results_from_outcome(ws, outcome, names, dev=spec.command.includes_tests)
+            now = await self.keys(request)
+            moved = {n for n in results if now.keys.walk.get(n) != k.keys.walk[n]}
+            kept = {n: r for n, r in results.items() if n not in moved}
+            if not kept:
+                return _RunResult(outcome.argv, kept, moved, error, notes)
+            record = functools.partial(
+                self.store.record,
+                now.obs.ws,
+                now.obs.snap,
+                k.env,
+                outcome,
+                kept,
+                target_dir=target_dir,
+                started_ns=started_ns,
+                blocked=[n for n, r in kept.items() if r.blocked_by and set(r.blocked_by) <= ws.packages.keys()],
+            )
+            recorded = await anyio.to_thread.run_sync(record)
+            if recorded.fooled and attempt == 0:
+                # cargo judged units fresh by mtime whose sources are not what they were compiled
+                # from: their fingerprints are gone now, so this run compiles them again.
+                notes.append(
+                    "cargo replayed stale results for "
+                    + ", ".join(sorted(recorded.fooled_packages) or ["a dependency"])
+                    + " (an edit kept the file's mtime); ran again"
+                )
+                continue
+            for name in recorded.fooled_packages:
+                recorded.answer.pop(name, None)
+            stored_keys = self.store.keys(now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded)
+            entries = {n: _runs.to_entry(r) for n, r in kept.items()}
+            unstored = await anyio.to_thread.run_sync(self.store.store, stored_keys, recorded, entries)
+            for name in kept:
+                if name not in unstored:
+                    self.cache.put(self._own_key(spec, name), {"d": now.own[name], "g": now.context})
+            if unstored:
+                notes.append(f"not cached (cargo recorded no inputs for them): {', '.join(sorted(unstored))}")
+            return _RunResult(outcome.argv, kept, moved, error, notes)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def target_dir_for(self, ws: Workspace, request: CheckRequest) -> Path:
+        """The request's own extra variables, and every variable a recorded input manifest reads
+        whose value in the question differs from the engine's own environment, decide whether the
+        run needs a directory of its own (alternating them would rebuild units every time)."""
+        extra = dict(request.extra_env)
+        if request.env is not None:
+            env = self.environment(request)
+            for name in sorted(self.store.watched_env - extra.keys()):
+                if env.get(name) != self.env.get(name):
+                    extra[name] = env.get(name, "\0unset")
         path: Path = await anyio.to_thread.run_sync(
-            lambda: choose_target_dir(ws.root, ws.target_dir, dict(request.extra_env), private=self.private_target)
+            lambda: choose_target_dir(ws.root, ws.target_dir, extra, private=self.private_target)
         )
         return path
 
@@ -394,9 +457,10 @@ class Engine:
 
         async def batch() -> bool:
             k = await self.keys(request)
-            found = self.cache.get_many([k.packages[n] for n in names if n in k.packages])
+            keys = k.packages
+            found = self.cache.get_many([key for n in names if (key := keys.get(n)) is not None])
             todo = [
-                n for n in k.obs.ws.order(dev=spec.command.includes_tests) if n in names and k.packages[n] not in found
+                n for n in k.obs.ws.order(dev=spec.command.includes_tests) if n in names and keys.get(n) not in found
             ]
             if not todo:
                 return True
@@ -531,3 +595,16 @@ class EnginePool:
 
     def engines(self) -> list[Engine]:
         return list(self._engines.values())
+
+
+def _timeout_error(timeout_s: float | None, names: list[str], outcome: CargoOutcome) -> str:
+    """Which packages got no answer, and the steps cargo had started and not finished."""
+    started = [m.group(0).strip() for m in _STEP.finditer(outcome.stderr)]
+    steps = f"; cargo was still at: {'; '.join(started[-3:])}" if started else ""
+    return (
+        f"cargo timed out after {timeout_s}s and was killed with its process group; "
+        f"no answer for {', '.join(names)}{steps}"
+    )
+
+
+_STEP = re.compile(r"^\s*(?:Compiling|Checking|Building|Running|Documenting|Fresh) \S.*$", re.M)

@@ -1,13 +1,18 @@
 """Content fingerprints of a workspace tree, at the cost of a stat walk when nothing changed.
 
 Every file under the workspace that is not ignored counts (sources, and data pulled in with
-`include_str!` or `#[path]`), not just `src/`. A file's content hash (xxh3-128) is reused while its
-(mtime_ns, size, inode) are unchanged, except for "racily clean" files, modified so close to the
-moment we hashed them that a later write could keep the same mtime: those are hashed again until
-they settle, as git does for its index.
+`include_str!` or `#[path]`), not just `src/`. This walk is the key's first, conservative half: what
+the compiler actually read (ignored files, other members' files, files outside the workspace) comes
+from its own record after a run (`_inputs`, `_record`). A file's content hash (xxh3-128) is reused
+while its (mtime_ns, size, inode, ctime_ns) are unchanged (an mtime put back by `touch -d` still moves
+the ctime), except for "racily clean" files, modified so close to the moment we hashed them that a
+later write could keep the same mtime: those are hashed again until they settle, as git does for its
+index. A link is hashed as its target's content plus the link text, and links and files with other
+hard links are stat-ed again at every question, since inotify on the tree does not see an edit made
+through another name.
 
 Ignored: VCS directories, any directory holding a `CACHEDIR.TAG` (cargo marks every target dir so),
-the workspace's own target dir, and what `.gitignore` files say.
+the workspace's own target dir, and what `.gitignore` files say. Names need not be UTF-8.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class _Entry:
     ino: int
     digest: bytes
     hashed_at_ns: int
+    ctime_ns: int = 0
+    """Restoring an mtime (`touch -d`, `os.utime`) moves the ctime, which nobody can set back."""
 
 
 @dataclass
@@ -66,7 +73,7 @@ class Snapshot:
             return cached
         h = xxhash.xxh3_128()
         for rel, digest in sorted(self.by_owner.get(owner, {}).items()):
-            h.update(rel.encode())
+            h.update(rel.encode("utf-8", "surrogateescape"))
             h.update(b"\0")
             h.update(digest)
         self._digests[owner] = value = h.digest()
@@ -87,6 +94,9 @@ class TreeHasher:
         self._dir_specs: dict[str, list[tuple[str, pathspec.PathSpec[Any]]]] = {}
         self._pending: list[FileChange] = []
         self._generation = 0
+        self._fragile: dict[str, tuple[int, int, int, int]] = {}
+        """Files whose changes inotify on the tree may not report: links (the target may lie
+        elsewhere) and files with other hard links. Each question stats them again."""
 
     @property
     def watching(self) -> bool:
@@ -103,10 +113,24 @@ class TreeHasher:
         if changes is None:
             self._last_inputs = None  # forces a full walk in refresh
             return None
+        changes.extend(self._fragile_changes())
         if changes:
             self._pending.extend(changes)
             return None
         return self._last
+
+    def _fragile_changes(self) -> list[FileChange]:
+        moved = []
+        for rel, sig in self._fragile.items():
+            try:
+                st = os.stat(os.path.join(self.root, rel))
+                now = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+            except OSError:
+                now = (-1, -1, -1, -1)
+            if now != sig:
+                directory, _, name = rel.rpartition("/")
+                moved.append(FileChange(directory, name))
+        return moved
 
     def refresh(self, package_roots: dict[str, str], exclude: set[Path] = frozenset()) -> Snapshot:  # type: ignore[assignment]
         """The tree now: the previous snapshot updated with the files the watcher saw change, or a
@@ -117,7 +141,7 @@ class TreeHasher:
         drained = self._watcher.drain()
         if drained is None:
             return self.snapshot(package_roots, exclude)
-        changes, self._pending = [*self._pending, *drained], []
+        changes, self._pending = [*self._pending, *drained, *self._fragile_changes()], []
         if not changes:
             return self._last
         updated = self._apply(self._last, changes)
@@ -143,6 +167,7 @@ class TreeHasher:
             except OSError:
                 files.pop(rel, None)
                 self._entries.pop(rel, None)
+                self._fragile.pop(rel, None)
                 continue
             if stat_mod.S_ISDIR(st.st_mode):
                 return None
@@ -175,6 +200,7 @@ class TreeHasher:
         if self._watcher is not None:
             self._watcher.reset()
         self._pending = []
+        self._fragile = {}
         self._dir_owner.clear()
         self._dir_specs.clear()
         self._walk("", package_roots.get(""), package_roots, [], snap, excluded, seen)
@@ -233,6 +259,18 @@ class TreeHasher:
                 files[rel] = self._digest(rel, entry.path, st, snap.stats)
 
     def _digest(self, rel: str, path: str, st: os.stat_result, stats: WalkStats, force: bool = False) -> bytes:
+        link = stat_mod.S_ISLNK(st.st_mode)
+        if link:
+            # What the compiler reads through a link is its target: hash the target's content (and
+            # the link text, so retargeting counts), and stat the target at every question.
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = os.stat_result((stat_mod.S_IFREG, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+        if link or st.st_nlink > 1:
+            self._fragile[rel] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
+        else:
+            self._fragile.pop(rel, None)
         cached = self._entries.get(rel)
         if (
             not force
@@ -240,24 +278,23 @@ class TreeHasher:
             and cached.mtime_ns == st.st_mtime_ns
             and cached.size == st.st_size
             and cached.ino == st.st_ino
+            and cached.ctime_ns == st.st_ctime_ns
             and cached.mtime_ns < cached.hashed_at_ns - _RACY_MARGIN_NS
         ):
             return cached.digest
         hashed_at = time.time_ns()
-        if stat_mod.S_ISLNK(st.st_mode):
-            # A symlink's identity is its target text; we never follow it out of the workspace.
-            data = os.readlink(path).encode(errors="surrogateescape")
-            digest = b"L" + xxhash.xxh3_128_digest(data)[1:]
-        else:
-            try:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-            except OSError:
-                data = b""
-            digest = xxhash.xxh3_128_digest(data)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            data = b""
+        digest = xxhash.xxh3_128_digest(data)
+        if link:
+            target = os.readlink(path).encode("utf-8", "surrogateescape")
+            digest = b"L" + xxhash.xxh3_128_digest(target + b"\0" + digest)[1:]
         stats.hashed += 1
         stats.bytes_read += len(data)
-        self._entries[rel] = _Entry(st.st_mtime_ns, st.st_size, st.st_ino, digest, hashed_at)
+        self._entries[rel] = _Entry(st.st_mtime_ns, st.st_size, st.st_ino, digest, hashed_at, st.st_ctime_ns)
         return digest
 
     def _ignore_spec(self, path: str) -> pathspec.PathSpec[Any] | None:

@@ -11,15 +11,16 @@ connected component: members of a cycle share the component's hash, salted with 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import xxhash
 
 from ..cargo import _graph
 from ..cargo._workspace import Workspace
 from ._fingerprint import Snapshot
+from ._inputs import Manifest, cargo_home
 
 # Environment that cargo or rustc read and that changes what they produce. Prefixes end with "_".
 CARGO_ENV_EXACT = frozenset(
@@ -85,27 +86,47 @@ def cargo_environment(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((k, v) for k, v in env.items() if k in CARGO_ENV_EXACT or k.startswith(CARGO_ENV_PREFIXES)))
 
 
-def global_digest(ws: Workspace, snap: Snapshot, rustc_version: str, env: Mapping[str, str], command: Command) -> bytes:
+def global_digest(
+    ws: Workspace,
+    snap: Snapshot,
+    rustc_version: str,
+    env: Mapping[str, str],
+    command: Command,
+) -> bytes:
     """Inputs every package shares: toolchain, lockfile, cargo config, environment, command, root.
 
     Files outside every package (anything not owned by a member) are in `snap.by_owner[None]`. The
-    files cargo reads for every member (the root manifest, Cargo.lock, .cargo/config*, toolchain
-    files, at the root and above it) are also read here: a package at the workspace root owns them
-    in the snapshot, and a .gitignore may leave them out of it (libraries often ignore Cargo.lock).
+    files cargo reads for every member (the root manifest, Cargo.lock, every `.cargo/config*` from the
+    workspace up to `/` and in `$CARGO_HOME`, toolchain files at the root and above it) are read here
+    by content at every question: a `.gitignore` may leave them out of the walk (libraries often
+    ignore Cargo.lock), they may lie outside it, and a same-second rewrite can keep size and mtime.
     """
     h = xxhash.xxh3_128()
-    h.update(b"v1\0" + str(ws.root).encode() + b"\0" + rustc_version.encode() + b"\0")
+    h.update(b"v2\0" + str(ws.root).encode() + b"\0" + rustc_version.encode() + b"\0")
     h.update(snap.owner_digest(None))
-    for name in ("Cargo.toml", "Cargo.lock"):
-        h.update(_file_digest(ws.root / name))
-    for directory in [ws.root, *ws.root.parents]:
-        for name in ("config.toml", "config"):
-            path = directory / ".cargo" / name
-            h.update(_file_digest(path))
-        for name in TOOLCHAIN_FILES:
-            h.update(_file_digest(directory / name))
+    h.update(config_digest(ws.root, env))
     h.update(repr(cargo_environment(env)).encode())
     h.update(command.encode())
+    return h.digest()
+
+
+def config_files(root: Path, env: Mapping[str, str]) -> list[Path]:
+    """Every file cargo and rustup read as configuration for a build at `root`, in cargo's order."""
+    paths = [root / "Cargo.toml", root / "Cargo.lock"]
+    for directory in [root, *root.parents]:
+        paths += [directory / ".cargo" / "config.toml", directory / ".cargo" / "config"]
+        paths += [directory / name for name in TOOLCHAIN_FILES]
+    home = cargo_home(env)
+    paths += [home / "config.toml", home / "config"]
+    return paths
+
+
+def config_digest(root: Path, env: Mapping[str, str]) -> bytes:
+    """Contents by position in cargo's search order, not by path: the same configuration found in
+    another checkout or home directory is the same input."""
+    h = xxhash.xxh3_128()
+    for index, path in enumerate(config_files(root, env)):
+        h.update(index.to_bytes(2, "little") + _content_digest(path))
     return h.digest()
 
 
@@ -127,24 +148,79 @@ def package_keys(ws: Workspace, snap: Snapshot, global_key: bytes, command: Comm
     return keys
 
 
-_FILE_DIGESTS: dict[str, tuple[tuple[int, int, int], bytes]] = {}
-
-
-def _file_digest(path: os.PathLike[str] | str) -> bytes:
-    """Digest of a small config file, re-read only when its stat changes (asked on every check)."""
-    name = os.fspath(path)
+def _content_digest(path: Path) -> bytes:
+    """Digest of a small configuration file, read again at every question (no stat shortcut)."""
     try:
-        st = os.stat(name)
+        with open(path, "rb") as fh:
+            return xxhash.xxh3_64_digest(fh.read())
     except OSError:
         return b"-"
-    sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-    cached = _FILE_DIGESTS.get(name)
-    if cached is not None and cached[0] == sig:
-        return cached[1]
-    try:
-        with open(name, "rb") as fh:
-            digest = xxhash.xxh3_64_digest(fh.read())
-    except OSError:
-        return b"-"
-    _FILE_DIGESTS[name] = (sig, digest)
-    return digest
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every key of one question, by member."""
+
+    walk: dict[str, str]
+    """Merkle over walked files only: equal before and after a run means no source moved under it."""
+    base: dict[str, str]
+    """Walked files, shared inputs and the library keys of the dependencies: what the recorded input
+    manifests are stored under (the first, conservative key, known before anything is compiled)."""
+    lib: dict[str, str | None]
+    """What a dependent builds against: the base key plus the current content of every input the
+    library's compiler recorded. None: no record yet, so nothing that builds on it has a sound key."""
+    answer: dict[str, str | None]
+    """The cache key of the member's answer: base plus the inputs of every unit of its answer and the
+    values, in the question's environment, of every variable they read. None: a miss."""
+
+
+ManifestLookup = Callable[[str, str, str], Manifest | None]
+"""(kind "lib" or "answer", member, base key) -> the recorded manifest, if any."""
+
+
+def manifest_keys(
+    ws: Workspace,
+    snap: Snapshot,
+    global_key: bytes,
+    command: Command,
+    manifest: ManifestLookup,
+    digest: Callable[[str], bytes],
+    env: Mapping[str, str],
+) -> Keys:
+    """The keys of every member, dependencies first (see `Keys`)."""
+    edges = ws.dep_edges(dev=command.includes_tests)
+    walk = package_keys(ws, snap, global_key, command)
+    base: dict[str, str] = {}
+    lib: dict[str, str | None] = {}
+    answer: dict[str, str | None] = {}
+    for component in _graph.strongly_connected(edges):
+        members = set(component)
+        outside = sorted({d for n in component for d in edges[n]} - members)
+        if any(lib[d] is None for d in outside):
+            for name in component:  # built on a library whose inputs are unknown: no sound key
+                base[name] = "?" + walk[name]
+                lib[name] = answer[name] = None
+            continue
+        h = xxhash.xxh3_128(global_key)
+        for name in component:
+            h.update(name.encode() + b"\0" + snap.owner_digest(name))
+        for dep in outside:
+            h.update(str(lib[dep]).encode())
+        shared = h.digest()
+        for name in component:
+            b = base[name] = xxhash.xxh3_128_hexdigest(shared + name.encode())
+            lib[name] = _extend(b, manifest("lib", name, b), digest, env)
+            answer[name] = _extend(b, manifest("answer", name, b), digest, env)
+    return Keys(walk=walk, base=base, lib=lib, answer=answer)
+
+
+def _extend(base: str, m: Manifest | None, digest: Callable[[str], bytes], env: Mapping[str, str]) -> str | None:
+    if m is None:
+        return None
+    h = xxhash.xxh3_128(base.encode())
+    for locator in m.files:
+        h.update(locator.encode("utf-8", "surrogateescape") + b"\0" + digest(locator))
+    for name in m.env:
+        value = env.get(name)
+        h.update(name.encode() + (b"=" + value.encode("utf-8", "surrogateescape") if value is not None else b"!"))
+    return h.hexdigest()

@@ -27,8 +27,11 @@ _FAILED_TEST = re.compile(r"^test (\S+) \.\.\. FAILED$")
 _SECTION = re.compile(r"^---- (\S+) std(?:out|err) ----$")
 
 
-def _passed_key(key: str, test_name: str | None) -> str:
-    return "tested:" + xxhash.xxh3_64_hexdigest(f"{key}\0{test_name or ''}".encode())
+def _passed_prefix(env: dict[str, str], test_name: str | None) -> str:
+    """Tests read their environment and files at run time, where no compiler records it: a pass
+    counts only for the same test filter and the same environment (and the build's answer key)."""
+    env_digest = xxhash.xxh3_64_hexdigest(repr(sorted(env.items())).encode("utf-8", "surrogateescape"))
+    return "tested:" + xxhash.xxh3_64_hexdigest(f"{env_digest}\0{test_name or ''}".encode()) + ":"
 
 
 async def run_tests(
@@ -44,8 +47,12 @@ async def run_tests(
     k = await engine.keys(test_request)
     ws = k.obs.ws
     selected = ws.require(request.packages) or ws.members
+    prefix = _passed_prefix(k.env, test_name)
     passed_before = sorted(
-        n for n in selected if request.scope != "workspace" and engine.cache.get(_passed_key(k.packages[n], test_name))
+        n
+        for n in selected
+        if request.scope != "workspace" and not no_capture and not test_name and (key := k.packages[n]) is not None
+        if engine.cache.get(prefix + key)
     )
     to_test = [n for n in ws.order(dev=True) if n in selected and n not in passed_before]
     head: dict[str, Any] = {"scope": request.scope, "packages": {"tested": to_test, "passed_before": passed_before}}
@@ -73,6 +80,7 @@ async def run_tests(
     target_dir = await engine.target_dir_for(ws, test_request)
     if target_dir != ws.target_dir:
         args[1:1] = ["--target-dir", str(target_dir)]
+    started_ns = time.time_ns()
     async with engine.gate(target_dir).foreground("test " + " ".join(to_test[:5])):
         outcome = await run_cargo(
             args,
@@ -92,9 +100,14 @@ async def run_tests(
     success = outcome.exit_code == 0 and not outcome.timed_out
     if success:
         now = await engine.keys(test_request)
-        for name in to_test:
-            if now.packages.get(name) == k.packages[name]:  # not edited while the tests ran
-                engine.cache.put(_passed_key(k.packages[name], test_name), {"passed": True, "at": time.time()})
+        kept = [n for n in to_test if now.keys.walk.get(n) == k.keys.walk[n]]  # not edited while tests ran
+        recorded = engine.store.record(
+            now.obs.ws, now.obs.snap, now.env, outcome, kept, target_dir=target_dir, started_ns=started_ns, blocked=()
+        )
+        if not recorded.fooled:
+            stored = engine.store.keys(now.obs.ws, now.obs.snap, now.global_key, command, now.env, recorded)
+            passed = {"passed": True, "at": time.time()}
+            engine.store.store(stored, recorded, {n: {} for n in kept}, {n: {prefix: passed} for n in kept})
     head.update(
         success=success,
         counts=counts,

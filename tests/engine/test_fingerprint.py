@@ -91,19 +91,18 @@ def test_a_rewrite_with_equal_size_and_restored_mtime_is_caught_when_the_inode_c
     assert second.owner_digest("b") != first.owner_digest("b")
 
 
-def test_an_in_place_rewrite_with_equal_size_and_restored_mtime_is_a_documented_limit(tree: Path) -> None:
-    """The inherent limit of a stat cache (git shares it): same inode, size and mtime, new bytes.
-
-    Only a tool that deliberately restores the mtime after writing in place can do this; a fresh
-    TreeHasher (a restarted daemon) reads every file and sees the change."""
+def test_an_in_place_rewrite_with_equal_size_and_restored_mtime_is_seen_through_the_ctime(tree: Path) -> None:
+    """Same inode, size and mtime, new bytes: what cargo's mtime check misses. Putting the mtime back
+    moves the ctime, which no tool can set, so a full walk (no watcher) sees it too."""
     target = tree / "crates/b/src/lib.rs"
-    hasher = TreeHasher(tree)
+    hasher = TreeHasher(tree, watch=False)
     first = hasher.snapshot(ROOTS)
     st = target.stat()
     with open(target, "r+b") as fh:
         fh.write(b"PUB")
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert hasher.snapshot(ROOTS).owner_digest("b") == first.owner_digest("b"), "not detectable by stat"
+    assert target.stat().st_mtime_ns == st.st_mtime_ns and target.stat().st_size == st.st_size
+    assert hasher.snapshot(ROOTS).owner_digest("b") != first.owner_digest("b")
     assert TreeHasher(tree).snapshot(ROOTS).owner_digest("b") != first.owner_digest("b")
 
 
@@ -237,7 +236,9 @@ def test_a_deleted_file_leaves_the_snapshot_and_a_new_file_enters_it(tree: Path)
     assert len(second) == first.stats.files
 
 
-def test_a_symlink_is_fingerprinted_by_its_target_text_and_never_followed(tree: Path, tmp_path: Path) -> None:
+def test_a_symlinked_file_is_fingerprinted_by_its_target_content_and_its_link_text(tree: Path, tmp_path: Path) -> None:
+    """The compiler reads through the link: an edit of the target (outside the tree, where inotify on
+    the tree sees nothing) changes the digest at the next question, and so does retargeting."""
     outside = _write(tmp_path / "outside/secret.txt", "outside the workspace")
     link = tree / "crates/a/link.txt"
     link.symlink_to(outside)
@@ -247,11 +248,35 @@ def test_a_symlink_is_fingerprinted_by_its_target_text_and_never_followed(tree: 
     files = _files(first)
     assert files["crates/a/link.txt"] == "a"
     assert "crates/a/linkdir" in files and not any(f.startswith("crates/a/linkdir/") for f in files)
-    outside.write_text("changed outside")
-    assert hasher.snapshot(ROOTS).owner_digest("a") == first.owner_digest("a")
+    assert hasher.unchanged(ROOTS, set()) is first
+    outside.write_text("changed outside, longer")
+    assert hasher.unchanged(ROOTS, set()) is None, "the link's target is stat-ed at every question"
+    second = hasher.refresh(ROOTS)
+    assert second.owner_digest("a") != first.owner_digest("a")
     link.unlink()
     link.symlink_to(tmp_path / "elsewhere.txt")
-    assert hasher.snapshot(ROOTS).owner_digest("a") != first.owner_digest("a")
+    assert hasher.snapshot(ROOTS).owner_digest("a") != second.owner_digest("a")
+
+
+def test_a_file_with_another_hard_link_is_seen_when_edited_through_the_other_name(tree: Path, tmp_path: Path) -> None:
+    source = tree / "crates/b/src/lib.rs"
+    other = tmp_path / "other-name.rs"
+    os.link(source, other)
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    assert hasher.unchanged(ROOTS, set()) is first
+    other.write_text("pub fn edited_through_the_other_name() {}\n")
+    assert hasher.unchanged(ROOTS, set()) is None
+    assert hasher.refresh(ROOTS).owner_digest("b") != first.owner_digest("b")
+
+
+def test_a_file_name_that_is_not_utf8_is_walked_without_crashing(tree: Path) -> None:
+    name = os.fsencode(str(tree / "crates/a")) + b"/caf\xe9.txt"
+    with open(name, "wb") as fh:
+        fh.write(b"latin-1 name")
+    snap = TreeHasher(tree).snapshot(ROOTS)
+    assert any(rel.startswith("crates/a/caf") for rel in snap.by_owner["a"])
+    assert snap.owner_digest("a")
 
 
 def test_an_owner_digest_covers_paths_as_well_as_contents() -> None:

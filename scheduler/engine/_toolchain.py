@@ -1,0 +1,89 @@
+"""Which compiler a question is about, decided again at every question.
+
+`rustup default`, `rustup override set`, `RUSTUP_TOOLCHAIN`, a `rust-toolchain.toml` and `rustup
+update` all change the compiler without changing a source file, and a daemon lives for hours. Asking
+`rustc -vV` at every question would cost tens of milliseconds; instead every input of rustup's choice
+is read at every question (by content, cheap), and `rustc -vV` runs again whenever they differ:
+
+- the call's `toolchain` argument, and `RUSTUP_TOOLCHAIN`, `RUSTUP_HOME`, `RUSTC` and `PATH` from the
+  question's environment (which rustc, or which rustup proxy, is found);
+- `$RUSTUP_HOME/settings.toml` (the default and every directory override);
+- the stat of `$RUSTUP_HOME/toolchains` and of each toolchain directory (`rustup update` installs a
+  toolchain anew under the same name);
+- toolchain files (`rust-toolchain`, `rust-toolchain.toml`) from the workspace up, which `_keys`
+  reads into every key anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+import xxhash
+
+from ._keys import TOOLCHAIN_FILES
+
+VersionProbe = Callable[[list[str], Mapping[str, str]], Awaitable[str]]
+"""Runs argv (`rustc -vV`) in the workspace with the environment; returns its stdout."""
+
+
+def rustup_home(env: Mapping[str, str]) -> Path:
+    explicit = env.get("RUSTUP_HOME")
+    if explicit:
+        return Path(explicit)
+    return Path(env.get("HOME") or os.path.expanduser("~")) / ".rustup"
+
+
+def toolchain_inputs(root: Path, env: Mapping[str, str], toolchain: str | None) -> str:
+    """A digest of everything rustup's choice of compiler depends on (see the module docstring)."""
+    h = xxhash.xxh3_128()
+    for name in ("RUSTUP_TOOLCHAIN", "RUSTUP_HOME", "RUSTC", "PATH"):
+        h.update(f"{name}={env.get(name)}\0".encode("utf-8", "surrogateescape"))
+    h.update(f"arg={toolchain}\0".encode())
+    home = rustup_home(env)
+    try:
+        with open(home / "settings.toml", "rb") as fh:
+            h.update(fh.read())
+    except OSError:
+        h.update(b"-")
+    toolchains = home / "toolchains"
+    try:
+        entries = sorted(os.scandir(toolchains), key=lambda e: e.name)
+        st = os.stat(toolchains)
+        h.update(f"{st.st_mtime_ns}:{st.st_ino}".encode())
+        for entry in entries:
+            s = entry.stat(follow_symlinks=True)
+            h.update(f"{entry.name}:{s.st_mtime_ns}:{s.st_ino}\0".encode("utf-8", "surrogateescape"))
+    except OSError:
+        h.update(b"no-rustup")
+    for directory in [root, *root.parents]:
+        for name in TOOLCHAIN_FILES:
+            try:
+                with open(directory / name, "rb") as fh:
+                    h.update(fh.read())
+            except OSError:
+                h.update(b"-")
+    return h.hexdigest()
+
+
+class Toolchains:
+    """`rustc -vV` by the digest of its inputs; one per engine."""
+
+    def __init__(self, root: Path, probe: VersionProbe) -> None:
+        self.root = root
+        self._probe = probe
+        self._versions: dict[str, str] = {}
+
+    async def identity(self, env: Mapping[str, str], toolchain: str | None) -> str:
+        """`rustc -vV` of the compiler this question's cargo will run (equal compilers found through
+        different PATHs share keys; the inputs only decide when to ask again)."""
+        inputs = toolchain_inputs(self.root, env, toolchain)
+        version = self._versions.get(inputs)
+        if version is None:
+            argv = ["rustup", "run", toolchain, "rustc", "-vV"] if toolchain else ["rustc", "-vV"]
+            version = await self._probe(argv, env)
+            if len(self._versions) > 16:
+                self._versions.clear()
+            self._versions[inputs] = version
+        return version
