@@ -333,11 +333,12 @@ class Engine:
     ) -> _RunResult:
         spec = request.spec()
         explicit_dir = None if target_dir == k.obs.ws.target_dir else target_dir
-        unified = _runs.unified_for(k.obs.ws, names, spec.command)
+        env = self.environment(request)
+        unified = await _runs.unified_run_for(k.obs.ws, names, spec.command, env=env)
         outcome = await run_cargo(
             spec.args(names, explicit_dir, unified),
             cwd=self.root,
-            env=self.environment(request),
+            env=env,
             toolchain=request.toolchain,
             timeout_s=request.timeout_s,
             on_message=on_message,
