@@ -21,6 +21,7 @@ outside the workspace costs one small read and nothing else.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,17 +35,13 @@ from ._run import run_cargo
 from ._tree import Resolve, compare, parse_tree, plan_step
 from ._workspace import Workspace
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
-
 __all__ = ["Unified", "compare", "outside_packages", "parse_tree", "plan_step", "unify"]
 
 _V = TypeVar("_V")
 _MAX_ROUNDS = 4
 _TREE_TIMEOUT_S = 120.0
 _CACHE_LIMIT = 256
+_NAME = re.compile(r'^name = "([^"]+)"$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -59,16 +56,19 @@ class Unified:
 
 def outside_packages(lock_text: str, members: Mapping[str, object]) -> bool:
     """Whether Cargo.lock names a package that is not a workspace member (registry, git, or a path
-    crate outside the workspace): only then can a narrowed run build a crate unlike `--workspace`."""
-    try:
-        packages = tomllib.loads(lock_text).get("package", [])
-    except tomllib.TOMLDecodeError:
-        return True  # cannot tell: measure
-    names = [p.get("name") for p in packages if isinstance(p, dict)]
+    crate outside the workspace): only then can a narrowed run build a crate unlike `--workspace`.
+    Read by line, not parsed: cargo writes one `name = "..."` per package, and a large lockfile
+    must cost no more than a read."""
+    if "[[package]]" not in lock_text:
+        return True  # not a lockfile we can read: measure
+    names = _NAME.findall(lock_text)
     return len(names) > len(members) or any(n not in members for n in names)
 
 
 _free: dict[bytes, bool] = {}
+_free_ws: dict[str, Workspace] = {}
+"""Workspaces whose lockfile names only members, by root. Only a manifest edit can add a package
+from outside (and it reloads the Workspace), so the same object needs no second look."""
 _decisions: dict[tuple[object, ...], Unified] = {}
 _trees: dict[tuple[object, ...], Resolve] = {}
 _outside_manifests: dict[bytes, tuple[Path, ...]] = {}
@@ -176,15 +176,28 @@ async def unify(
         base = Unified(tuple(undirect), tuple(member_flags), False)
     else:
         base = Unified((), tuple(f for f in member_flags if f.split("/", 1)[0] not in undirect), False)
+    if _free_ws.get(str(ws.root)) is ws:
+        return base
     measured, digest = await anyio.to_thread.run_sync(_inputs, ws, env, toolchain)
     if not measured:
+        _free_ws[str(ws.root)] = ws
         return base
     decision_key = (str(ws.root), digest, dev, select_members, tuple(sorted(names)))
     cached = _decisions.get(decision_key)
     if cached is not None:
         return cached
     key = (str(ws.root), digest)
-    whole = await _tree_of(root, key, None, (), dev=dev, env=env, toolchain=toolchain)
+    # The first selection's tree does not depend on --workspace's: on a first question, both at once.
+    first = _selection(ws, names, set(base.extra), set(), dev=dev, select_members=select_members)
+    trees: dict[str, Resolve | None] = {}
+
+    async def tree(slot: str, selection: Sequence[str] | None, flags: Sequence[str]) -> None:
+        trees[slot] = await _tree_of(root, key, selection, flags, dev=dev, env=env, toolchain=toolchain)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(tree, "whole", None, ())
+        tg.start_soon(tree, "first", *first)
+    whole = trees["whole"]
     if whole is None:
         return base  # cargo cannot resolve offline: the build itself will say why
     learned = whole.outside_manifests(ws)
@@ -199,6 +212,22 @@ async def unify(
     )
     _remember(_decisions, decision_key, decision)
     return decision
+
+
+def _selection(
+    ws: Workspace, names: Sequence[str], extra: set[str], dep_flags: set[str], *, dev: bool, select_members: bool
+) -> tuple[list[str], list[str]]:
+    """A round's `-p` list and `--features` flags: `names`, the chosen members and those whose
+    member flags need selecting (added to `extra`), then member and dependency flags."""
+    selection = [*names, *sorted(extra - set(names))]
+    member_flags, undirect = ws.unification(selection, dev=dev)
+    if select_members:
+        extra.update(undirect)
+        selection = [*names, *sorted(extra - set(names))]
+        member_flags, _ = ws.unification(selection, dev=dev)
+    else:
+        member_flags = [f for f in member_flags if f.split("/", 1)[0] not in undirect]
+    return selection, [*member_flags, *sorted(dep_flags)]
 
 
 async def _converge(
@@ -219,15 +248,7 @@ async def _converge(
     flags_ok = True
     best = base
     for _ in range(_MAX_ROUNDS):
-        selection = [*names, *sorted(extra - set(names))]
-        member_flags, undirect = ws.unification(selection, dev=dev)
-        if select_members:
-            extra.update(undirect)
-            selection = [*names, *sorted(extra - set(names))]
-            member_flags, _ = ws.unification(selection, dev=dev)
-        else:
-            member_flags = [f for f in member_flags if f.split("/", 1)[0] not in undirect]
-        flags = [*member_flags, *sorted(dep_flags)]
+        selection, flags = _selection(ws, names, extra, dep_flags, dev=dev, select_members=select_members)
         narrowed = await _tree_of(root, key, selection, flags, dev=dev, env=env, toolchain=toolchain)
         if narrowed is None:
             if dep_flags and flags_ok:  # cargo refused a dependency flag (a renamed dependency)
@@ -255,6 +276,7 @@ async def _converge(
 def forget() -> None:
     """Drop every cached resolve and decision (tests that measure a first selection's cost)."""
     _free.clear()
+    _free_ws.clear()
     _decisions.clear()
     _trees.clear()
     _outside_manifests.clear()
