@@ -360,7 +360,7 @@ class Engine:
         spec = request.spec()
         ws = k.obs.ws
         explicit_dir = None if target_dir == ws.target_dir else target_dir
-        unified = _runs.unified_for(ws, names, spec.command)
+        unified = await _runs.unified_run_for(ws, names, spec.command, env=k.env)
         notes: list[str] = []
         for attempt in range(2):
             started_ns = time.time_ns()

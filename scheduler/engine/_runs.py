@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cargo import _graph
+from ..cargo import _features, _graph
 from ..cargo._run import CargoOutcome
 from ..cargo._workspace import Workspace
 from ._keys import Command
@@ -65,11 +65,35 @@ def selection_args(command: Command, packages: Sequence[str], unified: Sequence[
     return args
 
 
+async def unified_run_for(
+    ws: Workspace, names: Sequence[str], command: Command, *, env: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """(extra members to select, `--features` flags) that make a run of `names` build every unit,
+    registry crates included, as `--workspace` builds it: `unified_for`, then checked against
+    cargo's own resolve and completed where crates from outside the workspace differ
+    (`cargo._features`). Runs nothing when the lockfile names only members. A test run selects no
+    extra member (that would run its tests): it gets `dep?/feature` flags where a selected member
+    depends on the crate directly, and what flags cannot reach stays as `-p` builds it."""
+    if set(names) == set(ws.packages) or command.features or command.all_features or command.no_default_features:
+        return [], []
+    unified = await _features.unify(
+        ws,
+        names,
+        dev=command.includes_tests,
+        select_members=command.kind != "test",
+        root=ws.root,
+        env=env,
+        toolchain=command.toolchain,
+    )
+    return list(unified.extra), list(unified.flags)
+
+
 def unified_for(ws: Workspace, names: Sequence[str], command: Command) -> tuple[list[str], list[str]]:
     """(extra members to select, `member/feature` flags) that make a run of `names` build what
-    `--workspace` builds (`Workspace.unification`); nothing when every member is selected anyway or
-    the caller chose features explicitly. A test run never selects extra members (that would run
-    their tests): a feature it cannot name that way is left as `-p` gives it."""
+    `--workspace` builds in the members (`Workspace.unification`, from the manifests alone);
+    nothing when every member is selected anyway or the caller chose features explicitly. A test
+    run never selects extra members (that would run their tests): a feature it cannot name that way
+    is left as `-p` gives it."""
     if set(names) == set(ws.packages) or command.features or command.all_features or command.no_default_features:
         return [], []
     flags, undirect = ws.unification(names, dev=command.includes_tests)

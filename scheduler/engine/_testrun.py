@@ -17,7 +17,7 @@ import xxhash
 
 from ..cargo._run import run_cargo
 from ._report import fit_to_budget
-from ._runs import results_from_outcome, selection_args, unified_for
+from ._runs import results_from_outcome, selection_args, unified_run_for
 
 if TYPE_CHECKING:
     from ._engine import CheckRequest, Engine
@@ -71,7 +71,7 @@ async def run_tests(
         "test",
         "--no-fail-fast",
         "--message-format=json-diagnostic-rendered-ansi",
-        *selection_args(command, to_test, unified_for(ws, to_test, command)[1]),
+        *selection_args(command, to_test, (await unified_run_for(ws, to_test, command, env=k.env))[1]),
     ]
     if test_name:
         args.append(test_name)
