@@ -25,6 +25,7 @@ from scheduler.cargo._workspace import Package, Workspace
 from scheduler.engine import _keys, _plan
 from scheduler.engine._cache import DiagnosticsCache
 from scheduler.engine._fingerprint import Snapshot, TreeHasher
+from scheduler.engine._inputs import Manifest
 
 PACKAGES, FILES_PER_PACKAGE = 50, 20  # 1,000 files under crates/
 GRAPH_MEMBERS = 400
@@ -242,6 +243,25 @@ def test_package_keys_400_members(benchmark: Any, big_workspace: tuple[Workspace
     command = _keys.Command(kind="check")
     keys = benchmark(_keys.package_keys, ws, snap, b"\0" * 16, command)
     assert len(keys) == GRAPH_MEMBERS
+
+
+def test_manifest_keys_400_members(benchmark: Any, big_workspace: tuple[Workspace, Snapshot]) -> None:
+    """The hot path's keys with recorded inputs: two manifest lookups per member (a dict here, the
+    cache's memory front in the engine), one recorded file outside the walk and one variable each."""
+    ws, snap = big_workspace
+    command = _keys.Command(kind="check")
+    manifest = Manifest(files=("a:/outside/data.txt",), env=("MY_VAR",))
+    recorded = {(kind, name): manifest for kind in ("lib", "answer") for name in ws.packages}
+
+    def lookup(kind: str, name: str, base: str) -> Manifest | None:
+        return recorded.get((kind, name))
+
+    def digest(locator: str) -> bytes:
+        return b"\1" * 16
+
+    env = {"MY_VAR": "1", "PATH": "/usr/bin"}
+    keys = benchmark(_keys.manifest_keys, ws, snap, b"\0" * 16, command, lookup, digest, env)
+    assert all(keys.answer[name] is not None for name in ws.packages)
 
 
 def test_graph_order_400_members(benchmark: Any, big_workspace: tuple[Workspace, Snapshot]) -> None:

@@ -204,6 +204,8 @@ async def test_a_timeout_kills_cargo_and_frees_the_target_dir(
             report = await engine.check(CheckRequest(scope="workspace", packages=("buildinfo",), timeout_s=3))
         assert not report.success
         assert report.error is not None and "timed out" in report.error
+        assert "no answer for buildinfo" in report.error, "the answer names what did not finish"
+        assert "cargo was still at:" in report.error and "buildinfo" in report.error.split("still at:")[1]
         build_rs.write_text(original)
         with anyio.fail_after(120):
             fixed = await engine.check(CheckRequest(scope="workspace", packages=("buildinfo",), timeout_s=100))
