@@ -4,9 +4,9 @@ strike the gap from the docs."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
+import anyio
 import pytest
 
 from scheduler import CheckRequest, EnginePool, fresh_cargo_check
@@ -75,6 +75,7 @@ async def test_what_a_build_script_reads_without_declaring_it_is_missed_as_by_ca
         conf.write_text("spicy\n")
         again = await engine.check(CheckRequest(scope="workspace"))
     assert again.ran() == [] and again.success, "the documented gap"
-    warm = subprocess.run(["cargo", "check", "--workspace", "-q"], cwd=root, capture_output=True, timeout=300)
+    with anyio.fail_after(300):
+        warm = await anyio.run_process(["cargo", "check", "--workspace", "-q"], cwd=root, check=False)
     assert warm.returncode == 0, "a warm cargo check says the same"
     assert not fresh_cargo_check(root, tmp_path / "fresh")[0], "only a fresh target dir runs the script again"
