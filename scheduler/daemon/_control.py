@@ -64,7 +64,10 @@ def outdated(status: dict[str, Any], want: dict[str, Any]) -> str | None:
 def open_control(
     paths: _socket.Paths, request: dict[str, Any], timeout: float = 10.0
 ) -> tuple[socket.socket, BinaryIO, dict[str, Any]] | None:
-    """Connect, send one control line, read the reply line; None if nobody listens (absent or stale)."""
+    """Connect, send one control line, read the reply line; None if nobody listens (absent or stale).
+
+    A reset counts as nobody: a killed daemon's listener lives until its last thread has exited (after
+    its pid already reads as a zombie), and a connection that lands in it then is reset unread."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
@@ -77,7 +80,7 @@ def open_control(
         reply = json.loads(line)
         sock.settimeout(None)
         return sock, reader, reply
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
         sock.close()
         return None
     except (OSError, ValueError):
