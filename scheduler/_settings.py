@@ -25,7 +25,8 @@ RA_CHECK_ON_SAVE = "CARGO_SCHEDULER_RA_CHECK_ON_SAVE"
 RA_TARGET_DIR = "CARGO_SCHEDULER_RA_TARGET_DIR"
 CACHE_MB = "CARGO_SCHEDULER_CACHE_MB"
 TARGET_DIR = "CARGO_SCHEDULER_TARGET_DIR"
-VARIABLES = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR)
+ALLOW_ENV = "CARGO_SCHEDULER_ALLOW_ENV"
+VARIABLES = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR, ALLOW_ENV)
 
 Scope = Literal["auto", "changed", "affected", "workspace"]  # the same as _report.Scope, without its imports
 _SCOPES = ("auto", "changed", "affected", "workspace")
@@ -63,6 +64,9 @@ class Settings(NamedTuple):
     target_dir: str = "shared"
     """`shared`: the workspace's own target dir, warm from the user's builds; `private`:
     target/cargo-scheduler/agent, never contending with the user's cargo, built from cold once."""
+    allow_env: tuple[str, ...] = ()
+    """Variables `cargo_env` may set beyond its allow-list (names, or prefixes ending in `*`), as
+    `serve --allow-env NAME` does for one session; docs/mcp.md lists what is allowed anyway."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +98,7 @@ class Settings(NamedTuple):
                 d.target_dir,
                 hint="to move cargo's output elsewhere, set CARGO_TARGET_DIR",
             ),
+            allow_env=_names(ALLOW_ENV, get(ALLOW_ENV)),
         )
 
     def changed(self) -> dict[str, object]:
@@ -145,3 +150,14 @@ def _megabytes(name: str, value: str | None, default: int) -> int:
     if not value.isdigit():
         raise ConfigError(name, value, "a whole number of megabytes, 0 or more (0: memory only)")
     return int(value)
+
+
+def _names(name: str, value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    names = tuple(dict.fromkeys(value.replace(",", " ").split()))
+    for item in names:
+        base = item[:-1] if item.endswith("*") else item
+        if not base or base[0].isdigit() or not all(c.isascii() and (c.isalnum() or c == "_") for c in base):
+            raise ConfigError(name, value, "variable names or prefixes ending in '*', comma or space separated")
+    return names

@@ -40,8 +40,9 @@ class Env:
     def paths(self) -> _socket.Paths:
         return _socket.Paths(_socket.workspace_root(str(self.workspace)))
 
-    def front(self, *args: str) -> Front:
-        front = Front.spawn(self.workspace, list(args))
+    def front(self, *args: str, workspace: Path | None = None, environ: dict[str, str] | None = None) -> Front:
+        """A front on `workspace` (default: the generated one), spawned in `environ` (default: ours)."""
+        front = Front.spawn(workspace or self.workspace, list(args), environ)
         self.fronts.append(front)
         return front
 
@@ -107,9 +108,9 @@ class Front:
         threading.Thread(target=self._read, daemon=True).start()
 
     @classmethod
-    def spawn(cls, workspace: Path, args: list[str]) -> Front:
+    def spawn(cls, workspace: Path, args: list[str], environ: dict[str, str] | None = None) -> Front:
         argv = [sys.executable, "-m", "scheduler.daemon._front", "--workspace", str(workspace), *args]
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, env=environ)
         return cls(proc)
 
     def _read(self) -> None:

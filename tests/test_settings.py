@@ -100,3 +100,15 @@ def test_a_daemon_with_other_settings_is_outdated_and_the_reason_names_them(
     assert why is not None and "CARGO_SCHEDULER_SCOPE" in why
     monkeypatch.delenv(_settings.SCOPE)
     assert _control.outdated({k: v for k, v in fitting.items() if k != "settings"}, _control.expected(paths)) is None
+
+
+def test_allow_env_is_read_as_names_and_prefixes() -> None:
+    s = Settings.from_env({_settings.ALLOW_ENV: "MY_FLAG, MYAPP_* MY_FLAG"})
+    assert s.allow_env == ("MY_FLAG", "MYAPP_*")
+    assert _settings.fingerprint({_settings.ALLOW_ENV: " MY_FLAG "}) == {_settings.ALLOW_ENV: "MY_FLAG"}
+
+
+@pytest.mark.parametrize("bad", ["A=B", "1X", "*", "MY-FLAG", "ÄÖ"])
+def test_allow_env_refuses_what_is_not_a_variable_name(bad: str) -> None:
+    with pytest.raises(ConfigError, match=_settings.ALLOW_ENV):
+        Settings.from_env({_settings.ALLOW_ENV: bad})

@@ -75,6 +75,7 @@ async def run_cargo_plain(
     root: Path,
     args: Sequence[str],
     *,
+    env: Mapping[str, str] | None = None,
     env_extra: Mapping[str, str] | None = None,
     toolchain: str | None = None,
     timeout_s: float | None = None,
@@ -83,17 +84,18 @@ async def run_cargo_plain(
 
     Cancel-safe: if the calling task is cancelled, the process group is killed (shielded) before
     the cancellation propagates. A timeout kills it the same way and returns `timed_out=True`.
+    `env` is the environment of the question (default: this process's), `env_extra` the call's additions.
     """
     argv = cargo_argv(args, toolchain)
-    env = stable_environment()
-    env.setdefault("CARGO_TERM_COLOR", "never")
-    env.update(env_extra or {})
+    run_env = stable_environment(env)
+    run_env.setdefault("CARGO_TERM_COLOR", "never")
+    run_env.update(env_extra or {})
     started = time.perf_counter()
     try:
         proc = await anyio.open_process(
             argv,
             cwd=root,
-            env=env,
+            env=run_env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -7,6 +7,7 @@ failing check (cargo recompiles failing crates every time; the cache does not).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -37,17 +38,18 @@ async def run_demo(path: Path | None, crates: int) -> int:
     else:
         print(f"using the workspace at {path} (read-only demo: no edits)")
     say = print
+    question_env = tuple(sorted(os.environ.items()))  # the caller's, as for every CLI question
     try:
         async with EnginePool(cache_dir=(temp / "cache") if temp else None) as pool:
             engine = await pool.get(path)
             t = time.perf_counter()
-            first = await engine.check(CheckRequest(scope="workspace"))
+            first = await engine.check(CheckRequest(env=question_env, scope="workspace"))
             say(
                 f"1. first check of every member: {time.perf_counter() - t:.2f}s, cargo ran "
                 f"{len(first.ran())} packages ({'ok' if first.success else 'errors'})"
             )
             t = time.perf_counter()
-            again = await engine.check(CheckRequest(scope="workspace"))
+            again = await engine.check(CheckRequest(env=question_env, scope="workspace"))
             ms = (time.perf_counter() - t) * 1000
             noop = await _cargo_seconds(engine.root, "--workspace")
             say(
@@ -59,7 +61,7 @@ async def run_demo(path: Path | None, crates: int) -> int:
             hub_lib, leaf_lib = ws.lib_rs(ws.hub), ws.lib_rs(ws.leaves[0])
             hub_lib.write_text(hub_lib.read_text() + "\npub fn demo_edit() -> u32 { 1 }\n")
             t = time.perf_counter()
-            auto = await engine.check(CheckRequest(scope="auto"))
+            auto = await engine.check(CheckRequest(env=question_env, scope="auto"))
             say(
                 f"3. after an edit to the hub crate: answered in {time.perf_counter() - t:.2f}s "
                 f"running only {', '.join(auto.ran())}; {len(auto.pending)} dependents pending in the background"
@@ -68,15 +70,15 @@ async def run_demo(path: Path | None, crates: int) -> int:
             await engine.wait_background(timeout_s=3600)
             say(f"   background checked the dependents in {time.perf_counter() - t:.2f}s")
             t = time.perf_counter()
-            full = await engine.check(CheckRequest(scope="workspace"))
+            full = await engine.check(CheckRequest(env=question_env, scope="workspace"))
             say(
                 f"   now a whole-workspace answer takes {(time.perf_counter() - t) * 1000:.1f} ms "
                 f"({len(full.cached())} from cache, cargo ran {len(full.ran())})"
             )
             leaf_lib.write_text(leaf_lib.read_text() + '\npub fn demo_bug() -> u32 { "oops" }\n')
-            await engine.check(CheckRequest(scope="auto"))
+            await engine.check(CheckRequest(env=question_env, scope="auto"))
             t = time.perf_counter()
-            failing = await engine.check(CheckRequest(scope="auto"))
+            failing = await engine.check(CheckRequest(env=question_env, scope="auto"))
             ms = (time.perf_counter() - t) * 1000
             leaf = ws.leaves[0]
             plain = await _cargo_seconds(engine.root, "-p", leaf)

@@ -104,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
+    import os
+
     from ..engine._engine import CheckRequest, EnginePool
     from ..engine._report import Kind
     from . import _output as out
@@ -130,6 +132,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "graph":
             return await out.print_graph(engine, args.affected)
         kind: Kind = "test" if args.command == "test-build" else args.command
+        # The environment of the question is the caller's: cargo runs in it and keys read it.
+        question_env = tuple(sorted(os.environ.items()))
         request = CheckRequest(
             kind=kind,
             scope=args.scope or settings.scope,
@@ -138,6 +142,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             all_targets=args.all_targets,
             release=args.release,
             timeout_s=args.timeout,
+            env=question_env,
         )
         progress = out.Progress(enabled=not args.json and sys.stderr.isatty())
         report = await engine.check(request, on_message=progress.on_message)
@@ -147,7 +152,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
             answer: dict[str, Any] = report.to_dict(token_budget=1_000_000)
             if pending and not args.no_wait:
                 await engine.wait_background(timeout_s=3600)
-                later = await engine.check(CheckRequest(kind=kind, scope="workspace", packages=tuple(pending)))
+                later = await engine.check(
+                    CheckRequest(kind=kind, scope="workspace", packages=tuple(pending), env=question_env)
+                )
                 answer["dependents"] = later.to_dict(token_budget=1_000_000)
             out.print_json(answer)
             return 0 if report.success and answer.get("dependents", {}).get("success", True) else 1
@@ -156,7 +163,9 @@ async def _dispatch(args: argparse.Namespace) -> int:
         if pending and not args.no_wait:
             print(f"checking {len(pending)} dependent package(s) in the background...", file=sys.stderr)
             await engine.wait_background(timeout_s=3600)
-            later = await engine.check(CheckRequest(kind=kind, scope="workspace", packages=tuple(pending)))
+            later = await engine.check(
+                CheckRequest(kind=kind, scope="workspace", packages=tuple(pending), env=question_env)
+            )
             out.print_report(engine.root, later, heading="dependents")
             ok = ok and later.success
         return 0 if ok else 1

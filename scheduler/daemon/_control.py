@@ -5,6 +5,8 @@ Standard library only, for the same reason as `_front.py`: `serve` must not pay 
 
 Every connection opens with one control line. `{"control": "hello", ...}` gets the daemon's status
 line and then the connection carries MCP JSON-RPC lines; `status` and `stop` get one line and close.
+A front's hello carries `session`: its client's environment and `--allow-env`/`--allow-unsafe-env`
+policy, which the daemon applies to that session's calls only (a malformed one gets `{"error": ...}`).
 Starting is serialised by a per-workspace spawn lock so parallel sessions start one daemon, and the
 daemon itself holds a lifetime lock, so "is the old one gone?" is answered by the kernel (a killed
 daemon releases it at once; a zombie no container init reaps would fool a pid check).
@@ -62,7 +64,10 @@ def outdated(status: dict[str, Any], want: dict[str, Any]) -> str | None:
 def open_control(
     paths: _socket.Paths, request: dict[str, Any], timeout: float = 10.0
 ) -> tuple[socket.socket, BinaryIO, dict[str, Any]] | None:
-    """Connect, send one control line, read the reply line; None if nobody listens (absent or stale)."""
+    """Connect, send one control line, read the reply line; None if nobody listens (absent or stale).
+
+    A reset counts as nobody: a killed daemon's listener lives until its last thread has exited (after
+    its pid already reads as a zombie), and a connection that lands in it then is reset unread."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
@@ -75,7 +80,7 @@ def open_control(
         reply = json.loads(line)
         sock.settimeout(None)
         return sock, reader, reply
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError):
         sock.close()
         return None
     except (OSError, ValueError):
@@ -165,15 +170,16 @@ def log_tail(paths: _socket.Paths, lines: int = 20) -> str:
 
 
 def connect(
-    paths: _socket.Paths, extra_args: list[str], http: bool = False
+    paths: _socket.Paths, extra_args: list[str], http: bool = False, session: dict[str, Any] | None = None
 ) -> tuple[socket.socket, BinaryIO, dict[str, Any]]:
     """A session connection to a fitting daemon, starting or replacing one if needed.
 
+    `session` (the front's client: `env`, `allow_unsafe_env`, `allow_env`) goes with the hello.
     Returns the socket, its line reader (positioned after the hello reply) and the daemon's status.
     """
     want = expected(paths, http)
-    hello = {"control": "hello", **want}
-    opened = open_control(paths, hello)
+    hello = {"control": "hello", **want, **({"session": session} if session is not None else {})}
+    opened = _refused(open_control(paths, hello))
     if opened is not None and outdated(opened[2], want) is None:
         return opened
     if opened is not None:
@@ -193,7 +199,7 @@ def connect(
                 time.sleep(0.02)
         spawned: int | None = None
         while True:
-            opened = open_control(paths, hello)
+            opened = _refused(open_control(paths, hello))
             if opened is not None:
                 why = outdated(opened[2], want)
                 if why is None:
@@ -219,6 +225,17 @@ def connect(
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _refused(
+    opened: tuple[socket.socket, BinaryIO, dict[str, Any]] | None,
+) -> tuple[socket.socket, BinaryIO, dict[str, Any]] | None:
+    """A daemon that refused the hello itself (not an outdated one: replacing it would not help)."""
+    if opened is not None and "error" in opened[2] and "version" not in opened[2]:
+        opened[1].close()
+        opened[0].close()
+        raise DaemonUnavailable(f"the daemon refused the session: {opened[2]['error']}")
+    return opened
 
 
 def daemon_main(argv: list[str]) -> int:

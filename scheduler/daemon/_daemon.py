@@ -28,7 +28,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -42,6 +42,9 @@ from .._exceptions import ConfigError
 from .._version import __version__
 from . import _socket
 from ._control import daemon_main
+
+if TYPE_CHECKING:
+    from ..server._state import ClientSession
 
 __all__ = ["Daemon", "daemon_main", "main"]
 
@@ -63,6 +66,7 @@ class Daemon:
         reported_version: str,
         analyzer_binary: str | None = None,
         allow_unsafe_env: bool = False,
+        allow_env: tuple[str, ...] = (),
         settings: _settings.Settings | None = None,
     ) -> None:
         from ..server._build import build_server
@@ -76,7 +80,11 @@ class Daemon:
         # cache, rust-analyzer), which is what keeps them warm for the next session.
         self.settings_env = _settings.fingerprint()
         self.state = ServerState(
-            workspace, analyzer_binary=analyzer_binary, allow_unsafe_env=allow_unsafe_env, settings=settings
+            workspace,
+            analyzer_binary=analyzer_binary,
+            allow_unsafe_env=allow_unsafe_env,
+            allow_env=allow_env,
+            settings=settings,
         )
         self.server = build_server(workspace, state=self.state, allow_unsafe_env=allow_unsafe_env)
         self.lowlevel = self.server._lowlevel_server
@@ -136,17 +144,41 @@ class Daemon:
             if command not in ("hello", "status", "stop"):
                 await stream.send(json.dumps({"error": f"unknown control {command!r}"}).encode() + b"\n")
                 return
+            client = None
+            if command == "hello" and "session" in request:
+                from ..server._state import ClientSession
+
+                try:
+                    client = ClientSession.from_hello(request["session"])
+                except ValueError as exc:  # never echo the line: it holds the client's environment
+                    log.warning("refused a session: %s", exc)
+                    await stream.send(json.dumps({"error": f"bad hello: {exc}"}).encode() + b"\n")
+                    return
             await stream.send(json.dumps(self.status()).encode() + b"\n")
             if command == "stop":
                 log.info("stop requested")
                 self.stopping.set()
             elif command == "hello":
-                await self.session(stream, reader, None)
+                await self.session(stream, reader, None, client)
 
     async def session(
-        self, stream: anyio.abc.SocketStream, reader: BufferedByteReceiveStream, first: bytes | None
+        self,
+        stream: anyio.abc.SocketStream,
+        reader: BufferedByteReceiveStream,
+        first: bytes | None,
+        client: ClientSession | None = None,
     ) -> None:
-        """Serve one MCP session over newline-delimited JSON-RPC, as `mcp.server.stdio` does."""
+        """Serve one MCP session over newline-delimited JSON-RPC, as `mcp.server.stdio` does.
+
+        With a `client` (a front's hello), the session runs inside `CLIENT.set(client)`: the SDK
+        handles each request in the context of the task that read it (`read_lines`, started below),
+        so every call of this session, and only of this one, runs in its client's environment."""
+        from ..server._state import CLIENT
+
+        token = CLIENT.set(client)
+        if client is not None:  # names at most: the values are the client's secrets as often as not
+            log.info("session in its client's environment (%d variables)", len(client.env))
+            log.debug("its variables: %s", " ".join(k for k, _ in client.env))
         self.sessions += 1
         self.touch()
         read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
@@ -193,6 +225,7 @@ class Daemon:
         finally:
             self.sessions -= 1
             self.touch()
+            CLIENT.reset(token)
 
     async def watch_idle(self) -> None:
         """Stop after `idle_timeout` seconds without a connection or a call."""
@@ -288,7 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--allow-unsafe-env",
         action="store_true",
-        help="let cargo_env set variables that change what runs (RUSTC_WRAPPER, ...)",
+        help="let cargo_env set any variable, also those that change what runs (RUSTC_WRAPPER, ...)",
+    )
+    parser.add_argument(
+        "--allow-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="let cargo_env also set NAME (or every variable starting with PREFIX, for PREFIX*); repeatable",
     )
     parser.add_argument("--report-version", default=None, help=argparse.SUPPRESS)  # tests: fake an old build
     args = parser.parse_args(argv)
@@ -319,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             reported_version=version,
             analyzer_binary=args.rust_analyzer,
             allow_unsafe_env=args.allow_unsafe_env,
+            allow_env=tuple(args.allow_env),
             settings=settings,
         )
         anyio.run(daemon.run, args.port if args.http else None, args.token_file or paths.token)

@@ -8,7 +8,8 @@ as the real server would answer (a test keeps them equal). Keeping this module s
 feature, not a shortcut: every import here is paid by every agent session before its first turn.
 
 Everything else is relayed, line by line, to the workspace's daemon (`_daemon.py`), which a background
-thread reaches or starts. The client's `initialize` is replayed to the daemon (its answer swallowed,
+thread reaches or starts, handing it our environment (the MCP client's: the session's cargo runs get
+it) with the session. The client's `initialize` is replayed to the daemon (its answer swallowed,
 the client already has one) and its `notifications/initialized` sent after it; requests arriving before
 the daemon is up are queued. If the daemon dies, each request it was handling is answered with an
 error saying so and asking for a retry, and the next request reconnects (starting a new daemon).
@@ -188,7 +189,7 @@ class Front:
             return
         while not self.closed:
             try:
-                sock, reader, _status = _control.connect(paths, self.daemon_args, self.http)
+                sock, reader, _status = _control.connect(paths, self.daemon_args, self.http, self.client())
             except Exception as exc:
                 self.fail_queued(f"cargo-scheduler daemon unavailable: {exc}")
                 self.wake.acquire()  # retry when the next message needs the daemon
@@ -200,6 +201,19 @@ class Front:
                 need = bool(self.queue)
             if not need:
                 self.wake.acquire()
+
+    def client(self) -> dict[str, Any]:
+        """What the daemon needs to know about our client: the environment it spawned us with (the
+        session's cargo runs get it) and this session's own `cargo_env` permissions."""
+        allow_env, unsafe, rest = [], False, list(self.daemon_args)
+        while rest:
+            flag = rest.pop(0)
+            if flag in _VALUED and rest:
+                value = rest.pop(0)
+                if flag == "--allow-env":
+                    allow_env.append(value)
+            unsafe = unsafe or flag == "--allow-unsafe-env"
+        return {"env": dict(os.environ), "allow_unsafe_env": unsafe, "allow_env": allow_env}
 
     def fail_queued(self, message: str) -> None:
         with self.lock:
@@ -267,15 +281,20 @@ class Front:
         self.emit(line if line.endswith(b"\n") else line + b"\n")
 
 
+_VALUED = ("--idle-timeout", "--port", "--token-file", "--rust-analyzer", "--allow-env")
+"""The daemon flags that take a value."""
+
+
 def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
-    """Hand-rolled (argparse costs ~10 ms): --workspace P, --idle-timeout S, --http, --port N."""
+    """Hand-rolled (argparse costs ~10 ms): --workspace P, --idle-timeout S, --http, --port N,
+    --allow-env NAME (repeatable), --allow-unsafe-env."""
     start, daemon_args, http = os.getcwd(), [], False
     rest = list(argv)
     while rest:
         flag = rest.pop(0)
         if flag == "--workspace" and rest:
             start = rest.pop(0)
-        elif flag in ("--idle-timeout", "--port", "--token-file", "--rust-analyzer") and rest:
+        elif flag in _VALUED and rest:
             daemon_args += [flag, rest.pop(0)]
         elif flag == "--allow-unsafe-env":
             daemon_args.append(flag)
@@ -288,8 +307,11 @@ def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
 
 
 def serve_main(argv: list[str]) -> int:
-    """`cargo-scheduler serve [--workspace P] [--idle-timeout S] [--rust-analyzer PATH] [--allow-unsafe-env]
-    [--http [--port N] [--token-file F]]`.
+    """`cargo-scheduler serve [--workspace P] [--idle-timeout S] [--rust-analyzer PATH] [--allow-env NAME]...
+    [--allow-unsafe-env] [--http [--port N] [--token-file F]]`.
+
+    The session's cargo runs get this process's environment (the MCP client's), and its `cargo_env`
+    the permissions of these flags; other sessions on the same daemon keep their own.
 
     With `--http` the session itself is still stdio; the daemon it reaches also serves streamable HTTP
     on loopback (URL in the daemon's status and in the state dir).

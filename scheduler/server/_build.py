@@ -30,7 +30,11 @@ INSTRUCTIONS = (
 
 
 def build_server(
-    workspace: Path | None = None, *, state: ServerState | None = None, allow_unsafe_env: bool = False
+    workspace: Path | None = None,
+    *,
+    state: ServerState | None = None,
+    allow_unsafe_env: bool = False,
+    allow_env: tuple[str, ...] = (),
 ) -> MCPServer[ServerState]:
     """Build the server whose tools every session sees; `workspace` is the default workspace root
     (the directory `serve` was started in). `state`, when given, is shared and not closed here."""
@@ -41,7 +45,7 @@ def build_server(
         if state is not None:
             yield state
             return
-        async with ServerState(default, allow_unsafe_env=allow_unsafe_env) as own:
+        async with ServerState(default, allow_unsafe_env=allow_unsafe_env, allow_env=allow_env) as own:
             yield own
 
     server: MCPServer[ServerState] = MCPServer(name="cargo-scheduler", instructions=INSTRUCTIONS, lifespan=lifespan)

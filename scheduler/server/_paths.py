@@ -28,9 +28,51 @@ _VERSION_REQ = re.compile(r"[0-9A-Za-z.\-+^~=<>*]+")
 _TOOLCHAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-# Variables that change *what runs* (the compiler, a wrapper around it, the loader, where cargo and
-# its config come from, a runner for built binaries, or where artifacts are written). With them an
-# agent's "check" could execute any program, so they need allow_unsafe_env.
+# `cargo_env` is an allow-list: the variables below only change what the build sees (flags, profile
+# knobs, parallelism, output style, the tests' and panics' behaviour), never which program runs or
+# where cargo reads its configuration from. docs/mcp.md lists each with its reason. Anything else is
+# refused naming the variable, unless the server allows it by name (`serve --allow-env NAME`,
+# CARGO_SCHEDULER_ALLOW_ENV) or allows everything (`--allow-unsafe-env`).
+SAFE_ENV = frozenset(
+    {
+        # Compiler flags: lints, cfgs, codegen knobs. Their values are checked (`_unsafe_rustflags`).
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_ENCODED_RUSTDOCFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_RUSTDOCFLAGS",
+        "CARGO_BUILD_JOBS",  # how many units build at once
+        "CARGO_INCREMENTAL",  # whether rustc keeps incremental state (inside the target dir)
+        "CARGO_BUILD_INCREMENTAL",
+        "CARGO_NET_OFFLINE",  # only ever forbids the network
+        "CARGO_LOG",  # cargo's own tracing, to stderr
+        "RUST_BACKTRACE",  # what a panic prints (rustc's, a build script's, a test's)
+        "RUST_LIB_BACKTRACE",
+        "RUST_LOG",  # log filter of env_logger/tracing in build scripts and tests
+        "RUST_MIN_STACK",  # stack size of spawned threads
+        "NO_COLOR",  # output style only
+    }
+)
+SAFE_ENV_PREFIXES = (
+    "CARGO_TERM_",  # colour, verbosity, progress bar, unicode, hyperlinks: output only
+    "RUST_TEST_",  # libtest: threads, nocapture, shuffle, time thresholds
+)
+SAFE_ENV_PATTERNS = (
+    # Per-target flags, checked like RUSTFLAGS; the triple is only a key (never LINKER/RUNNER/AR).
+    re.compile(r"CARGO_TARGET_[A-Z0-9_]+_(RUSTFLAGS|RUSTDOCFLAGS)"),
+    # Profile keys that only tune the compiler's output (also per package and for build overrides).
+    # Not STRIP (may run a `strip` program), SPLIT_DEBUGINFO (runs dsymutil on macOS), RPATH (where
+    # built binaries load libraries from), RUSTFLAGS (unchecked, unstable), CODEGEN_BACKEND (loads code
+    # into rustc).
+    re.compile(
+        r"CARGO_PROFILE_[A-Z0-9_]+_(OPT_LEVEL|DEBUG|DEBUG_ASSERTIONS|OVERFLOW_CHECKS|CODEGEN_UNITS|PANIC|INCREMENTAL|LTO)"
+    ),
+)
+
+# Variables known to change *what runs* (the compiler, a wrapper around it, the loader, where cargo and
+# its config come from, a runner for built binaries, the programs git and build scripts start). They
+# are refused like every variable off the allow-list; this list only makes the refusal say why.
 UNSAFE_ENV = frozenset(
     {
         "RUSTC",
@@ -39,28 +81,29 @@ UNSAFE_ENV = frozenset(
         "RUSTDOC",
         "RUSTDOC_WRAPPER",
         "CARGO",
+        "PATH",
         "LD_PRELOAD",
         "LD_LIBRARY_PATH",
         "LD_AUDIT",
-        "PATH",
         "CARGO_HOME",
         "RUSTUP_HOME",
         "RUSTUP_TOOLCHAIN",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET_DIR",
         "CARGO_BUILD_RUSTC",
         "CARGO_BUILD_RUSTC_WRAPPER",
         "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
         "CARGO_BUILD_RUSTDOC",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_EXEC_PATH",
+        "GIT_CONFIG_GLOBAL",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET_DIR",
         "CARGO_UNSTABLE_CONFIG_INCLUDE",
         "BASH_ENV",
         "ENV",
         "PYTHONPATH",
         "PYTHONSTARTUP",
         "NODE_OPTIONS",
-        "GIT_SSH",
-        "GIT_SSH_COMMAND",
-        "GIT_EXEC_PATH",
         "CARGO_NET_GIT_FETCH_WITH_CLI",
         "SHELL",
         "HOME",
@@ -86,11 +129,16 @@ UNSAFE_ENV = frozenset(
     }
 )
 UNSAFE_ENV_PREFIXES = (
+    "LD_",
     "DYLD_",
+    "GIT_",  # GIT_CONFIG_*, GIT_SSH*, GIT_EXEC_PATH: programs a build script's `git` call runs
+    "RUSTUP_",
     "CARGO_BUILD_RUSTC",
     "CARGO_REGISTRIES_",
     "CARGO_SOURCE_",
     "CARGO_ALIAS_",
+    "CARGO_CREDENTIAL_",
+    "CARGO_UNSTABLE_",
     "CC_",
     "CXX_",
     "AR_",
@@ -102,7 +150,7 @@ UNSAFE_ENV_PREFIXES = (
     "HOST_C",
     "HOST_AR",
     "CMAKE_",
-    "PKG_CONFIG_",
+    "PKG_CONFIG",
 )
 UNSAFE_ENV_PATTERNS = (
     re.compile(r"CARGO_TARGET_[A-Z0-9_]+_(RUNNER|LINKER|AR)"),
@@ -286,7 +334,13 @@ def check_toolchain(value: str | None) -> str | None:
     return name
 
 
+def is_safe_env(name: str) -> bool:
+    """On the allow-list: changes only what the build sees (RUSTFLAGS-style values still checked)."""
+    return name in SAFE_ENV or name.startswith(SAFE_ENV_PREFIXES) or any(p.fullmatch(name) for p in SAFE_ENV_PATTERNS)
+
+
 def is_unsafe_env(name: str) -> bool:
+    """Known to change which program runs (only used to say why a variable is refused)."""
     return (
         name in UNSAFE_ENV
         or name.startswith(UNSAFE_ENV_PREFIXES)
@@ -294,26 +348,52 @@ def is_unsafe_env(name: str) -> bool:
     )
 
 
-def check_env(env: Mapping[str, str] | None, *, allow_unsafe: bool = False) -> dict[str, str]:
-    """`cargo_env`: plain variables for cargo and the build; refused if they change what runs."""
+def check_allow_names(names: Iterable[str], argument: str) -> tuple[str, ...]:
+    """Names the server adds to the allow-list: variable names, or a prefix ending in `*` (`MYAPP_*`)."""
+    out = []
+    for name in names:
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name.removesuffix("*")):
+            raise InvalidArgument(argument, f"{name!r} is not a variable name (or a prefix ending in '*', 'MYAPP_*')")
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
+def _allowed_by(name: str, allow: Iterable[str]) -> bool:
+    return any(name.startswith(a[:-1]) if a.endswith("*") else name == a for a in allow)
+
+
+def check_env(
+    env: Mapping[str, str] | None, *, allow_unsafe: bool = False, allow: Iterable[str] = ()
+) -> dict[str, str]:
+    """`cargo_env`: variables on the allow-list (or that the server allows by name, or all with
+    `allow_unsafe`); compiler flags that pick a program or a path outside the build are refused even
+    then, unless `allow_unsafe`."""
+    allow = tuple(allow)
     out: dict[str, str] = {}
     for name, value in (env or {}).items():
         if not _ENV_NAME.fullmatch(name):
             raise InvalidArgument("cargo_env", f"{name!r} is not an environment variable name")
         if not isinstance(value, str) or "\0" in value:
             raise InvalidArgument("cargo_env", f"the value of {name} must be a string without NUL bytes")
-        if not allow_unsafe and is_unsafe_env(name):
+        if not allow_unsafe and not is_safe_env(name) and not _allowed_by(name, allow):
+            why = (
+                f"{name} can change which programs run or where cargo reads and writes"
+                if is_unsafe_env(name)
+                else f"{name} is not on this server's list of variables that only change what the build sees "
+                "(RUSTFLAGS, CARGO_PROFILE_*_OPT_LEVEL, CARGO_BUILD_JOBS, RUST_BACKTRACE, RUST_TEST_*...: docs/mcp.md)"
+            )
             raise InvalidArgument(
                 "cargo_env",
-                f"{name} changes which programs run or where cargo writes, so this server refuses it "
-                "(start it with --allow-unsafe-env to permit); drop it and call again",
+                f"{why}, so this server refuses it. To allow it, start the server with `--allow-env {name}` "
+                f"(or set CARGO_SCHEDULER_ALLOW_ENV={name}; `--allow-unsafe-env` allows every variable); "
+                "otherwise drop it and call again",
             )
         if not allow_unsafe and name.endswith(_FLAGS_VARIABLE) and _unsafe_rustflags(value):
             raise InvalidArgument(
                 "cargo_env",
                 f"{name} sets a linker, sysroot, unstable option, argfile or output path, which can run other "
                 "programs or reach files outside the build; "
-                "keep to flags like '-D warnings' or '--cfg name'",
+                "keep to flags like '-D warnings' or '--cfg name' (or start the server with --allow-unsafe-env)",
             )
         out[name] = value
     return out

@@ -9,11 +9,21 @@ The parallel pieces (engine, analyzer, scheduler) plug in here and only here: `e
 `analyzer()` and `slot()` are the adapter points. A session's workspace, by contrast, is per MCP
 connection: it lives in the SDK's per-connection `state` dict, so one session's
 `set_working_directory` can never redirect another session's call.
+
+The environment of a session's questions is per connection too: the stdio front hands the daemon the
+environment of the MCP client that spawned it (and its `--allow-env`/`--allow-unsafe-env` policy)
+when it opens the session, and the daemon serves that connection inside `CLIENT.set(...)`. The SDK
+runs each request in the context of the task that read it, so every tool call of the session, and
+nothing else, sees it: engine checks, test runs and plain cargo runs take their environment from
+`ServerState.question_env()`. A connection with no client (HTTP, the in-memory `Client(server)`)
+uses the server's own environment and flags. The values are secrets as often as not: only names
+ever reach a log.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import itertools
 import logging
 import os
@@ -21,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_types import CallToolResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -42,6 +52,43 @@ _call_ids = itertools.count()
 _MAX_META_SESSIONS = 1024
 
 
+class ClientSession(NamedTuple):
+    """What a stdio front said about its client when it opened a daemon session."""
+
+    env: tuple[tuple[str, str], ...]
+    """The client's environment: what the session's cargo runs get (minus per-session noise)."""
+    allow_unsafe_env: bool = False
+    allow_env: tuple[str, ...] = ()
+    """The front's `--allow-unsafe-env` and `--allow-env` names: a session gets its own client's
+    permissions, never those of whichever front happened to start the daemon."""
+
+    @classmethod
+    def from_hello(cls, data: object) -> ClientSession:
+        """From the `session` object of a hello line; ValueError names what is malformed."""
+        if not isinstance(data, Mapping):
+            raise ValueError("session must be an object")
+        env = data.get("env")
+        if not isinstance(env, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and "\0" not in k + v for k, v in env.items()
+        ):
+            raise ValueError("session.env must map variable names to strings")
+        unsafe = data.get("allow_unsafe_env", False)
+        names = data.get("allow_env", [])
+        if not isinstance(unsafe, bool):
+            raise ValueError("session.allow_unsafe_env must be a boolean")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError("session.allow_env must be a list of names")
+        try:
+            allowed = _paths.check_allow_names(names, "--allow-env")
+        except SchedulerError as exc:
+            raise ValueError(str(exc)) from None
+        return cls(tuple(sorted(env.items())), unsafe, allowed)
+
+
+CLIENT: contextvars.ContextVar[ClientSession | None] = contextvars.ContextVar("cargo_scheduler.client", default=None)
+"""The client of the connection being served; set by the daemon around each socket session."""
+
+
 class NoSession(SchedulerError):
     """set_working_directory on a request that belongs to no session."""
 
@@ -60,10 +107,12 @@ class ServerState:
         cache_dir: Path | None = None,
         analyzer_binary: str | None = None,
         allow_unsafe_env: bool = False,
+        allow_env: tuple[str, ...] = (),
         settings: Settings | None = None,
     ) -> None:
         self.workspace = workspace
         self.allow_unsafe_env = allow_unsafe_env
+        self.allow_env = _paths.check_allow_names(allow_env, "--allow-env")
         self.settings = settings if settings is not None else Settings.from_env()
         self._cache_dir = cache_dir
         self._analyzer_binary = analyzer_binary
@@ -100,6 +149,21 @@ class ServerState:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._stack.__aexit__(None, None, None)
+
+    # -- the session's environment ------------------------------------------------------------
+    @staticmethod
+    def question_env() -> tuple[tuple[str, str], ...] | None:
+        """The environment of this session's questions; None: the server's own (no client said)."""
+        client = CLIENT.get()
+        return None if client is None else client.env
+
+    def check_env(self, cargo_env: Mapping[str, str] | None) -> dict[str, str]:
+        """A call's `cargo_env`, under its session's policy (else the server's) and the settings'."""
+        client = CLIENT.get()
+        unsafe, names = (
+            (self.allow_unsafe_env, self.allow_env) if client is None else (client.allow_unsafe_env, client.allow_env)
+        )
+        return _paths.check_env(cargo_env, allow_unsafe=unsafe, allow=(*self.settings.allow_env, *names))
 
     # -- adapter points --------------------------------------------------------------------------
     def scope(self, scope: Scope | None) -> Scope:

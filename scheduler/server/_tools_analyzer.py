@@ -61,7 +61,9 @@ async def cargo_diagnostics_for(state: ServerState, root: Path, path: Path, max_
     owner = ws.owner(path)
     if owner is None:
         return {"package": None, "note": "the file belongs to no package", "diagnostics": []}
-    report = await engine.check(CheckRequest(kind="check", scope="changed", packages=(owner,)))
+    report = await engine.check(
+        CheckRequest(kind="check", scope="changed", packages=(owner,), env=state.question_env())
+    )
     mine = [d.compact() for d in report.diagnostics if d.file and (ws.root / d.file).resolve() == path]
     head: dict[str, Any] = {
         "package": owner,

@@ -34,7 +34,8 @@ CargoEnv = Annotated[
     dict[str, str] | None,
     Field(
         description='Extra environment for cargo, e.g. {"RUSTFLAGS": "-D warnings"}. Variables that change '
-        "which programs run (RUSTC_WRAPPER, PATH, LD_PRELOAD, runners...) are refused"
+        "only change what the build sees are accepted (RUSTFLAGS, CARGO_PROFILE_*_OPT_LEVEL, CARGO_BUILD_JOBS, "
+        "RUST_BACKTRACE, RUST_LOG, RUST_TEST_*...); others are refused unless the server allows them"
     ),
 ]
 Workspace = Annotated[
@@ -108,7 +109,7 @@ def _relative(path: str, root: Path) -> str:
 
 
 def _env(state: ServerState, cargo_env: dict[str, str] | None) -> dict[str, str]:
-    return _paths.check_env(cargo_env, allow_unsafe=state.allow_unsafe_env)
+    return state.check_env(cargo_env)
 
 
 async def _package(state: ServerState, root: Path, package: str | None) -> list[str]:
@@ -149,6 +150,7 @@ def _request(
         toolchain=_paths.check_toolchain(toolchain),
         timeout_s=timeout_s,
         deny_warnings=deny_warnings,
+        env=state.question_env(),
     )
 
 
@@ -165,6 +167,8 @@ async def _plain(
 ) -> dict[str, Any]:
     env = _env(state, cargo_env)
     tc = _paths.check_toolchain(toolchain)
+    base = state.question_env()
+    question = None if base is None else dict(base)
     if args and args[0] in _TARGET_DIR_COMMANDS:
         # One owner per target dir: the engine's gate, which its own checks and background use too.
         engine = await state.engine(root)
@@ -173,9 +177,9 @@ async def _plain(
         if target_dir != ws.target_dir:  # CARGO_SCHEDULER_TARGET_DIR=private
             env = {**env, "CARGO_TARGET_DIR": str(target_dir)}
         async with engine.gate(target_dir).foreground(f"cargo {args[0]}"):
-            result = await run_cargo_plain(root, args, env_extra=env, toolchain=tc, timeout_s=timeout_s)
+            result = await run_cargo_plain(root, args, env=question, env_extra=env, toolchain=tc, timeout_s=timeout_s)
     else:
-        result = await run_cargo_plain(root, args, env_extra=env, toolchain=tc, timeout_s=timeout_s)
+        result = await run_cargo_plain(root, args, env=question, env_extra=env, toolchain=tc, timeout_s=timeout_s)
     return plain_dict(result, max_tokens=max_tokens, note=note)
 
 

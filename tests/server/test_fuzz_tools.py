@@ -615,6 +615,6 @@ def test_shell_syntax_in_program_args_and_env_values_stays_literal(server: Serve
     )
     assert not is_error and data is not None and data["success"], text[:500]
     assert data["command"][-len(payloads) :] == payloads
-    is_error, text, data = server.call("cargo_fmt_check", {"cargo_env": {"MY_NOTE": payloads[1]}})
+    is_error, text, data = server.call("cargo_fmt_check", {"cargo_env": {"NO_COLOR": payloads[1]}})
     assert not is_error, text
     assert not canary.exists(), "a payload reached a shell"

@@ -156,3 +156,77 @@ def test_plain_env_and_safe_rustflags_pass_but_a_linker_flag_does_not() -> None:
     assert _paths.check_env(env) == env
     with pytest.raises(InvalidArgument, match="linker"):
         _paths.check_env({"RUSTFLAGS": "-C linker=/tmp/evil"})
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GIT_CONFIG_COUNT",
+        "GIT_CONFIG_KEY_0",
+        "GIT_CONFIG_GLOBAL",
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "PATH",
+        "RUSTC_WRAPPER",
+        "CC",
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER",
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
+        "CARGO_PROFILE_RELEASE_STRIP",
+        "CARGO_PROFILE_DEV_RUSTFLAGS",
+        "CARGO_UNSTABLE_BUILD_STD",
+        "HOME",
+        "SOME_VARIABLE_NOBODY_LISTED",
+    ],
+)
+def test_a_variable_off_the_allow_list_is_refused_naming_it_and_how_to_allow_it(name: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        _paths.check_env({name: "1"})
+    assert info.value.argument == "cargo_env"
+    assert f"--allow-env {name}" in info.value.problem and "--allow-unsafe-env" in info.value.problem
+    assert _paths.check_env({name: "1"}, allow=(name,)) == {name: "1"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RUSTFLAGS", "-D warnings --cfg foo"),
+        ("RUSTDOCFLAGS", "--cfg docs"),
+        ("CARGO_ENCODED_RUSTFLAGS", "--cfg\x1ffoo"),
+        ("CARGO_BUILD_RUSTFLAGS", "-C opt-level=1"),
+        ("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C target-cpu=native"),
+        ("CARGO_PROFILE_DEV_OPT_LEVEL", "1"),
+        ("CARGO_PROFILE_DEV_DEBUG", "0"),
+        ("CARGO_PROFILE_RELEASE_LTO", "thin"),
+        ("CARGO_PROFILE_DEV_BUILD_OVERRIDE_OPT_LEVEL", "3"),
+        ("CARGO_PROFILE_DEV_PACKAGE_FOO_CODEGEN_UNITS", "1"),
+        ("CARGO_BUILD_JOBS", "2"),
+        ("CARGO_INCREMENTAL", "0"),
+        ("CARGO_TERM_COLOR", "always"),
+        ("CARGO_NET_OFFLINE", "true"),
+        ("RUST_BACKTRACE", "1"),
+        ("RUST_LOG", "debug"),
+        ("RUST_TEST_THREADS", "1"),
+        ("RUST_MIN_STACK", "8388608"),
+        ("NO_COLOR", "1"),
+    ],
+)
+def test_a_variable_that_only_changes_what_the_build_sees_is_accepted(name: str, value: str) -> None:
+    assert _paths.check_env({name: value}) == {name: value}
+
+
+def test_allowing_a_prefix_allows_its_variables_and_no_others() -> None:
+    assert _paths.check_env({"MYAPP_MODE": "x"}, allow=("MYAPP_*",)) == {"MYAPP_MODE": "x"}
+    with pytest.raises(InvalidArgument, match="MYAPPX"):
+        _paths.check_env({"MYAPPX": "x"}, allow=("MYAPP_*",))
+
+
+def test_allowing_rustflags_by_name_still_refuses_a_linker_flag() -> None:
+    with pytest.raises(InvalidArgument, match="linker"):
+        _paths.check_env({"RUSTFLAGS": "-C linker=/tmp/evil"}, allow=("RUSTFLAGS",))
+    assert _paths.check_env({"RUSTFLAGS": "-C linker=/tmp/x"}, allow_unsafe=True)
+
+
+@pytest.mark.parametrize("bad", ["A=B", "1X", "", "X Y", "*"])
+def test_a_name_to_allow_that_is_not_a_variable_name_is_refused(bad: str) -> None:
+    with pytest.raises(InvalidArgument, match="--allow-env"):
+        _paths.check_allow_names([bad], "--allow-env")

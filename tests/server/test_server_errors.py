@@ -11,6 +11,9 @@ from mcp import Client
 from server_env import call
 
 from scheduler import GeneratedWorkspace, build_server
+from scheduler._exceptions import InvalidArgument
+from scheduler._settings import Settings
+from scheduler.server._state import CLIENT, ClientSession, ServerState
 
 pytestmark = pytest.mark.anyio
 
@@ -98,3 +101,36 @@ async def test_unsafe_env_is_accepted_when_the_server_allows_it(ws: GeneratedWor
         env = {"CARGO_HOME": str(Path.home() / ".cargo")}
         is_error, data = await call(client, "cargo_fmt_check", {"cargo_env": env})
     assert not is_error and data["command"][:2] == ["cargo", "fmt"]
+
+
+async def test_a_variable_the_server_allows_by_name_is_accepted_and_others_are_still_refused(
+    ws: GeneratedWorkspace,
+) -> None:
+    async with Client(build_server(ws.root, allow_env=("PROBE_SETTING",))) as client:
+        allowed, data = await call(client, "cargo_fmt_check", {"cargo_env": {"PROBE_SETTING": "1"}})
+        assert not allowed and data["command"][:2] == ["cargo", "fmt"]
+        refused, data = await call(client, "cargo_fmt_check", {"cargo_env": {"OTHER_SETTING": "1"}})
+    assert refused and "OTHER_SETTING" in data["error"] and "--allow-env OTHER_SETTING" in data["error"]
+
+
+async def test_the_allow_env_setting_extends_the_allow_list_by_prefix(ws: GeneratedWorkspace) -> None:
+    settings = Settings(allow_env=("PROBE_*",))
+    async with ServerState(ws.root, settings=settings) as state, Client(build_server(ws.root, state=state)) as client:
+        allowed, _ = await call(client, "cargo_fmt_check", {"cargo_env": {"PROBE_MODE": "1"}})
+        refused, data = await call(client, "cargo_fmt_check", {"cargo_env": {"GIT_CONFIG_COUNT": "1"}})
+    assert not allowed
+    assert refused and "GIT_CONFIG_COUNT" in data["error"]
+
+
+async def test_a_client_session_has_its_own_environment_and_cargo_env_policy_not_the_servers() -> None:
+    state = ServerState(None, allow_unsafe_env=True, settings=Settings())
+    token = CLIENT.set(ClientSession(env=(("FOO", "1"),), allow_unsafe_env=False, allow_env=("MINE",)))
+    try:
+        assert state.question_env() == (("FOO", "1"),)
+        assert state.check_env({"MINE": "x"}) == {"MINE": "x"}
+        with pytest.raises(InvalidArgument, match="RUSTC_WRAPPER"):
+            state.check_env({"RUSTC_WRAPPER": "/bin/sh"})
+    finally:
+        CLIENT.reset(token)
+    assert state.question_env() is None  # no client: the server's own environment and flags
+    assert state.check_env({"RUSTC_WRAPPER": "/bin/sh"}) == {"RUSTC_WRAPPER": "/bin/sh"}
