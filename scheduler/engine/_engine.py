@@ -114,6 +114,13 @@ class _RunResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Widening:
+    scope: anyio.CancelScope
+    names: set[str]
+    """What is left to check; a later `auto` answer adds its pending members here."""
+
+
 class Engine:
     """One workspace root. Create through `EnginePool.get`, which owns the background task group."""
 
@@ -144,7 +151,7 @@ class Engine:
         self.store = AnswerStore(root, cache)
         self._gates: dict[Path, TargetGate] = {}
         self._flight = flight
-        self._background: dict[_runs.RunSpec, anyio.CancelScope] = {}
+        self._background: dict[tuple[_runs.RunSpec, bytes], _Widening] = {}
         self._background_idle = anyio.Event()
         self._background_idle.set()
         self.last_walk_ms = 0.0
@@ -442,18 +449,28 @@ class Engine:
 
     # -- background widening ------------------------------------------------------------------
     def _start_background(self, request: CheckRequest, names: set[str]) -> None:
+        """Check `names` in the background. A widening already running for the same command and
+        environment takes the new names instead of starting over: an agent that asks every few
+        seconds must not restart it each time (the gate still lets a foreground call pre-empt it)."""
         background_request = replace(request, scope="workspace", packages=(), timeout_s=None)
-        spec = background_request.spec()
-        previous = self._background.pop(spec, None)
-        if previous is not None:
-            previous.cancel()
-        scope = anyio.CancelScope()
-        self._background[spec] = scope
+        env = self.environment(background_request)
+        key = (
+            background_request.spec(),
+            xxhash.xxh3_64_digest(repr(sorted(env.items())).encode("utf-8", "surrogateescape")),
+        )
+        running = self._background.get(key)
+        if running is not None and not running.scope.cancel_called:
+            running.names.update(names)
+            return
+        widening = _Widening(anyio.CancelScope(), set(names))
+        self._background[key] = widening
         self._background_idle = anyio.Event()
-        self._tg.start_soon(self._widen, background_request, names, scope)
+        self._tg.start_soon(self._widen, background_request, widening, key)
 
-    async def _widen(self, request: CheckRequest, names: set[str], scope: anyio.CancelScope) -> None:
+    async def _widen(self, request: CheckRequest, widening: _Widening, key: tuple[_runs.RunSpec, bytes]) -> None:
         spec = request.spec()
+        names = widening.names
+        scope = widening.scope
 
         async def batch() -> bool:
             k = await self.keys(request)
@@ -476,8 +493,8 @@ class Engine:
                 target_dir = await self.target_dir_for(obs.ws, request)
                 await self.gate(target_dir).background(batch, label=f"background {spec.command.kind}")
         finally:
-            if self._background.get(spec) is scope:
-                del self._background[spec]
+            if self._background.get(key) is widening:
+                del self._background[key]
             if not self._background:
                 self._background_idle.set()
 
@@ -495,8 +512,8 @@ class Engine:
 
     def cancel_background(self) -> None:
         """Drop background work: a mutation is about to make it stale."""
-        for scope in list(self._background.values()):
-            scope.cancel()
+        for widening in list(self._background.values()):
+            widening.scope.cancel()
 
     def members(self) -> list[str]:
         return self._ws.members if self._ws else []
@@ -525,7 +542,7 @@ class Engine:
             "members": len(self._ws.packages) if self._ws else None,
             "last_walk_ms": round(self.last_walk_ms, 2),
             "target_dirs": {str(p): g.holder or "idle" for p, g in self._gates.items()},
-            "background": sorted(s.command.kind for s in self._background),
+            "background": sorted(spec.command.kind for spec, _ in self._background),
             "in_flight": self._flight.in_flight(),
         }
 

@@ -91,9 +91,6 @@ def test_each_sessions_check_sees_its_clients_rustflags(env: Env, tmp_path: Path
     assert check_b["success"] is True and "built with cfg probe_a" not in json.dumps(check_b)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="waits for keys that include what env! read (issue 12): until then B gets A's cached answer"
-)
 def test_a_variable_read_by_env_macro_is_answered_per_session(env: Env, tmp_path: Path) -> None:
     root = write_probe(tmp_path / "probe")
     a, b = two_sessions(env, root, {"FOO": "1"})
