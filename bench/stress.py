@@ -197,8 +197,6 @@ def overlap_check(state: ServerState, root: Path, rec: Recorder) -> dict[str, An
     events = state.scheduler.for_workspace(root).events()
     spans: dict[int, dict[str, Any]] = {}
     for e in events:
-        if e.background:
-            continue
         span = spans.setdefault(e.seq, {"label": e.label, "cls": e.cls, "start": None, "end": float("inf")})
         if e.kind == "start":
             span["start"] = e.at

@@ -31,7 +31,6 @@ from .._settings import Settings
 from ..analyzer._pool import AnalyzerPool
 from ..engine._engine import Engine, EnginePool
 from ..engine._report import Scope
-from ..engine._targets import agent_target_base
 from . import _paths
 from ._admission import CallClass, Scheduler
 from ._answer import answer, failure_for
@@ -95,7 +94,7 @@ class ServerState:
                 separate_target_dir=s.ra_target_dir == "separate",
             )
         )
-        self.scheduler = await self._stack.enter_async_context(Scheduler())
+        self.scheduler = Scheduler()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -133,11 +132,11 @@ class ServerState:
         return await self.analyzers.get(root)
 
     @asynccontextmanager
-    async def slot(self, root: Path, call: Call, *, target_dir: Path | None, label: str) -> AsyncIterator[None]:
+    async def slot(self, root: Path, call: Call, *, label: str) -> AsyncIterator[None]:
         """Admission for one tool call: the one place the scheduler wraps every call."""
         if self.scheduler is None:
             raise RuntimeError("ServerState used outside `async with`")
-        async with self.scheduler.for_workspace(root).slot(call, target_dir=target_dir, label=label):
+        async with self.scheduler.for_workspace(root).slot(call, label=label):
             yield
 
     def recent_events(self, root: Path, count: int) -> list[dict[str, Any]]:
@@ -257,11 +256,10 @@ class Toolbox:
             state = self.state(ctx)
             root = self.root(ctx, workspace)
             klass = call(root) if callable(call) else call
-            target_dir = _target_dir(root, state.settings) if klass is not Call.READ else None
             token = next(_call_ids)
             state.calls_in_flight[token] = f"{tool} ({klass.value}) {root.name}"
             try:
-                async with state.slot(root, klass, target_dir=target_dir, label=tool):
+                async with state.slot(root, klass, label=tool):
                     data = await body(state, root)
             finally:
                 state.calls_in_flight.pop(token, None)
@@ -272,11 +270,3 @@ class Toolbox:
         except Exception as exc:
             log.exception("%s crashed", tool)
             return failure_for(exc, tool)
-
-
-def _target_dir(root: Path, settings: Settings) -> Path:
-    """Where cargo will write for `root`, cheaply (no metadata): what the scheduler keys builds by."""
-    configured = os.environ.get("CARGO_TARGET_DIR") or os.environ.get("CARGO_BUILD_TARGET_DIR")
-    return agent_target_base(
-        Path(configured) if configured else root / "target", private=settings.target_dir == "private"
-    )

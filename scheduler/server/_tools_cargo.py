@@ -427,4 +427,4 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
 
-        return await box.run(ctx, "cargo_bench", workspace=workspace, call=Call.BUILD, body=body)
+        return await box.run(ctx, "cargo_bench", workspace=workspace, call=Call.READ, body=body)

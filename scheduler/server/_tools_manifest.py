@@ -202,7 +202,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                 state, root, argv, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
 
-        return await box.run(ctx, "cargo_run", workspace=workspace, call=Call.BUILD, body=body)
+        return await box.run(ctx, "cargo_run", workspace=workspace, call=Call.READ, body=body)
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_affected(
