@@ -39,6 +39,8 @@ log = logging.getLogger("cargo_scheduler.server")
 _SESSION_KEY = "cargo_scheduler.workspace"
 _call_ids = itertools.count()
 _MAX_META_SESSIONS = 1024
+_BACKGROUND_STOP_S = 30.0
+"""Bound on waiting for cancelled background cargo runs to exit (terminate, a grace, then kill)."""
 
 
 class NoSession(SchedulerError):
@@ -133,11 +135,21 @@ class ServerState:
 
     @asynccontextmanager
     async def slot(self, root: Path, call: Call, *, label: str) -> AsyncIterator[None]:
-        """Admission for one tool call: the one place the scheduler wraps every call."""
+        """Admission for one tool call: the one place the scheduler wraps every call. A MUTATION,
+        once admitted, first drops the background work it would make stale (`before_mutation`)."""
         if self.scheduler is None:
             raise RuntimeError("ServerState used outside `async with`")
         async with self.scheduler.for_workspace(root).slot(call, label=label):
+            if call is Call.MUTATION:
+                await self.before_mutation(root)
             yield
+
+    async def before_mutation(self, root: Path) -> None:
+        """Background checks are about to be stale: drop them rather than let them hold the target dir,
+        and wait until their cargo is gone, so no build reads the sources while the mutation writes them."""
+        engine = await self.engine(root)
+        engine.cancel_background()
+        await engine.wait_background(timeout_s=_BACKGROUND_STOP_S)
 
     def recent_events(self, root: Path, count: int) -> list[dict[str, Any]]:
         """The scheduler's last `count` admission records for `root`, times relative to the first."""

@@ -69,8 +69,6 @@ NETWORK_EDITS = ToolAnnotations(
 )
 REMOVES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 RUNS_PROGRAM = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
-_BACKGROUND_STOP_S = 30.0
-"""Bound on waiting for cancelled background cargo runs to exit (terminate, a grace, then kill)."""
 _DIFF_IN = re.compile(r"^Diff in (.+?\.rs)\b", re.MULTILINE)
 
 
@@ -91,14 +89,6 @@ async def engine_tests(
 
 async def members(state: ServerState, root: Path) -> list[str]:
     return (await (await state.engine(root)).workspace()).members
-
-
-async def before_mutation(state: ServerState, root: Path) -> None:
-    """Background checks are about to be stale: drop them rather than let them hold the target dir,
-    and wait until their cargo is gone, so no build reads the sources while the mutation writes them."""
-    engine = await state.engine(root)
-    engine.cancel_background()
-    await engine.wait_background(timeout_s=_BACKGROUND_STOP_S)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -264,7 +254,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             ]
             if deny_warnings:
                 args += ["--", "-D", "warnings"]
-            await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -384,7 +373,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             selection = await _package(state, root, package) or ["--all"]
-            await before_mutation(state, root)
             result = await _plain(
                 state,
                 root,

@@ -34,7 +34,6 @@ from ._tools_cargo import (
     Workspace,
     _package,
     _plain,
-    before_mutation,
 )
 
 Dependencies = Annotated[list[str], Field(description="Crates as 'name' or 'name@version' (e.g. 'serde@1')")]
@@ -72,8 +71,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             args += ["--optional"] if optional else []
             args += ["--features", ",".join(feats)] if feats else []
             args += ["--dry-run"] if dry_run else []
-            if not dry_run:
-                await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -102,8 +99,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             args += await _package(state, root, package)
             args += ["--dev"] if dev else []
             args += ["--dry-run"] if dry_run else []
-            if not dry_run:
-                await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -132,8 +127,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                 args += ["-p", _paths.check_dependency(package, "package")]
             args += _paths.check_dependencies(dependencies, required=False)
             args += ["--dry-run"] if dry_run else []
-            if not dry_run:
-                await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -156,7 +149,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             args = ["clean", *await _package(state, root, package)]
-            await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
