@@ -17,6 +17,8 @@ import os
 import stat
 import sys
 
+from ..cargo._root import find_workspace_root
+
 PROTOCOL = 1
 """Version of the front<->daemon line protocol (the control lines); bump on incompatible change."""
 
@@ -78,35 +80,10 @@ def state_dir() -> str:
 def workspace_root(start: str) -> str:
     """The cargo workspace root at or above `start`, resolved; `start` itself if there is no Cargo.toml.
 
-    Mirrors `scheduler.cargo._workspace.find_root` (nearest manifest declaring `[workspace]`, else the
-    nearest manifest) with a line scan instead of a TOML parse, to keep the front's imports tiny.
-    Two sessions started in different subdirectories of one workspace must reach the same daemon.
+    The engine's finder (`scheduler.cargo._root`, standard library only): two sessions started in
+    different subdirectories of one workspace must reach the same daemon, and it the same root.
     """
-    here = os.path.realpath(start)
-    nearest: str | None = None
-    directory = here
-    while True:
-        manifest = os.path.join(directory, "Cargo.toml")
-        if os.path.isfile(manifest):
-            nearest = nearest or directory
-            if _declares_workspace(manifest):
-                return directory
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return nearest or here
-        directory = parent
-
-
-def _declares_workspace(manifest: str) -> bool:
-    try:
-        with open(manifest, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                s = line.strip()
-                if s == "[workspace]" or s.startswith(("[workspace.", "workspace =", "workspace=")):
-                    return True
-    except OSError:
-        return False
-    return False
+    return find_workspace_root(start) or os.path.realpath(start)
 
 
 def workspace_key(root: str) -> str:
