@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workspace = Path(_socket.workspace_root(args.workspace))
     paths = _socket.Paths(str(workspace))
-    idle = args.idle_timeout if args.idle_timeout is not None else _socket.idle_timeout_from_env()
+    idle = args.idle_timeout if args.idle_timeout is not None else _settings.idle_timeout_s()
     lock_fd = _take_lock(paths.lock)
     if lock_fd is None:
         log.error("another daemon holds %s; not starting", paths.lock)
