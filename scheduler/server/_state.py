@@ -23,10 +23,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .._exceptions import AnalyzerNotFound, NotAWorkspace, SchedulerError
+from .. import _compat
+from .._exceptions import AnalyzerNotFound, NoSession, NotAWorkspace, SchedulerError
 from .._settings import Settings
 from ..analyzer._pool import AnalyzerPool
 from ..engine._engine import Engine, EnginePool
@@ -34,6 +36,7 @@ from ..engine._report import Scope
 from . import _paths
 from ._admission import CallClass, Scheduler
 from ._answer import answer, failure_for
+from ._ports import AnalyzerClient, AnalyzerSource
 
 log = logging.getLogger("cargo_scheduler.server")
 _SESSION_KEY = "cargo_scheduler.workspace"
@@ -41,10 +44,6 @@ _call_ids = itertools.count()
 _MAX_META_SESSIONS = 1024
 _BACKGROUND_STOP_S = 30.0
 """Bound on waiting for cancelled background cargo runs to exit (terminate, a grace, then kill)."""
-
-
-class NoSession(SchedulerError):
-    """set_working_directory on a request that belongs to no session."""
 
 
 Call = CallClass
@@ -70,7 +69,7 @@ class ServerState:
         self._analyzer_binary = analyzer_binary
         self._stack = AsyncExitStack()
         self.engines: EnginePool | None = None
-        self.analyzers: Any = None
+        self.analyzers: AnalyzerSource | None = None
         self.scheduler: Scheduler | None = None
         self.calls_in_flight: dict[int, str] = {}
         self._meta_sessions: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -127,7 +126,7 @@ class ServerState:
             raise RuntimeError("ServerState used outside `async with`")
         return await self.engines.get(root)
 
-    async def analyzer(self, root: Path) -> Any:
+    async def analyzer(self, root: Path) -> AnalyzerClient:
         """The workspace's rust-analyzer client (returns at once; it loads in the background)."""
         if self.analyzers is None:
             raise AnalyzerNotFound("rust-analyzer support (scheduler.analyzer._pool) is not available in this build")
@@ -183,10 +182,14 @@ class ServerState:
                 }
         if self.scheduler is not None:
             out["scheduler"] = self.scheduler.status()
-        if self.analyzers is not None and hasattr(self.analyzers, "status"):
+        if self.analyzers is not None:
             out["analyzers"] = self.analyzers.status()
         out["settings"] = {"non_default": self.settings.changed(), "docs": "docs/tuning.md"}
         return out
+
+
+Ctx = Context[ServerState, object]
+"""The MCP context a tool function receives: its lifespan context is the ServerState."""
 
 
 class Toolbox:
@@ -197,13 +200,13 @@ class Toolbox:
         self.default_workspace = default_workspace
 
     @staticmethod
-    def state(ctx: Any) -> ServerState:
+    def state(ctx: Ctx) -> ServerState:
         state = ctx.request_context.lifespan_context
         if not isinstance(state, ServerState):
             raise RuntimeError("the server lifespan did not provide a ServerState")
         return state
 
-    def session_store(self, ctx: Any) -> MutableMapping[str, Any] | None:
+    def session_store(self, ctx: Ctx) -> MutableMapping[str, Any] | None:
         """This MCP session's scratch state, or None when the request belongs to no session.
 
         A handshake-era connection (Codex, Claude Code: protocol <= 2025-11-25) is one session: its
@@ -211,22 +214,21 @@ class Toolbox:
         SDK builds one per request). A 2026-era request is its own connection; there the client's
         `_meta.sessionId` (or `threadId`) names the session, if it sends one."""
         request = ctx.request_context
-        connection = getattr(request.session, "_connection", None)
-        store = getattr(connection, "state", None)
-        if isinstance(store, dict) and getattr(connection, "protocol_version", None) not in MODERN_PROTOCOL_VERSIONS:
+        store = _compat.connection_state(request.session)
+        if store is not None and request.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return store
-        meta = request.meta if isinstance(request.meta, Mapping) else {}
+        meta: Mapping[str, object] = request.meta if isinstance(request.meta, Mapping) else {}
         key = next((str(meta[k]) for k in ("sessionId", "threadId", "session_id") if meta.get(k)), None)
         if key is None:
             return None
         return self.state(ctx).meta_session(key)
 
-    def session_root(self, ctx: Any) -> Path | None:
+    def session_root(self, ctx: Ctx) -> Path | None:
         store = self.session_store(ctx)
         root = store.get(_SESSION_KEY) if store is not None else None
         return root if isinstance(root, Path) else None
 
-    def root(self, ctx: Any, workspace: str | None) -> Path:
+    def root(self, ctx: Ctx, workspace: str | None) -> Path:
         """The call's workspace: its `workspace` argument, else the session's, else the server's."""
         session_root = self.session_root(ctx)
         if workspace:
@@ -241,7 +243,7 @@ class Toolbox:
             )
         return default.resolve()
 
-    def set_session_root(self, ctx: Any, root: Path) -> None:
+    def set_session_root(self, ctx: Ctx, root: Path) -> None:
         store = self.session_store(ctx)
         if store is None:
             raise NoSession(
@@ -252,7 +254,7 @@ class Toolbox:
 
     async def run(
         self,
-        ctx: Any,
+        ctx: Ctx,
         tool: str,
         *,
         workspace: str | None,

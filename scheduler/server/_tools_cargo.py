@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
@@ -22,9 +22,8 @@ from ..engine._report import Scope
 from ..engine._testrun import run_tests
 from . import _paths
 from ._answer import plain_dict
-from ._state import Call, ServerState, Toolbox
+from ._state import Call, Ctx, ServerState, Toolbox
 
-Ctx = Context[Any, Any]
 Answer = Annotated[CallToolResult, dict[str, Any]]
 Package = Annotated[str | None, Field(description="Workspace member to act on (cargo -p); default: all members")]
 Toolchain = Annotated[
@@ -175,7 +174,7 @@ ENGINE = Call.READ
 runs queue on the engine's gate for the target dir, so a cached answer never waits behind a build."""
 
 
-def register(server: MCPServer[Any], box: Toolbox) -> None:
+def register(server: MCPServer[ServerState], box: Toolbox) -> None:
     """Add the cargo tools to `server`."""
 
     @server.tool(annotations=READ_ONLY)

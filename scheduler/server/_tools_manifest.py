@@ -17,7 +17,7 @@ from pydantic import Field
 
 from . import _paths
 from ._answer import answer, failure_for
-from ._state import Call, ServerState, Toolbox
+from ._state import Call, Ctx, ServerState, Toolbox
 from ._tools_cargo import (
     MAX_TIMEOUT_S,
     NETWORK_EDITS,
@@ -26,7 +26,6 @@ from ._tools_cargo import (
     RUNS_PROGRAM,
     Answer,
     CargoEnv,
-    Ctx,
     MaxTokens,
     Package,
     Timeout,
@@ -43,7 +42,7 @@ SESSION = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempote
 RUN_TIMEOUT_S = 120.0
 
 
-def register(server: MCPServer[Any], box: Toolbox) -> None:
+def register(server: MCPServer[ServerState], box: Toolbox) -> None:
     """Add the manifest, run, session and status tools to `server`."""
 
     @server.tool(annotations=NETWORK_EDITS)
@@ -251,7 +250,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         return await set_session_workspace(box, ctx, path, "path", "set_working_directory")
 
 
-async def set_session_workspace(box: Toolbox, ctx: Any, value: str, argument: str, tool: str) -> Answer:
+async def set_session_workspace(box: Toolbox, ctx: Ctx, value: str, argument: str, tool: str) -> Answer:
     """Shared by set_working_directory and rust_analyzer_set_workspace."""
     try:
         current = box.session_root(ctx) or box.default_workspace

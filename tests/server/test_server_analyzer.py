@@ -30,9 +30,7 @@ class FakeAnalyzer:
     def _answer(self, *question: Any) -> None:
         self.asked.append(question)
         if self.indexing:
-            exc = AnalyzerIndexing("still loading")
-            exc.progress = {"done": 3, "total": 10}  # type: ignore[attr-defined]
-            raise exc
+            raise AnalyzerIndexing("still loading", {"done": 3, "total": 10})
 
     async def hover(self, path: Path, line: int, character: int) -> dict[str, Any]:
         self._answer("hover", path, line, character)
@@ -59,6 +57,9 @@ class FakePool:
     async def get(self, root: Path) -> FakeAnalyzer:
         self.roots.append(root)
         return self.analyzer
+
+    def status(self) -> list[dict[str, Any]]:
+        return [{"root": str(root), "state": "fake"} for root in self.roots]
 
 
 @pytest.fixture
