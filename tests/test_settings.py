@@ -7,7 +7,7 @@ import pytest
 from scheduler import _settings
 from scheduler._exceptions import ConfigError, SchedulerError
 from scheduler._settings import Settings
-from scheduler.daemon import _control
+from scheduler.daemon import _control, _socket
 
 
 def test_no_variables_give_the_documented_defaults() -> None:
@@ -92,7 +92,7 @@ def test_a_daemon_with_other_settings_is_outdated_and_the_reason_names_them(
     tmp_path: object,
 ) -> None:
     monkeypatch.setenv(_settings.SCOPE, "workspace")
-    paths = _control._socket.Paths(str(tmp_path))
+    paths = _socket.Paths(str(tmp_path))
     want = _control.expected(paths)
     fitting = {k: want[k] for k in ("version", "protocol", "digest", "workspace", "settings")}
     assert _control.outdated(fitting, want) is None

@@ -118,7 +118,7 @@ def test_the_sdk_stdio_client_talks_to_serve_end_to_end(env: Env, mode: str) -> 
 
     async def talk() -> tuple[list[str], Any]:
         with anyio.fail_after(60):
-            async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(params, mode=mode) as client:
                 tools = await client.list_tools()
                 result = await client.call_tool("scheduler_status", {})
                 return [t.name for t in tools.tools], result

@@ -14,6 +14,7 @@ from mcp import Client
 from server_env import call
 
 from scheduler import GeneratedWorkspace, ServerState, build_server
+from scheduler.cargo import _run
 from scheduler.engine import _engine
 
 pytestmark = pytest.mark.anyio
@@ -102,7 +103,7 @@ async def test_two_identical_cargo_checks_at_once_start_one_cargo(
 ) -> None:
     client, _, ws = served
     runs: list[list[str]] = []
-    real = _engine.run_cargo
+    real = _run.run_cargo
 
     async def counting(args: Any, **kwargs: Any) -> Any:
         runs.append(list(args))
