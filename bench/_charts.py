@@ -76,12 +76,12 @@ def matrix_chart(workspace: dict[str, Any], path: Path) -> None:
 def scaling_chart(workspaces: list[dict[str, Any]], scenario: str, variants: list[str], path: Path) -> bool:
     """One scenario's median against workspace size: how each way of asking scales (generated
     workspaces only: they share one shape, so size is the only thing that differs between them)."""
-    points = [
+    found = [
         (w["members"], next((s for s in w["scenarios"] if s["id"] == scenario), None))
         for w in workspaces
         if w.get("name", "").startswith("generated-")
     ]
-    points = sorted(((m, s) for m, s in points if s is not None), key=lambda p: p[0])
+    points: list[tuple[Any, Any]] = sorted(((m, s) for m, s in found if s is not None), key=lambda p: p[0])
     if len(points) < 2:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

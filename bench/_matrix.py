@@ -29,6 +29,7 @@ from _subjects import Subject, Subjects
 from _workspaces import CARGO_FLAGS, cargo, cargo_env
 
 from scheduler import CheckRequest, Engine, EnginePool
+from scheduler.engine._testrun import run_tests
 
 TYPE_ERROR = '\npub fn bench_broken() -> u32 { "not a number" }\n'
 BACKGROUND_TIMEOUT_S = 1800.0
@@ -150,7 +151,7 @@ class Matrix:
         async def engine(e: Engine, scope: str) -> Outcome:
             request = CheckRequest(kind=kind, scope=scope)  # type: ignore[arg-type]
             if kind == "test":
-                answer = await e.run_tests(request)
+                answer = await run_tests(e, request)
                 return {"success": bool(answer.get("success")), "ran": len(answer["packages"]["tested"])}
             report = await e.check(request)
             return {
@@ -198,7 +199,7 @@ class Matrix:
         outcomes: dict[str, list[Outcome]] = {v: [] for v in scenario.variants}
         try:
             if scenario.kind == "test":  # the engine's record of passed tests, for these sources
-                await self.engine.run_tests(CheckRequest(kind="test", scope="workspace"))
+                await run_tests(self.engine, CheckRequest(kind="test", scope="workspace"))
             if scenario.edit == "error":
                 self.append(subject, TYPE_ERROR)
                 await self.engine.check(CheckRequest(packages=(subject.name,)))  # the agent's first look

@@ -89,15 +89,19 @@ class Recorder:
 def instrument(recorder: Recorder) -> Callable[[], None]:
     """Time every cargo process the engine, the test runner and the plain tools start. A process's
     interval ends when it and its group are gone (the runners return only after killing them)."""
-    saved = (_engine.run_cargo, _testrun.run_cargo, _tools_cargo.run_cargo_plain)
-    _engine.run_cargo = recorder.wrap(_engine.run_cargo, lambda args, **_: ["cargo", *args])  # type: ignore[assignment]
-    _testrun.run_cargo = recorder.wrap(_testrun.run_cargo, lambda args, **_: ["cargo", *args])  # type: ignore[assignment]
-    _tools_cargo.run_cargo_plain = recorder.wrap(  # type: ignore[assignment]
-        _tools_cargo.run_cargo_plain, lambda root, args, **_: ["cargo", *args]
-    )
+    # Patched where they are looked up: each module imported the runner under its own name.
+    targets: list[tuple[object, str, Callable[..., list[str]]]] = [
+        (_engine, "run_cargo", lambda args, **_: ["cargo", *args]),
+        (_testrun, "run_cargo", lambda args, **_: ["cargo", *args]),
+        (_tools_cargo, "run_cargo_plain", lambda root, args, **_: ["cargo", *args]),
+    ]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in targets]
+    for module, name, argv in targets:
+        setattr(module, name, recorder.wrap(getattr(module, name), argv))
 
     def undo() -> None:
-        _engine.run_cargo, _testrun.run_cargo, _tools_cargo.run_cargo_plain = saved  # type: ignore[assignment]
+        for module, name, original in saved:
+            setattr(module, name, original)
 
     return undo
 
@@ -197,8 +201,6 @@ def overlap_check(state: ServerState, root: Path, rec: Recorder) -> dict[str, An
     events = state.scheduler.for_workspace(root).events()
     spans: dict[int, dict[str, Any]] = {}
     for e in events:
-        if e.background:
-            continue
         span = spans.setdefault(e.seq, {"label": e.label, "cls": e.cls, "start": None, "end": float("inf")})
         if e.kind == "start":
             span["start"] = e.at

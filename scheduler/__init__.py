@@ -18,9 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._exceptions import (
         AnalyzerError,
-        CacheError,
         CargoError,
-        CargoTimeout,
         InvalidArgument,
         PathOutsideWorkspace,
         SchedulerError,
@@ -36,9 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnalyzerError",
-    "CacheError",
     "CargoError",
-    "CargoTimeout",
     "CheckReport",
     "CheckRequest",
     "Diagnostic",

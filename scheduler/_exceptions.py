@@ -1,31 +1,48 @@
-"""The exceptions cargo-scheduler raises, under one root.
+"""The exceptions cargo-scheduler raises, under one root; every one of them is raised somewhere.
 
     SchedulerError
     ├── WorkspaceError            the workspace cannot be understood
     │   ├── NotAWorkspace         no Cargo.toml at or above the path
     │   ├── MetadataError         `cargo metadata` failed or said something we cannot read
-    │   └── PathOutsideWorkspace  a path resolves (after symlinks) outside the workspace root
+    │   └── PathOutsideWorkspace  a path argument resolves (after symlinks) outside the workspace root
     ├── InvalidArgument           an argument is malformed; `.argument` names it
     │   └── UnknownPackage        a package name that is not a workspace member
-    ├── CargoError                cargo could not be run to an answer
-    │   ├── CargoTimeout          the run exceeded its time limit and was killed
-    │   └── CargoCancelled        the run was cancelled and was killed
-    ├── CacheError                the diagnostics cache is unusable (the engine degrades, never serves it)
+    ├── NoSession                 set_working_directory on a request that belongs to no MCP session
+    ├── CargoError                cargo could not be started
+    ├── FlightAborted             a shared cargo run ended without an answer (its owner shut down)
     ├── AnalyzerError             rust-analyzer is missing, crashed or answered with an error
     │   ├── AnalyzerNotFound      no usable rust-analyzer binary
-    │   └── AnalyzerIndexing      still loading the workspace past the wait bound
-    ├── DaemonError               the shared daemon could not be reached or started
+    │   ├── AnalyzerIndexing      still loading the workspace past the wait bound; `.progress` says how far
+    │   ├── LspClosed             its stdout closed before the answer came
+    │   └── LspResponseError      it answered a request with a JSON-RPC error
+    ├── DaemonError               the shared daemon cannot be used
+    │   ├── DaemonUnavailable     it could not be reached or started
+    │   ├── UnsafeDirectory       the runtime directory is not ours alone
+    │   └── UnsafeTokenFile       the HTTP token file is not ours alone or too short
     └── ConfigError               a CARGO_SCHEDULER_* setting has a value we do not accept; `.variable` names it
 
 Foreign errors (OSError, subprocess failures, JSON errors) are translated at the module boundary
-with `raise X from exc`, so callers catch one tree and an agent gets one clear message.
+with `raise X from exc`, so callers catch one tree and an agent gets one clear message. What an
+agent should do next lives on the class (`hint`), and `for_agent` words the answer
+(server/_answer.py). Standard library only: the stdio front imports this module.
 """
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class SchedulerError(Exception):
     """Root of every error cargo-scheduler raises on purpose."""
+
+    hint: ClassVar[str] = ""
+    """The next good call, for an agent; empty when the message says it already."""
+    argument: str | None = None
+    """The tool argument that was wrong, when one was."""
+
+    def for_agent(self, tool: str) -> str:
+        """The text of an `isError` answer: the message and the hint, else the message after the tool."""
+        return f"{self}; {self.hint}" if self.hint else f"{tool}: {self}"
 
 
 class WorkspaceError(SchedulerError):
@@ -33,16 +50,22 @@ class WorkspaceError(SchedulerError):
 
 
 class NotAWorkspace(WorkspaceError):
-    pass
+    hint = (
+        "call set_working_directory (or rust_analyzer_set_workspace) with a directory containing Cargo.toml, "
+        "or pass workspace="
+    )
 
 
 class MetadataError(WorkspaceError):
-    pass
+    hint = "fix the manifest (Cargo.toml) and call again"
 
 
 class PathOutsideWorkspace(WorkspaceError):
-    def __init__(self, path: str, root: str) -> None:
-        super().__init__(f"path {path!r} is outside the workspace {root!r}")
+    hint = "pass a path inside it"
+
+    def __init__(self, argument: str, path: str, root: str) -> None:
+        super().__init__(f"{argument} {path!r} is outside the workspace {root}")
+        self.argument = argument
         self.path = path
         self.root = root
 
@@ -55,6 +78,9 @@ class InvalidArgument(SchedulerError):
         self.argument = argument
         self.problem = problem
 
+    def for_agent(self, tool: str) -> str:
+        return f"{tool}: argument '{self.argument}': {self.problem}"
+
 
 class UnknownPackage(InvalidArgument):
     def __init__(self, name: str, members: list[str]) -> None:
@@ -63,20 +89,16 @@ class UnknownPackage(InvalidArgument):
         self.name = name
 
 
+class NoSession(SchedulerError):
+    """set_working_directory on a request that belongs to no session."""
+
+
 class CargoError(SchedulerError):
     pass
 
 
-class CargoTimeout(CargoError):
-    pass
-
-
-class CargoCancelled(CargoError):
-    pass
-
-
-class CacheError(SchedulerError):
-    pass
+class FlightAborted(SchedulerError):
+    """The shared run ended without an answer because its owner shut down under it."""
 
 
 class AnalyzerError(SchedulerError):
@@ -84,15 +106,47 @@ class AnalyzerError(SchedulerError):
 
 
 class AnalyzerNotFound(AnalyzerError):
-    pass
+    hint = (
+        "install rust-analyzer (e.g. `rustup component add rust-analyzer`, or the distro package) or start "
+        "the server with the path of a rust-analyzer binary"
+    )
 
 
 class AnalyzerIndexing(AnalyzerError):
-    pass
+    """Still loading; `progress` is what rust-analyzer reported doing (for an explicit answer)."""
+
+    def __init__(self, message: str, progress: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.progress = progress
+
+
+class LspClosed(AnalyzerError):
+    """The server's stdout closed (it exited or was killed) before the answer came."""
+
+
+class LspResponseError(AnalyzerError):
+    """The server answered a request with a JSON-RPC error."""
+
+    def __init__(self, method: str, code: int, message: str) -> None:
+        super().__init__(f"rust-analyzer could not answer {method}: {message} (code {code})")
+        self.method = method
+        self.code = code
 
 
 class DaemonError(SchedulerError):
     pass
+
+
+class DaemonUnavailable(DaemonError):
+    """No daemon could be reached or started; the message says where its log is."""
+
+
+class UnsafeDirectory(DaemonError):
+    """The runtime directory exists but is not ours alone: refusing beats leaking calls to another user."""
+
+
+class UnsafeTokenFile(DaemonError):
+    """The HTTP bearer token file is readable by others, owned by someone else, or too short."""
 
 
 class ConfigError(SchedulerError):

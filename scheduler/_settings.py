@@ -7,14 +7,19 @@ docs/tuning.md gives each knob's measured effect on recorded agent sessions.
 Standard library only: the stdio front reads them too, because the daemon it connects to must have
 been started with the same settings (a daemon with other settings is replaced, like an old build).
 A value we do not accept is an error naming the variable, the value and what is accepted; it is
-never silently replaced by the default.
+never silently replaced by the default (CARGO_SCHEDULER_IDLE_TIMEOUT, which predates the rule, is
+the one exception: see `idle_timeout_s`).
+
+Every environment variable the package consults for itself is read here. The knobs in `VARIABLES`
+are the daemon's identity (`fingerprint`); the cache directory and the idle timeout are read where
+they are used, through `cache_dir()` and `idle_timeout_s()`, and are not.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal, NamedTuple, cast
+from typing import Literal, NamedTuple, TypeVar, get_args
 
 from ._exceptions import ConfigError
 
@@ -27,12 +32,16 @@ CACHE_MB = "CARGO_SCHEDULER_CACHE_MB"
 TARGET_DIR = "CARGO_SCHEDULER_TARGET_DIR"
 ALLOW_ENV = "CARGO_SCHEDULER_ALLOW_ENV"
 VARIABLES = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR, ALLOW_ENV)
+CACHE_DIR = "CARGO_SCHEDULER_CACHE_DIR"
+IDLE_TIMEOUT = "CARGO_SCHEDULER_IDLE_TIMEOUT"
+DEFAULT_IDLE_TIMEOUT_S = 30 * 60.0
 
-Scope = Literal["auto", "changed", "affected", "workspace"]  # the same as _report.Scope, without its imports
-_SCOPES = ("auto", "changed", "affected", "workspace")
-_PREWARM = ("index", "none", "check")
-_PLACES = ("separate", "shared")
-_POLICIES = ("shared", "private")
+Scope = Literal["auto", "changed", "affected", "workspace"]
+"""How far a check reaches (engine/_report.py uses this one; it is here so the front needs no engine)."""
+Prewarm = Literal["index", "none", "check"]
+Place = Literal["separate", "shared"]
+Policy = Literal["shared", "private"]
+_C = TypeVar("_C", bound=str)
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 MAX_RA_WAIT_S = 300.0
 """Codex gives a tool call 300 s; waiting longer for rust-analyzer would only turn into its timeout."""
@@ -45,7 +54,7 @@ class Settings(NamedTuple):
 
     scope: Scope = "auto"
     """Default scope of cargo_check/clippy/build/test when a call names none."""
-    prewarm: str = "index"
+    prewarm: Prewarm = "index"
     """At daemon start: `index` loads rust-analyzer and the engine's view of the tree; `check` also
     checks the whole workspace in the background (the cache is full before the first question);
     `none` starts nothing until a call asks."""
@@ -56,12 +65,12 @@ class Settings(NamedTuple):
     """Let rust-analyzer run its own `cargo check` of a file's package each time we pass it an edit of
     an open file (we send it a save): its diagnostics then include rustc's, at the price of a second
     cargo per edit."""
-    ra_target_dir: str = "separate"
+    ra_target_dir: Place = "separate"
     """`separate`: rust-analyzer's cargo runs use target/rust-analyzer; `shared`: target/ itself,
     where they wait for (and block) the engine's cargo on the build lock."""
     cache_mb: int = 512
     """Size bound of the on-disk diagnostics cache; 0 keeps answers in memory only (lost on restart)."""
-    target_dir: str = "shared"
+    target_dir: Policy = "shared"
     """`shared`: the workspace's own target dir, warm from the user's builds; `private`:
     target/cargo-scheduler/agent, never contending with the user's cargo, built from cold once."""
     allow_env: tuple[str, ...] = ()
@@ -79,14 +88,14 @@ class Settings(NamedTuple):
 
         d = cls()
         return cls(
-            scope=cast(Scope, _choice(SCOPE, get(SCOPE), _SCOPES, d.scope)),
-            prewarm=_choice(PREWARM, get(PREWARM), _PREWARM, d.prewarm),
+            scope=_choice(SCOPE, get(SCOPE), get_args(Scope), d.scope),
+            prewarm=_choice(PREWARM, get(PREWARM), get_args(Prewarm), d.prewarm),
             ra_wait_s=_seconds(RA_WAIT, get(RA_WAIT), d.ra_wait_s),
             ra_check_on_save=_flag(RA_CHECK_ON_SAVE, get(RA_CHECK_ON_SAVE), d.ra_check_on_save),
             ra_target_dir=_choice(
                 RA_TARGET_DIR,
                 get(RA_TARGET_DIR),
-                _PLACES,
+                get_args(Place),
                 d.ra_target_dir,
                 hint="it says where rust-analyzer's cargo runs go, not a path",
             ),
@@ -94,7 +103,7 @@ class Settings(NamedTuple):
             target_dir=_choice(
                 TARGET_DIR,
                 get(TARGET_DIR),
-                _POLICIES,
+                get_args(Policy),
                 d.target_dir,
                 hint="to move cargo's output elsewhere, set CARGO_TARGET_DIR",
             ),
@@ -114,11 +123,35 @@ def fingerprint(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {name: source[name].strip() for name in VARIABLES if source.get(name, "").strip()}
 
 
-def _choice(name: str, value: str | None, accepted: tuple[str, ...], default: str, hint: str = "") -> str:
+def cache_dir(env: Mapping[str, str] | None = None) -> str:
+    """$CARGO_SCHEDULER_CACHE_DIR, else $XDG_CACHE_HOME/cargo-scheduler, else ~/.cache/cargo-scheduler."""
+    source = os.environ if env is None else env
+    explicit = source.get(CACHE_DIR)
+    if explicit:
+        return explicit
+    base = source.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "cargo-scheduler")
+
+
+def idle_timeout_s(env: Mapping[str, str] | None = None) -> float:
+    """Seconds an idle daemon waits for a client before it exits: $CARGO_SCHEDULER_IDLE_TIMEOUT, else
+    30 minutes. Unlike the knobs above, an unreadable value falls back to the default (as it always
+    has: a daemon that refused to start over its idle timeout would fail every call of the front)."""
+    raw = (os.environ if env is None else env).get(IDLE_TIMEOUT)
+    if not raw:
+        return DEFAULT_IDLE_TIMEOUT_S
+    try:
+        return float(raw)
+    except ValueError:
+        return DEFAULT_IDLE_TIMEOUT_S
+
+
+def _choice(name: str, value: str | None, accepted: tuple[_C, ...], default: _C, hint: str = "") -> _C:
     if value is None:
         return default
-    if value.lower() in accepted:
-        return value.lower()
+    for choice in accepted:
+        if value.lower() == choice:
+            return choice
     raise ConfigError(name, value, "one of " + ", ".join(accepted) + (f" ({hint})" if hint else ""))
 
 

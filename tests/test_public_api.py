@@ -9,9 +9,7 @@ import scheduler
 
 PUBLIC = {
     "AnalyzerError",
-    "CacheError",
     "CargoError",
-    "CargoTimeout",
     "CheckReport",
     "CheckRequest",
     "Diagnostic",

@@ -7,7 +7,7 @@ import pytest
 from scheduler import _settings
 from scheduler._exceptions import ConfigError, SchedulerError
 from scheduler._settings import Settings
-from scheduler.daemon import _control
+from scheduler.daemon import _control, _socket
 
 
 def test_no_variables_give_the_documented_defaults() -> None:
@@ -92,7 +92,7 @@ def test_a_daemon_with_other_settings_is_outdated_and_the_reason_names_them(
     tmp_path: object,
 ) -> None:
     monkeypatch.setenv(_settings.SCOPE, "workspace")
-    paths = _control._socket.Paths(str(tmp_path))
+    paths = _socket.Paths(str(tmp_path))
     want = _control.expected(paths)
     fitting = {k: want[k] for k in ("version", "protocol", "digest", "workspace", "settings")}
     assert _control.outdated(fitting, want) is None
@@ -112,3 +112,40 @@ def test_allow_env_is_read_as_names_and_prefixes() -> None:
 def test_allow_env_refuses_what_is_not_a_variable_name(bad: str) -> None:
     with pytest.raises(ConfigError, match=_settings.ALLOW_ENV):
         Settings.from_env({_settings.ALLOW_ENV: bad})
+
+
+def test_the_cache_dir_is_the_explicit_one_else_under_xdg_cache_home_else_under_home() -> None:
+    assert _settings.cache_dir({_settings.CACHE_DIR: "/c", "XDG_CACHE_HOME": "/x"}) == "/c"
+    assert _settings.cache_dir({_settings.CACHE_DIR: "", "XDG_CACHE_HOME": "/x"}) == "/x/cargo-scheduler"
+    assert _settings.cache_dir({}).endswith("/.cache/cargo-scheduler")
+
+
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [(None, 1800.0), ("", 1800.0), ("5", 5.0), ("0.5", 0.5), ("soon", 1800.0)],
+    ids=["unset", "empty", "whole", "fraction", "unreadable-keeps-the-default"],
+)
+def test_the_idle_timeout_is_read_in_seconds(raw: str | None, seconds: float) -> None:
+    assert _settings.idle_timeout_s({} if raw is None else {_settings.IDLE_TIMEOUT: raw}) == seconds
+
+
+def test_the_scope_of_the_settings_is_the_engines_scope() -> None:
+    from typing import get_args
+
+    from scheduler.engine import _report
+
+    assert get_args(_settings.Scope) == _report.SCOPES
+
+
+def test_no_module_but_settings_reads_a_cargo_variable_from_the_environment() -> None:
+    import re
+    from pathlib import Path
+
+    package = Path(_settings.__file__).parent
+    reads = re.compile(r"""(?:environ\.get\(|getenv\(|environ\[)\s*["']CARGO_""")
+    offenders = [
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if p.name != "_settings.py" and reads.search(p.read_text())
+    ]
+    assert offenders == []

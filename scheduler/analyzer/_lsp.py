@@ -32,7 +32,7 @@ import anyio
 import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from .._exceptions import AnalyzerError
+from .._exceptions import AnalyzerError, LspClosed, LspResponseError
 
 log = logging.getLogger("cargo_scheduler.lsp")
 
@@ -58,19 +58,6 @@ _MAX_BODY = 256 * 1024 * 1024
 _STDERR_LINES = 40
 
 Handler = Callable[[str, Any], Any]
-
-
-class LspClosed(AnalyzerError):
-    """The server's stdout closed (it exited or was killed) before the answer came."""
-
-
-class LspResponseError(AnalyzerError):
-    """The server answered a request with a JSON-RPC error."""
-
-    def __init__(self, method: str, code: int, message: str) -> None:
-        super().__init__(f"rust-analyzer could not answer {method}: {message} (code {code})")
-        self.method = method
-        self.code = code
 
 
 class _Pending:

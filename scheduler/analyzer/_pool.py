@@ -3,7 +3,7 @@
 `AnalyzerPool.get(root)` returns at once: rust-analyzer loads in the background (the cold load of
 std plus a workspace takes seconds to tens of seconds), and its progress shows in `status()`.
 A query waits for readiness (`experimental/serverStatus` with `quiescent: true`) up to a bound and
-then raises `StillIndexing` with the progress, because rust-analyzer answers a question about a
+then raises `AnalyzerIndexing` with the progress, because rust-analyzer answers a question about a
 workspace it has not loaded with `null`/`[]`, which an agent cannot tell from "no references".
 
 Before each query the open documents are synced from disk (`_analyzer_docs`). A supervisor task
@@ -26,7 +26,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound
+from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, LspClosed, LspResponseError
 from .._version import __version__
 from . import _lsp
 from ._documents import OpenDocuments, uri_to_path
@@ -39,14 +39,6 @@ REQUEST_TIMEOUT = 60.0
 _INIT_TIMEOUT = 120.0
 _CRASH_WINDOW = 60.0
 _CRASHES_BEFORE_PAUSE = 3
-
-
-class StillIndexing(AnalyzerIndexing):
-    """AnalyzerIndexing with `.progress`: what rust-analyzer is doing, for an explicit answer."""
-
-    def __init__(self, message: str, progress: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.progress = progress
 
 
 class _Generation:
@@ -274,7 +266,7 @@ class Analyzer(Queries):
         return out
 
     async def wait_until_ready(self, wait: float | None = None) -> None:
-        """Return once rust-analyzer is loaded; StillIndexing past `wait` (default: the pool's)."""
+        """Return once rust-analyzer is loaded; AnalyzerIndexing past `wait` (default: the pool's)."""
         await self._ready(wait)
 
     # -- asking ----------------------------------------------------------------------------------
@@ -296,7 +288,7 @@ class Analyzer(Queries):
         status = self.status()
         progress = {"state": status["state"], **(status.get("progress") or {}), "waited_s": bound}
         progress.pop("active", None)
-        raise StillIndexing(
+        raise AnalyzerIndexing(
             f"rust-analyzer is still loading the workspace after {bound:g} s "
             f"({progress.get('text') or status['state']})",
             progress,
@@ -314,7 +306,7 @@ class Analyzer(Queries):
                     for _ in range(3):  # rust-analyzer drops answers the next edit made stale
                         try:
                             return await gen.client.request(method, params(uri))
-                        except _lsp.LspResponseError as exc:
+                        except LspResponseError as exc:
                             if exc.code not in (_lsp.CONTENT_MODIFIED, _lsp.SERVER_CANCELLED):
                                 raise
                     return await gen.client.request(method, params(uri))
@@ -327,7 +319,7 @@ class Analyzer(Queries):
                         f"{self.request_timeout:.0f} s, twice; it was restarted each time "
                         "(see scheduler_status)"
                     ) from exc
-            except _lsp.LspClosed as exc:
+            except LspClosed as exc:
                 if attempt:
                     raise AnalyzerError(
                         f"rust-analyzer died twice while answering {method} for {path}; see scheduler_status ({exc})"

@@ -5,7 +5,7 @@ Positions are 0-based with UTF-16 columns, as rust-analyzer-mcp 0.4.0 takes them
 applies an edit: formatting, code actions and rename return them, as the peer does (it returns
 `textDocument/formatting`'s TextEdits as they are, and for rename asks `prepareRename` first, then
 returns the WorkspaceEdit with `"applied": false`). Every method takes `wait`: how long to wait for
-rust-analyzer to finish loading before raising `StillIndexing` (default: the pool's bound).
+rust-analyzer to finish loading before raising `AnalyzerIndexing` (default: the pool's bound).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .._exceptions import AnalyzerError, InvalidArgument
-from ._lsp import METHOD_NOT_FOUND, LspResponseError
+from .._exceptions import AnalyzerError, InvalidArgument, LspResponseError
+from ._lsp import METHOD_NOT_FOUND
 
 _CODE_ACTION_KINDS = ["quickfix", "refactor", "refactor.extract", "refactor.inline", "refactor.rewrite", "source"]
 

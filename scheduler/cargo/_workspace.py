@@ -16,6 +16,7 @@ from typing import Any
 
 from .._exceptions import MetadataError, NotAWorkspace, UnknownPackage
 from . import _graph
+from ._root import find_workspace_root
 
 try:
     import tomllib
@@ -143,20 +144,10 @@ class Workspace:
 def find_root(start: Path) -> Path:
     """The directory of the nearest Cargo.toml at or above `start` that declares a workspace (as
     cargo searches), else the nearest Cargo.toml's directory (a single-package workspace)."""
-    start = start.resolve()
-    nearest: Path | None = None
-    for directory in [start, *start.parents]:
-        manifest = directory / "Cargo.toml"
-        if manifest.is_file():
-            nearest = nearest or directory
-            try:
-                if "workspace" in tomllib.loads(manifest.read_text()):
-                    return directory
-            except (OSError, tomllib.TOMLDecodeError):
-                continue
-    if nearest is None:
-        raise NotAWorkspace(f"no Cargo.toml at or above {str(start)!r}")
-    return nearest
+    root = find_workspace_root(str(start))
+    if root is None:
+        raise NotAWorkspace(f"no Cargo.toml at or above {str(start.resolve())!r}")
+    return Path(root)
 
 
 def metadata_inputs(root: Path, manifests: Iterable[Path] = ()) -> tuple[tuple[str, int, int], ...]:

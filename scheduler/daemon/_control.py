@@ -23,15 +23,12 @@ import time
 from typing import Any, BinaryIO
 
 from .. import _settings
+from .._exceptions import DaemonUnavailable
 from .._version import __version__
 from . import _socket
 
 START_TIMEOUT = 60.0
 """A cold daemon imports the SDK (~1.5 s) and builds the server; generous for slow CI machines."""
-
-
-class DaemonUnavailable(RuntimeError):
-    """The daemon could not be reached or started; the message says why and where the log is."""
 
 
 def expected(paths: _socket.Paths, http: bool = False) -> dict[str, Any]:

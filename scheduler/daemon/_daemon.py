@@ -34,10 +34,9 @@ import anyio
 import anyio.abc
 import mcp_types as types
 from anyio.streams.buffered import BufferedByteReceiveStream
-from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 
-from .. import _settings
+from .. import _compat, _settings
 from .._exceptions import ConfigError
 from .._version import __version__
 from . import _socket
@@ -87,7 +86,7 @@ class Daemon:
             settings=settings,
         )
         self.server = build_server(workspace, state=self.state, allow_unsafe_env=allow_unsafe_env)
-        self.lowlevel = self.server._lowlevel_server
+        self.lowlevel = _compat.lowlevel_server(self.server)
         self.init_options = self.lowlevel.create_initialization_options()
         with open(_socket.TOOLLIST_PATH, "rb") as f:
             self.digest = _socket.toollist_digest(f.read())
@@ -181,8 +180,8 @@ class Daemon:
             log.debug("its variables: %s", " ".join(k for k, _ in client.env))
         self.sessions += 1
         self.touch()
-        read_writer, read_stream = create_context_streams[SessionMessage | Exception](0)
-        write_stream, write_reader = create_context_streams[SessionMessage](0)
+        read_writer, read_stream = _compat.inbound_streams(0)
+        write_stream, write_reader = _compat.outbound_streams(0)
 
         async def feed(line: bytes) -> None:
             self.messages += 1
@@ -344,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     workspace = Path(_socket.workspace_root(args.workspace))
     paths = _socket.Paths(str(workspace))
-    idle = args.idle_timeout if args.idle_timeout is not None else _socket.idle_timeout_from_env()
+    idle = args.idle_timeout if args.idle_timeout is not None else _settings.idle_timeout_s()
     lock_fd = _take_lock(paths.lock)
     if lock_fd is None:
         log.error("another daemon holds %s; not starting", paths.lock)

@@ -29,6 +29,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .._exceptions import UnsafeTokenFile
 from . import _socket
 
 
@@ -46,10 +47,6 @@ class HttpHost(Protocol):
 
 LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-
-
-class UnsafeTokenFile(RuntimeError):
-    """The token file could be read by someone else (or is not ours): a leaked token is no lock."""
 
 
 def load_token(path: str) -> str:

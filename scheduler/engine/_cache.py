@@ -22,6 +22,8 @@ from typing import Any
 
 import xxhash
 
+from .. import _compat
+
 try:
     from diskcache import Timeout as _LockTimeout
 except ImportError:  # pragma: no cover
@@ -34,11 +36,9 @@ _SQLITE_HEADER_BYTES = 100
 
 def default_cache_dir() -> Path:
     """$CARGO_SCHEDULER_CACHE_DIR, else $XDG_CACHE_HOME/cargo-scheduler, else ~/.cache/cargo-scheduler."""
-    explicit = os.environ.get("CARGO_SCHEDULER_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cargo-scheduler"
+    from .. import _settings  # here: this module is being rewritten (keep the diff to this function)
+
+    return Path(_settings.cache_dir())
 
 
 class DiagnosticsCache:
@@ -186,11 +186,12 @@ class DiagnosticsCache:
         return found
 
     def _disk_version(self) -> int | None:
+        if self._disk is None:
+            return None
         try:
-            row = self._disk._sql("PRAGMA data_version").fetchone() if self._disk is not None else None
+            return _compat.sqlite_data_version(self._disk)
         except Exception:  # diskcache internals, or a broken database: no memo of misses then
             return None
-        return int(row[0]) if row else None
 
     def _get_disk(self, key: str) -> dict[str, Any] | None:
         raw = self._with_disk("get", key)

@@ -24,12 +24,13 @@ import anyio.abc
 import xxhash
 
 from .._exceptions import InvalidArgument, MetadataError
+from .._settings import Scope
 from ..cargo._run import CargoOutcome, run_cargo, stable_environment
 from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata
 from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
-from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult, Scope
+from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult
 from ._singleflight import SingleFlight
 from ._store import AnswerStore
 from ._targets import TargetGate, agent_target_base, choose_target_dir

@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._settings import Scope
+
 Kind = Literal["check", "clippy", "test", "build"]
-Scope = Literal["auto", "changed", "affected", "workspace"]
 KINDS: tuple[Kind, ...] = ("check", "clippy", "test", "build")
 SCOPES: tuple[Scope, ...] = ("auto", "changed", "affected", "workspace")
 

@@ -24,13 +24,9 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from .._exceptions import SchedulerError
+from .._exceptions import FlightAborted
 
 T = TypeVar("T")
-
-
-class FlightAborted(SchedulerError):
-    """The shared run ended without an answer because its owner shut down under it."""
 
 
 class _Flight(Generic[T]):

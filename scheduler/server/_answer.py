@@ -14,15 +14,7 @@ from typing import Any
 
 from mcp_types import CallToolResult, TextContent
 
-from .._exceptions import (
-    AnalyzerNotFound,
-    CargoTimeout,
-    InvalidArgument,
-    MetadataError,
-    NotAWorkspace,
-    PathOutsideWorkspace,
-    SchedulerError,
-)
+from .._exceptions import SchedulerError
 from ..cargo._plain import PlainResult
 from ..engine._report import BYTES_PER_TOKEN, DEFAULT_TOKEN_BUDGET
 
@@ -50,30 +42,9 @@ def failure(message: str, *, argument: str | None = None) -> CallToolResult:
 
 def failure_for(exc: BaseException, tool: str) -> CallToolResult:
     """The agent-facing message for one of our exceptions: what went wrong and the next good call."""
-    argument = getattr(exc, "argument", None)
-    if isinstance(exc, PathOutsideWorkspace):
-        text = str(exc) if argument else f"path {exc.path!r} is outside the workspace {exc.root}; pass a path inside it"
-    elif isinstance(exc, InvalidArgument):
-        text = f"{tool}: argument '{exc.argument}': {exc.problem}"
-    elif isinstance(exc, NotAWorkspace):
-        text = (
-            f"{exc}; call set_working_directory (or rust_analyzer_set_workspace) with a directory "
-            "containing Cargo.toml, or pass workspace="
-        )
-    elif isinstance(exc, MetadataError):
-        text = f"{exc}; fix the manifest (Cargo.toml) and call again"
-    elif isinstance(exc, AnalyzerNotFound):
-        text = (
-            f"{exc}; install rust-analyzer (e.g. `rustup component add rust-analyzer`, or the distro "
-            "package) or start the server with the path of a rust-analyzer binary"
-        )
-    elif isinstance(exc, CargoTimeout):
-        text = f"{exc}; pass a larger timeout_s or narrow the call (package=...)"
-    elif isinstance(exc, SchedulerError):
-        text = f"{tool}: {exc}"
-    else:
-        text = f"{tool}: internal error {type(exc).__name__}: {exc}; the call may be retried"
-    return failure(text, argument=argument if isinstance(argument, str) else None)
+    if isinstance(exc, SchedulerError):
+        return failure(exc.for_agent(tool), argument=exc.argument)
+    return failure(f"{tool}: internal error {type(exc).__name__}: {exc}; the call may be retried")
 
 
 def budget_bytes(max_tokens: int | None) -> int:

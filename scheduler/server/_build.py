@@ -18,6 +18,7 @@ from pathlib import Path
 from mcp.server.mcpserver import MCPServer
 from pydantic import ConfigDict
 
+from .. import _compat
 from . import _tools_analyzer, _tools_cargo, _tools_manifest
 from ._state import ServerState, Toolbox
 
@@ -61,7 +62,7 @@ def _refuse_unknown_arguments(server: MCPServer[ServerState]) -> None:
     """An argument no tool parameter takes is an error naming it, not silently dropped: a misspelt
     `pakage` would otherwise check the whole workspace and answer a question nobody asked. The
     advertised input schemas are left as they are (the front's handshake table is built from them)."""
-    for tool in server._tool_manager.list_tools():
+    for tool in _compat.registered_tools(server):
         base = tool.fn_metadata.arg_model
         config = ConfigDict(**{**base.model_config, "extra": "forbid"})
         tool.fn_metadata.arg_model = type(base.__name__, (base,), {"model_config": config, "__module__": __name__})

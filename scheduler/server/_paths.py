@@ -167,15 +167,6 @@ _UNSAFE_RUSTFLAG_TOKEN = re.compile(r"-Z|--emit|--out-dir|-o|@|--print|-L")
 _FLAGS_VARIABLE = ("RUSTFLAGS", "RUSTDOCFLAGS")
 
 
-class OutsideWorkspace(PathOutsideWorkspace):
-    """`PathOutsideWorkspace` that also names the argument, for the agent-facing message."""
-
-    def __init__(self, argument: str, path: str, root: str) -> None:
-        super().__init__(path, root)
-        self.argument = argument
-        self.args = (f"{argument} {path!r} is outside the workspace {root}; pass a path inside it",)
-
-
 # -- workspaces and files ------------------------------------------------------------------------
 def as_local_path(value: str, argument: str) -> Path:
     """A path from a plain path or a `file://` URI. A URI naming another host is refused: the file
@@ -232,7 +223,7 @@ def resolve_file(value: str, root: Path, *, argument: str = "file_path", must_ex
     real_root = root.resolve()
     full = _resolved(path if path.is_absolute() else real_root / path, value, argument)
     if not full.is_relative_to(real_root):
-        raise OutsideWorkspace(argument, value, str(real_root))
+        raise PathOutsideWorkspace(argument, value, str(real_root))
     try:
         missing = must_exist and not full.exists()
     except OSError as exc:  # ENAMETOOLONG and friends: still the agent's path to fix

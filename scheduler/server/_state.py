@@ -33,18 +33,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .._exceptions import AnalyzerNotFound, NotAWorkspace, SchedulerError
-from .._settings import Settings
+from .. import _compat
+from .._exceptions import AnalyzerNotFound, NoSession, NotAWorkspace, SchedulerError
+from .._settings import Scope, Settings
 from ..analyzer._pool import AnalyzerPool
 from ..engine._engine import Engine, EnginePool
-from ..engine._report import Scope
-from ..engine._targets import agent_target_base
 from . import _paths
 from ._admission import CallClass, Scheduler
 from ._answer import answer, failure_for
+from ._ports import AnalyzerClient, AnalyzerSource
 
 log = logging.getLogger("cargo_scheduler.server")
 _SESSION_KEY = "cargo_scheduler.workspace"
@@ -88,9 +89,8 @@ class ClientSession(NamedTuple):
 CLIENT: contextvars.ContextVar[ClientSession | None] = contextvars.ContextVar("cargo_scheduler.client", default=None)
 """The client of the connection being served; set by the daemon around each socket session."""
 
-
-class NoSession(SchedulerError):
-    """set_working_directory on a request that belongs to no session."""
+_BACKGROUND_STOP_S = 30.0
+"""Bound on waiting for cancelled background cargo runs to exit (terminate, a grace, then kill)."""
 
 
 Call = CallClass
@@ -118,7 +118,7 @@ class ServerState:
         self._analyzer_binary = analyzer_binary
         self._stack = AsyncExitStack()
         self.engines: EnginePool | None = None
-        self.analyzers: Any = None
+        self.analyzers: AnalyzerSource | None = None
         self.scheduler: Scheduler | None = None
         self.calls_in_flight: dict[int, str] = {}
         self._meta_sessions: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -144,7 +144,7 @@ class ServerState:
                 separate_target_dir=s.ra_target_dir == "separate",
             )
         )
-        self.scheduler = await self._stack.enter_async_context(Scheduler())
+        self.scheduler = Scheduler()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -190,19 +190,29 @@ class ServerState:
             raise RuntimeError("ServerState used outside `async with`")
         return await self.engines.get(root)
 
-    async def analyzer(self, root: Path) -> Any:
+    async def analyzer(self, root: Path) -> AnalyzerClient:
         """The workspace's rust-analyzer client (returns at once; it loads in the background)."""
         if self.analyzers is None:
             raise AnalyzerNotFound("rust-analyzer support (scheduler.analyzer._pool) is not available in this build")
         return await self.analyzers.get(root)
 
     @asynccontextmanager
-    async def slot(self, root: Path, call: Call, *, target_dir: Path | None, label: str) -> AsyncIterator[None]:
-        """Admission for one tool call: the one place the scheduler wraps every call."""
+    async def slot(self, root: Path, call: Call, *, label: str) -> AsyncIterator[None]:
+        """Admission for one tool call: the one place the scheduler wraps every call. A MUTATION,
+        once admitted, first drops the background work it would make stale (`before_mutation`)."""
         if self.scheduler is None:
             raise RuntimeError("ServerState used outside `async with`")
-        async with self.scheduler.for_workspace(root).slot(call, target_dir=target_dir, label=label):
+        async with self.scheduler.for_workspace(root).slot(call, label=label):
+            if call is Call.MUTATION:
+                await self.before_mutation(root)
             yield
+
+    async def before_mutation(self, root: Path) -> None:
+        """Background checks are about to be stale: drop them rather than let them hold the target dir,
+        and wait until their cargo is gone, so no build reads the sources while the mutation writes them."""
+        engine = await self.engine(root)
+        engine.cancel_background()
+        await engine.wait_background(timeout_s=_BACKGROUND_STOP_S)
 
     def recent_events(self, root: Path, count: int) -> list[dict[str, Any]]:
         """The scheduler's last `count` admission records for `root`, times relative to the first."""
@@ -236,10 +246,14 @@ class ServerState:
                 }
         if self.scheduler is not None:
             out["scheduler"] = self.scheduler.status()
-        if self.analyzers is not None and hasattr(self.analyzers, "status"):
+        if self.analyzers is not None:
             out["analyzers"] = self.analyzers.status()
         out["settings"] = {"non_default": self.settings.changed(), "docs": "docs/tuning.md"}
         return out
+
+
+Ctx = Context[ServerState, object]
+"""The MCP context a tool function receives: its lifespan context is the ServerState."""
 
 
 class Toolbox:
@@ -250,13 +264,13 @@ class Toolbox:
         self.default_workspace = default_workspace
 
     @staticmethod
-    def state(ctx: Any) -> ServerState:
+    def state(ctx: Ctx) -> ServerState:
         state = ctx.request_context.lifespan_context
         if not isinstance(state, ServerState):
             raise RuntimeError("the server lifespan did not provide a ServerState")
         return state
 
-    def session_store(self, ctx: Any) -> MutableMapping[str, Any] | None:
+    def session_store(self, ctx: Ctx) -> MutableMapping[str, Any] | None:
         """This MCP session's scratch state, or None when the request belongs to no session.
 
         A handshake-era connection (Codex, Claude Code: protocol <= 2025-11-25) is one session: its
@@ -264,22 +278,21 @@ class Toolbox:
         SDK builds one per request). A 2026-era request is its own connection; there the client's
         `_meta.sessionId` (or `threadId`) names the session, if it sends one."""
         request = ctx.request_context
-        connection = getattr(request.session, "_connection", None)
-        store = getattr(connection, "state", None)
-        if isinstance(store, dict) and getattr(connection, "protocol_version", None) not in MODERN_PROTOCOL_VERSIONS:
+        store = _compat.connection_state(request.session)
+        if store is not None and request.session.protocol_version not in MODERN_PROTOCOL_VERSIONS:
             return store
-        meta = request.meta if isinstance(request.meta, Mapping) else {}
+        meta: Mapping[str, object] = request.meta if isinstance(request.meta, Mapping) else {}
         key = next((str(meta[k]) for k in ("sessionId", "threadId", "session_id") if meta.get(k)), None)
         if key is None:
             return None
         return self.state(ctx).meta_session(key)
 
-    def session_root(self, ctx: Any) -> Path | None:
+    def session_root(self, ctx: Ctx) -> Path | None:
         store = self.session_store(ctx)
         root = store.get(_SESSION_KEY) if store is not None else None
         return root if isinstance(root, Path) else None
 
-    def root(self, ctx: Any, workspace: str | None) -> Path:
+    def root(self, ctx: Ctx, workspace: str | None) -> Path:
         """The call's workspace: its `workspace` argument, else the session's, else the server's."""
         session_root = self.session_root(ctx)
         if workspace:
@@ -294,7 +307,7 @@ class Toolbox:
             )
         return default.resolve()
 
-    def set_session_root(self, ctx: Any, root: Path) -> None:
+    def set_session_root(self, ctx: Ctx, root: Path) -> None:
         store = self.session_store(ctx)
         if store is None:
             raise NoSession(
@@ -305,7 +318,7 @@ class Toolbox:
 
     async def run(
         self,
-        ctx: Any,
+        ctx: Ctx,
         tool: str,
         *,
         workspace: str | None,
@@ -321,11 +334,10 @@ class Toolbox:
             state = self.state(ctx)
             root = self.root(ctx, workspace)
             klass = call(root) if callable(call) else call
-            target_dir = _target_dir(root, state.settings) if klass is not Call.READ else None
             token = next(_call_ids)
             state.calls_in_flight[token] = f"{tool} ({klass.value}) {root.name}"
             try:
-                async with state.slot(root, klass, target_dir=target_dir, label=tool):
+                async with state.slot(root, klass, label=tool):
                     data = await body(state, root)
             finally:
                 state.calls_in_flight.pop(token, None)
@@ -336,11 +348,3 @@ class Toolbox:
         except Exception as exc:
             log.exception("%s crashed", tool)
             return failure_for(exc, tool)
-
-
-def _target_dir(root: Path, settings: Settings) -> Path:
-    """Where cargo will write for `root`, cheaply (no metadata): what the scheduler keys builds by."""
-    configured = os.environ.get("CARGO_TARGET_DIR") or os.environ.get("CARGO_BUILD_TARGET_DIR")
-    return agent_target_base(
-        Path(configured) if configured else root / "target", private=settings.target_dir == "private"
-    )

@@ -19,10 +19,10 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.shared._context_streams import create_context_streams
 from mcp.shared.message import SessionMessage
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION
 
+from .. import _compat
 from .._version import __version__
 
 TOOLLIST_PATH = Path(__file__).with_name("_toollist.json")
@@ -33,9 +33,9 @@ async def _exchange(workspace: Path | None, version: str) -> tuple[dict[str, Any
     """One real handshake at `version`: the raw `initialize` and `tools/list` results."""
     from ._build import build_server
 
-    low = build_server(workspace)._lowlevel_server
-    to_server, server_in = create_context_streams[SessionMessage | Exception](16)
-    server_out, from_server = create_context_streams[SessionMessage](16)
+    low = _compat.lowlevel_server(build_server(workspace))
+    to_server, server_in = _compat.inbound_streams(16)
+    server_out, from_server = _compat.outbound_streams(16)
 
     async def ask(request_id: int, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         raw: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}

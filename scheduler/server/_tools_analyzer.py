@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
@@ -26,8 +26,9 @@ from ..analyzer._locations import compact
 from ..engine._engine import CheckRequest
 from ..engine._report import fit_to_budget
 from . import _paths
-from ._state import Call, ServerState, Toolbox
-from ._tools_cargo import READ_ONLY, Answer, Ctx, MaxTokens, Workspace
+from ._ports import AnalyzerClient
+from ._state import Call, Ctx, ServerState, Toolbox
+from ._tools_cargo import READ_ONLY, Answer, MaxTokens, Workspace
 from ._tools_manifest import SESSION, set_session_workspace
 
 FilePath = Annotated[str, Field(description="File: workspace-relative, absolute, or a file:// URI")]
@@ -35,10 +36,17 @@ Line = Annotated[int, Field(description="0-based line", ge=0)]
 Character = Annotated[int, Field(description="0-based column (UTF-16 code units)", ge=0)]
 
 
+T = TypeVar("T")
+PositionQuery = Callable[[AnalyzerClient, Path, int, int], Awaitable[object]]
+"""An analyzer question about a 0-based position in a file (hover, definition, ...)."""
+FileQuery = Callable[[AnalyzerClient, Path], Awaitable[object]]
+"""An analyzer question about a whole file (symbols, formatting)."""
+
+
 # -- adapter points (the analyzer and the engine) --------------------------------------------------
 async def ask(
-    state: ServerState, root: Path, question: Callable[[Any], Awaitable[Any]]
-) -> tuple[Any, dict[str, Any] | None]:
+    state: ServerState, root: Path, question: Callable[[AnalyzerClient], Awaitable[T]]
+) -> tuple[T | None, dict[str, Any] | None]:
     """Ask the workspace's analyzer; (result, None), or (None, status) while it is still indexing."""
     analyzer = await state.analyzer(root)
     try:
@@ -46,7 +54,7 @@ async def ask(
     except AnalyzerIndexing as exc:
         status: dict[str, Any] = {
             "status": "indexing",
-            "progress": getattr(exc, "progress", None),
+            "progress": exc.progress,
             "note": "rust-analyzer is still loading the workspace; this is not an empty result. "
             "Call again shortly, or use cargo_check meanwhile",
         }
@@ -132,10 +140,10 @@ def _shape(
     return {**head, "result": result}
 
 
-def register(server: MCPServer[Any], box: Toolbox) -> None:
+def register(server: MCPServer[ServerState], box: Toolbox) -> None:
     """Add the rust-analyzer tools to `server`."""
 
-    def positional(method: str, tool: str, doc: str) -> None:
+    def positional(query: PositionQuery, tool: str, doc: str) -> None:
         async def fn(
             ctx: Ctx,
             file_path: FilePath,
@@ -147,7 +155,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
                 path = _paths.resolve_file(file_path, root)
                 check_position(path, line, character)
-                result, status = await ask(state, root, lambda an: getattr(an, method)(path, line, character))
+                result, status = await ask(state, root, lambda an: query(an, path, line, character))
                 return _shape(file_path, path, root, result, status, max_tokens, line=line, character=character)
 
             return await box.run(ctx, tool, workspace=workspace, call=Call.READ, body=body)
@@ -155,19 +163,35 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         fn.__name__ = tool
         server.tool(name=tool, description=doc, annotations=READ_ONLY)(fn)
 
-    positional("hover", "rust_analyzer_hover", "Type and docs of the item at a 0-based position.")
-    positional("definition", "rust_analyzer_definition", "Where the item at a 0-based position is defined.")
-    positional("references", "rust_analyzer_references", "Every reference to the item at a 0-based position.")
-    positional("completion", "rust_analyzer_completion", "Completions at a 0-based position.")
+    positional(
+        lambda an, path, line, ch: an.hover(path, line, ch),
+        "rust_analyzer_hover",
+        "Type and docs of the item at a 0-based position.",
+    )
+    positional(
+        lambda an, path, line, ch: an.definition(path, line, ch),
+        "rust_analyzer_definition",
+        "Where the item at a 0-based position is defined.",
+    )
+    positional(
+        lambda an, path, line, ch: an.references(path, line, ch),
+        "rust_analyzer_references",
+        "Every reference to the item at a 0-based position.",
+    )
+    positional(
+        lambda an, path, line, ch: an.completion(path, line, ch),
+        "rust_analyzer_completion",
+        "Completions at a 0-based position.",
+    )
 
-    def per_file(method: str, tool: str, doc: str) -> None:
+    def per_file(query: FileQuery, tool: str, doc: str) -> None:
         async def fn(
             ctx: Ctx, file_path: FilePath, workspace: Workspace = None, max_tokens: MaxTokens = 6000
         ) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
                 path = _paths.resolve_file(file_path, root)
                 _source(path)
-                result, status = await ask(state, root, lambda an: getattr(an, method)(path))
+                result, status = await ask(state, root, lambda an: query(an, path))
                 return _shape(file_path, path, root, result, status, max_tokens)
 
             return await box.run(ctx, tool, workspace=workspace, call=Call.READ, body=body)
@@ -175,9 +199,13 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         fn.__name__ = tool
         server.tool(name=tool, description=doc, annotations=READ_ONLY)(fn)
 
-    per_file("document_symbols", "rust_analyzer_symbols", "The symbols (items, fields, functions) of a file.")
     per_file(
-        "formatting",
+        lambda an, path: an.document_symbols(path),
+        "rust_analyzer_symbols",
+        "The symbols (items, fields, functions) of a file.",
+    )
+    per_file(
+        lambda an, path: an.formatting(path),
         "rust_analyzer_format",
         "The edits rustfmt would make to a file; returned, not applied (cargo_fmt applies).",
     )

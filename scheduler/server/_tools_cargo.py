@@ -12,19 +12,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from .._settings import Scope
 from ..cargo._plain import run_cargo_plain
 from ..engine._engine import CheckRequest
-from ..engine._report import Scope
 from ..engine._testrun import run_tests
 from . import _paths
 from ._answer import plain_dict
-from ._state import Call, ServerState, Toolbox
+from ._state import Call, Ctx, ServerState, Toolbox
 
-Ctx = Context[Any, Any]
 Answer = Annotated[CallToolResult, dict[str, Any]]
 Package = Annotated[str | None, Field(description="Workspace member to act on (cargo -p); default: all members")]
 Toolchain = Annotated[
@@ -70,8 +69,6 @@ NETWORK_EDITS = ToolAnnotations(
 )
 REMOVES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 RUNS_PROGRAM = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
-_BACKGROUND_STOP_S = 30.0
-"""Bound on waiting for cancelled background cargo runs to exit (terminate, a grace, then kill)."""
 _DIFF_IN = re.compile(r"^Diff in (.+?\.rs)\b", re.MULTILINE)
 
 
@@ -92,14 +89,6 @@ async def engine_tests(
 
 async def members(state: ServerState, root: Path) -> list[str]:
     return (await (await state.engine(root)).workspace()).members
-
-
-async def before_mutation(state: ServerState, root: Path) -> None:
-    """Background checks are about to be stale: drop them rather than let them hold the target dir,
-    and wait until their cargo is gone, so no build reads the sources while the mutation writes them."""
-    engine = await state.engine(root)
-    engine.cancel_background()
-    await engine.wait_background(timeout_s=_BACKGROUND_STOP_S)
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -189,7 +178,7 @@ ENGINE = Call.READ
 runs queue on the engine's gate for the target dir, so a cached answer never waits behind a build."""
 
 
-def register(server: MCPServer[Any], box: Toolbox) -> None:
+def register(server: MCPServer[ServerState], box: Toolbox) -> None:
     """Add the cargo tools to `server`."""
 
     @server.tool(annotations=READ_ONLY)
@@ -268,7 +257,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             ]
             if deny_warnings:
                 args += ["--", "-D", "warnings"]
-            await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -388,7 +376,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             selection = await _package(state, root, package) or ["--all"]
-            await before_mutation(state, root)
             result = await _plain(
                 state,
                 root,
@@ -431,4 +418,4 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
 
-        return await box.run(ctx, "cargo_bench", workspace=workspace, call=Call.BUILD, body=body)
+        return await box.run(ctx, "cargo_bench", workspace=workspace, call=Call.READ, body=body)

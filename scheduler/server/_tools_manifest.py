@@ -17,7 +17,7 @@ from pydantic import Field
 
 from . import _paths
 from ._answer import answer, failure_for
-from ._state import Call, ServerState, Toolbox
+from ._state import Call, Ctx, ServerState, Toolbox
 from ._tools_cargo import (
     MAX_TIMEOUT_S,
     NETWORK_EDITS,
@@ -26,7 +26,6 @@ from ._tools_cargo import (
     RUNS_PROGRAM,
     Answer,
     CargoEnv,
-    Ctx,
     MaxTokens,
     Package,
     Timeout,
@@ -34,7 +33,6 @@ from ._tools_cargo import (
     Workspace,
     _package,
     _plain,
-    before_mutation,
 )
 
 Dependencies = Annotated[list[str], Field(description="Crates as 'name' or 'name@version' (e.g. 'serde@1')")]
@@ -44,7 +42,7 @@ SESSION = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempote
 RUN_TIMEOUT_S = 120.0
 
 
-def register(server: MCPServer[Any], box: Toolbox) -> None:
+def register(server: MCPServer[ServerState], box: Toolbox) -> None:
     """Add the manifest, run, session and status tools to `server`."""
 
     @server.tool(annotations=NETWORK_EDITS)
@@ -72,8 +70,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             args += ["--optional"] if optional else []
             args += ["--features", ",".join(feats)] if feats else []
             args += ["--dry-run"] if dry_run else []
-            if not dry_run:
-                await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -102,8 +98,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
             args += await _package(state, root, package)
             args += ["--dev"] if dev else []
             args += ["--dry-run"] if dry_run else []
-            if not dry_run:
-                await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -132,8 +126,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                 args += ["-p", _paths.check_dependency(package, "package")]
             args += _paths.check_dependencies(dependencies, required=False)
             args += ["--dry-run"] if dry_run else []
-            if not dry_run:
-                await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -156,7 +148,6 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             args = ["clean", *await _package(state, root, package)]
-            await before_mutation(state, root)
             return await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
@@ -202,7 +193,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
                 state, root, argv, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
 
-        return await box.run(ctx, "cargo_run", workspace=workspace, call=Call.BUILD, body=body)
+        return await box.run(ctx, "cargo_run", workspace=workspace, call=Call.READ, body=body)
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_affected(
@@ -259,7 +250,7 @@ def register(server: MCPServer[Any], box: Toolbox) -> None:
         return await set_session_workspace(box, ctx, path, "path", "set_working_directory")
 
 
-async def set_session_workspace(box: Toolbox, ctx: Any, value: str, argument: str, tool: str) -> Answer:
+async def set_session_workspace(box: Toolbox, ctx: Ctx, value: str, argument: str, tool: str) -> Answer:
     """Shared by set_working_directory and rust_analyzer_set_workspace."""
     try:
         current = box.session_root(ctx) or box.default_workspace

@@ -240,7 +240,8 @@ async def test_a_query_before_ready_past_its_bound_raises_indexing_with_progress
     analyzer = await pool.get(ws.root)
     with anyio.fail_after(10), pytest.raises(AnalyzerIndexing) as caught:
         await analyzer.hover(ws.lib_rs("hub"), *HUB_VALUE, wait=0.01)
-    progress = caught.value.progress  # type: ignore[attr-defined]
+    progress = caught.value.progress
+    assert progress is not None
     assert progress["state"] in ("starting", "indexing") and progress["waited_s"] == 0.01
     assert "still loading" in str(caught.value)
 

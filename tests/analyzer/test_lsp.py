@@ -12,9 +12,9 @@ import anyio
 import lsprotocol.types as lsp_types
 import pytest
 
-from scheduler._exceptions import AnalyzerNotFound
+from scheduler._exceptions import AnalyzerNotFound, LspClosed, LspResponseError
 from scheduler.analyzer import _lsp
-from scheduler.analyzer._lsp import LspClient, LspClosed, LspResponseError
+from scheduler.analyzer._lsp import LspClient
 from scheduler.analyzer._setup import client_capabilities, find_rust_analyzer
 
 pytestmark = pytest.mark.anyio

@@ -205,9 +205,10 @@ def test_the_page_renders_again_from_its_saved_json(tmp_path: Path) -> None:
 
 def test_nothing_written_names_a_directory_of_the_machine_it_ran_on(tmp_path: Path) -> None:
     import report
+    from _workspaces import REPO
 
     results = _results()
-    here = str(report.REPO)
+    here = str(REPO)
     results["workspaces"][0]["root"] = f"{here}/bench/.work/ws-10"
     results["traces"][0]["raw"] = {"peers": [{"preview": f'{{"uri":"file://{here}/bench/.work/ws-10/crates/hub"}}'}]}
     results["workspaces"][1]["root"] = "/elsewhere/ripgrep"

@@ -19,6 +19,7 @@ import anyio
 import pytest
 from daemon_env import Env, isolated_env, wait_dead
 
+from scheduler._exceptions import UnsafeDirectory, UnsafeTokenFile
 from scheduler._version import __version__
 from scheduler.daemon import _control, _socket
 
@@ -185,9 +186,9 @@ def test_the_socket_directory_is_private_and_verified(tmp_path: Path, env: Env) 
     assert stat.S_IMODE(mine.stat().st_mode) == 0o700
     link = tmp_path / "link"
     link.symlink_to(mine)
-    with pytest.raises(_socket.UnsafeDirectory):
+    with pytest.raises(UnsafeDirectory):
         _socket.ensure_private_dir(str(link), os.getuid())
-    with pytest.raises(_socket.UnsafeDirectory):  # someone else's directory is refused, not repaired
+    with pytest.raises(UnsafeDirectory):  # someone else's directory is refused, not repaired
         _socket.ensure_private_dir(str(mine), os.getuid() + 1)
 
 
@@ -224,7 +225,7 @@ def test_the_daemon_hangs_up_on_another_uid(env: Env, monkeypatch: pytest.Monkey
 
 
 def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
-    from scheduler.daemon._http import UnsafeTokenFile, load_token
+    from scheduler.daemon._http import load_token
 
     fresh = tmp_path / "token"
     token = load_token(str(fresh))

@@ -64,6 +64,22 @@ def test_importing_the_front_loads_neither_the_sdk_nor_anyio() -> None:
     assert out.stdout.strip() == b"[]"
 
 
+def test_the_fronts_connector_finds_a_package_root_loading_neither_the_sdk_nor_the_toml_parser(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "solo" / "src").mkdir(parents=True)
+    (tmp_path / "solo" / "Cargo.toml").write_text('[package]\nname = "solo"\nversion = "0.1.0"\n')
+    code = (
+        "import sys, scheduler.daemon._front, scheduler.daemon._control\n"
+        "from scheduler.daemon import _socket\n"
+        f"assert _socket.workspace_root({str(tmp_path / 'solo' / 'src')!r}) == {str((tmp_path / 'solo').resolve())!r}\n"
+        "heavy = {'mcp', 'mcp_types', 'anyio', 'pydantic', 'asyncio', 'subprocess', 'argparse', 'tomllib'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, check=True, timeout=30)
+    assert out.stdout.strip() == b"[]"
+
+
 def test_a_tools_call_is_relayed_to_the_daemon_and_answered(env: Env) -> None:
     front = env.front()
     front.initialize()
@@ -102,7 +118,7 @@ def test_the_sdk_stdio_client_talks_to_serve_end_to_end(env: Env, mode: str) -> 
 
     async def talk() -> tuple[list[str], Any]:
         with anyio.fail_after(60):
-            async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(params, mode=mode) as client:
                 tools = await client.list_tools()
                 result = await client.call_tool("scheduler_status", {})
                 return [t.name for t in tools.tools], result

@@ -11,6 +11,7 @@ import pytest
 
 from scheduler import CheckRequest, EnginePool, GeneratedWorkspace
 from scheduler._exceptions import InvalidArgument, UnknownPackage
+from scheduler.cargo import _run
 from scheduler.engine import _engine
 
 pytestmark = pytest.mark.anyio
@@ -147,7 +148,7 @@ async def test_identical_concurrent_checks_share_one_cargo_run(
 ) -> None:
     ws = make_workspace()
     calls: list[list[str]] = []
-    real = _engine.run_cargo
+    real = _run.run_cargo
 
     async def counting(args: Any, **kwargs: Any) -> Any:
         calls.append(list(args))
@@ -267,7 +268,7 @@ async def test_a_named_package_is_answered_in_every_scope_never_skipped_into_a_f
     async with EnginePool(tmp_path / "cache") as pool:
         engine = await pool.get(ws.root)
         for scope in ("changed", "changed", "affected", "auto", "workspace"):
-            report = await engine.check(CheckRequest(scope=scope, packages=(leaf,)))  # type: ignore[arg-type]
+            report = await engine.check(CheckRequest(scope=scope, packages=(leaf,)))
             assert not report.success, scope
             assert [d.code for d in report.diagnostics if d.level == "error"] == ["E0308"], scope
             assert leaf not in report.skipped, scope

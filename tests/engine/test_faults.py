@@ -36,15 +36,14 @@ WARNING_SNIPPET = "\npub fn noisy() -> u32 { let unused_here = 1; 0 }\n"
 
 
 # -- helpers ------------------------------------------------------------------------------------
-async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], bound_s: float, what: str) -> None:
+async def wait_until(predicate: Callable[[], bool | Awaitable[bool | int]], bound_s: float, what: str) -> None:
     """Poll a condition (processes and files give no event to wait on), bounded by `bound_s`."""
     try:
         with anyio.fail_after(bound_s):
             while True:
                 result = predicate()
-                if not isinstance(result, bool):
-                    result = await result
-                if result:
+                outcome = result if isinstance(result, bool) else await result
+                if outcome:
                     return
                 await anyio.sleep(0.05)
     except TimeoutError:
@@ -60,7 +59,7 @@ def alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def hang_build_script(ws: GeneratedWorkspace, pid_file: Path) -> Callable[[], None]:
+def hang_build_script(ws: GeneratedWorkspace, pid_file: Path) -> Callable[[], object]:
     """Make buildinfo's build script record its pid and sleep; returns the undo."""
     build_rs = ws.crate_dir("buildinfo") / "build.rs"
     original = build_rs.read_text()
@@ -326,8 +325,9 @@ async def test_a_cancelled_call_leaves_a_run_it_shares_with_another_caller_runni
                     await wait_until(lambda: pid_from(pid_file) is not None, 150, "the build script started")
                     await wait_until(lambda: _flight_callers(observer), 30, "both calls wait on the run")
                     assert await _flight_callers(observer) == 2, "identical calls share one run"
-                    pid = pid_from(pid_file)
-                    assert pid is not None
+                    found = pid_from(pid_file)
+                    assert found is not None
+                    pid: int = found
 
                     first_scope.cancel()
                     await wait_until(lambda: _is(_flight_callers(observer), 1), 15, "the first caller left")

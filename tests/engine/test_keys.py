@@ -231,7 +231,7 @@ def test_an_edit_to_the_hub_changes_the_keys_of_exactly_it_and_its_dependents() 
 
 
 def test_a_renamed_file_with_the_same_content_changes_the_key() -> None:
-    deps = {"a": set()}
+    deps: dict[str, set[str]] = {"a": set()}
     ws, snap = _workspace(deps), _snapshot(["a"])
     files = snap.by_owner["a"]
     renamed = Snapshot(by_owner={**snap.by_owner, "a": {k.replace("lib.rs", "other.rs"): v for k, v in files.items()}})

@@ -11,7 +11,8 @@ from typing import Any
 import anyio
 import pytest
 
-from scheduler.engine._singleflight import FlightAborted, SingleFlight
+from scheduler._exceptions import FlightAborted
+from scheduler.engine._singleflight import SingleFlight
 
 pytestmark = pytest.mark.anyio
 

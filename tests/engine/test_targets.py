@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
+import anyio.abc
+import anyio.lowlevel
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scheduler.engine._targets import POOL_SIZE, TargetGate, choose_target_dir, needs_private_dir
 
@@ -242,3 +247,203 @@ async def test_a_foreground_call_cancelled_while_waiting_lets_background_work_re
             release.set()
             await ran.wait()
     assert not gate.busy
+
+
+# -- moved from the workspace scheduler's tests, which owned "one cargo per target dir" before ----------
+async def settle() -> None:
+    """Let every task run until it blocks (checkpoints spare `wait_all_tasks_blocked`'s re-poll)."""
+    for _ in range(8):
+        await anyio.lowlevel.checkpoint()
+    await anyio.wait_all_tasks_blocked()
+
+
+@dataclass
+class Held:
+    """One foreground cargo run: it takes the directory, then holds it until released."""
+
+    label: str
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    release: anyio.Event = field(default_factory=anyio.Event)
+    state: str = "waiting"  # waiting -> running -> done, or waiting -> cancelled
+
+
+class Runs:
+    """Starts held foreground runs in a known arrival order; records who holds the directory."""
+
+    def __init__(self, gate: TargetGate, tg: anyio.abc.TaskGroup) -> None:
+        self.gate, self.tg = gate, tg
+        self.calls: dict[str, Held] = {}
+        self.log: list[tuple[str, str]] = []  # (label, "in" | "out"), in the order it happened
+        self.inside: set[str] = set()
+        self.most_inside = 0
+
+    def enter(self, label: str) -> None:
+        self.inside.add(label)
+        self.most_inside = max(self.most_inside, len(self.inside))
+        self.log.append((label, "in"))
+
+    def leave(self, label: str) -> None:
+        self.inside.discard(label)
+        self.log.append((label, "out"))
+
+    async def arrive(self, label: str) -> Held:
+        call = self.calls[label] = Held(label)
+        self.tg.start_soon(self._run, call)
+        await settle()
+        return call
+
+    async def _run(self, call: Held) -> None:
+        with call.scope:
+            async with self.gate.foreground(call.label):
+                call.state = "running"
+                self.enter(call.label)
+                try:
+                    await call.release.wait()
+                finally:
+                    self.leave(call.label)
+                    call.state = "done"
+        if call.state == "waiting":
+            call.state = "cancelled"
+
+    async def release(self, *labels: str) -> None:
+        for label in labels:
+            self.calls[label].release.set()
+        await settle()
+
+    async def cancel(self, label: str) -> None:
+        self.calls[label].scope.cancel()
+        await settle()
+
+    def running(self) -> set[str]:
+        return {c.label for c in self.calls.values() if c.state == "running"}
+
+    def started(self) -> list[str]:
+        return [label for label, kind in self.log if kind == "in"]
+
+
+@pytest.mark.anyio
+async def test_a_foreground_call_cancelled_while_waiting_lets_the_next_one_on_its_dir_take_its_turn() -> None:
+    with anyio.fail_after(WAIT_S):
+        async with anyio.create_task_group() as tg:
+            runs = Runs(TargetGate(), tg)
+            for name in ("b1", "b2", "b3"):
+                await runs.arrive(name)
+            await runs.cancel("b2")
+            await runs.release("b1")
+            assert runs.running() == {"b3"}
+            await runs.release("b3")
+    assert runs.started() == ["b1", "b3"]
+    assert runs.calls["b2"].state == "cancelled"
+
+
+@pytest.mark.anyio
+async def test_cancelling_a_foreground_call_that_holds_the_dir_releases_it() -> None:
+    with anyio.fail_after(WAIT_S):
+        async with anyio.create_task_group() as tg:
+            runs = Runs(TargetGate(), tg)
+            await runs.arrive("b1")
+            await runs.arrive("b2")
+            await runs.cancel("b1")
+            assert runs.running() == {"b2"}
+            await runs.release("b2")
+    assert runs.log == [("b1", "in"), ("b1", "out"), ("b2", "in"), ("b2", "out")]
+
+
+@pytest.mark.anyio
+async def test_an_exception_inside_a_foreground_call_releases_the_dir() -> None:
+    gate = TargetGate()
+    with anyio.fail_after(WAIT_S):
+        with pytest.raises(ValueError):
+            async with gate.foreground("boom"):
+                raise ValueError("cargo crashed")
+        assert not gate.busy and gate.holder is None
+        async with gate.foreground("after"):
+            assert gate.holder == "after"
+
+
+@pytest.mark.anyio
+async def test_a_background_job_cancelled_by_its_caller_stops_and_does_not_run_again() -> None:
+    """How a mutation drops background work as stale: the engine cancels the scope around it."""
+    gate = TargetGate()
+    runs = 0
+    started = anyio.Event()
+
+    async def job() -> bool:
+        nonlocal runs
+        runs += 1
+        started.set()
+        await anyio.sleep_forever()
+        return True
+
+    with anyio.fail_after(WAIT_S):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gate.background, job)
+            await started.wait()
+            tg.cancel_scope.cancel()
+        assert not gate.busy
+        async with gate.foreground("after"):
+            await settle()
+    assert runs == 1
+
+
+arrive = st.tuples(st.just("arrive"), st.just(0))
+background = st.tuples(st.just("background"), st.just(0))
+poke = st.tuples(st.sampled_from(["release", "cancel"]), st.integers(0, 40))
+
+
+async def gate_scenario(ops: list[tuple[str, int]]) -> Runs:
+    gate = TargetGate()
+    with anyio.fail_after(WAIT_S):
+        async with anyio.create_task_group() as tg:
+            runs = Runs(gate, tg)
+            done = anyio.Event()  # ends the background job's current run
+            jobs = 0
+
+            async def job() -> bool:
+                runs.enter("bg")
+                try:
+                    await done.wait()
+                finally:
+                    runs.leave("bg")
+                return True
+
+            def check() -> None:
+                waiting = [c for c in runs.calls.values() if c.state == "waiting"]
+                assert runs.most_inside <= 1, "two runs held the directory at once"
+                if waiting:
+                    assert runs.running(), "foreground calls wait, yet none holds the directory"
+                    assert "bg" not in runs.inside, "background work holds the directory while a call waits"
+
+            for n, (op, a) in enumerate(ops):
+                if op == "arrive":
+                    await runs.arrive(f"c{n}")
+                elif op == "background":
+                    if jobs == 0:
+                        jobs += 1
+                        tg.start_soon(gate.background, job, "bg")
+                        await settle()
+                else:
+                    pool = sorted(
+                        c.label for c in runs.calls.values() if c.state == ("running" if op == "release" else "waiting")
+                    )
+                    if pool:
+                        pick = pool[a % len(pool)]
+                        await (runs.release(pick) if op == "release" else runs.cancel(pick))
+                check()
+            while runs.running():
+                await runs.release(*runs.running())
+                check()
+            done.set()
+    return runs
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(arrive, arrive, background, poke, poke), max_size=30))
+def test_random_foreground_calls_and_background_work_never_share_the_dir_and_keep_arrival_order(
+    ops: list[tuple[str, int]],
+) -> None:
+    runs = anyio.run(gate_scenario, ops)
+    arrival = [label for label, c in runs.calls.items() if c.state == "done"]  # dicts keep arrival order
+    assert all(c.state in ("done", "cancelled") for c in runs.calls.values())
+    assert [label for label in runs.started() if label != "bg"] == arrival, "FIFO per target dir"
+    assert runs.most_inside <= 1

@@ -30,9 +30,7 @@ class FakeAnalyzer:
     def _answer(self, *question: Any) -> None:
         self.asked.append(question)
         if self.indexing:
-            exc = AnalyzerIndexing("still loading")
-            exc.progress = {"done": 3, "total": 10}  # type: ignore[attr-defined]
-            raise exc
+            raise AnalyzerIndexing("still loading", {"done": 3, "total": 10})
 
     async def hover(self, path: Path, line: int, character: int) -> dict[str, Any]:
         self._answer("hover", path, line, character)
@@ -50,6 +48,31 @@ class FakeAnalyzer:
         self._answer("rename", path, line, character, new_name)
         return {"changes": {path.as_uri(): [{"newText": new_name}]}}
 
+    # The rest of the analyzer's questions (scheduler.server._ports.AnalyzerClient): no test here asks them.
+    async def definition(self, path: Path, line: int, character: int) -> list[Any]:
+        self._answer("definition", path, line, character)
+        return []
+
+    async def completion(self, path: Path, line: int, character: int) -> list[Any]:
+        self._answer("completion", path, line, character)
+        return []
+
+    async def document_symbols(self, path: Path) -> list[Any]:
+        self._answer("document_symbols", path)
+        return []
+
+    async def formatting(self, path: Path) -> list[Any]:
+        self._answer("formatting", path)
+        return []
+
+    async def workspace_diagnostics(self) -> list[dict[str, Any]]:
+        self._answer("workspace_diagnostics")
+        return []
+
+    async def code_actions(self, path: Path, line: int, character: int, end_line: int, end_character: int) -> list[Any]:
+        self._answer("code_actions", path, line, character, end_line, end_character)
+        return []
+
 
 class FakePool:
     def __init__(self) -> None:
@@ -59,6 +82,9 @@ class FakePool:
     async def get(self, root: Path) -> FakeAnalyzer:
         self.roots.append(root)
         return self.analyzer
+
+    def status(self) -> list[dict[str, Any]]:
+        return [{"root": str(root), "state": "fake"} for root in self.roots]
 
 
 @pytest.fixture

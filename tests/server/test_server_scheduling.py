@@ -14,6 +14,7 @@ from mcp import Client
 from server_env import call
 
 from scheduler import GeneratedWorkspace, ServerState, build_server
+from scheduler.cargo import _run
 from scheduler.engine import _engine
 
 pytestmark = pytest.mark.anyio
@@ -102,7 +103,7 @@ async def test_two_identical_cargo_checks_at_once_start_one_cargo(
 ) -> None:
     client, _, ws = served
     runs: list[list[str]] = []
-    real = _engine.run_cargo
+    real = _run.run_cargo
 
     async def counting(args: Any, **kwargs: Any) -> Any:
         runs.append(list(args))
@@ -152,3 +153,23 @@ async def test_a_cached_check_does_not_wait_behind_a_running_build(
             assert not error and data["packages"]["cached"] == [ws.leaves[0]], data
             tg.cancel_scope.cancel()
     assert finished == ["check"]
+
+
+async def test_a_mutation_drops_the_background_checks_it_would_make_stale_before_it_runs(
+    served: tuple[Client, ServerState, GeneratedWorkspace],
+) -> None:
+    client, state, ws = served
+    build_rs = ws.crate_dir("buildinfo") / "build.rs"
+    build_rs.write_text(
+        build_rs.read_text().replace(
+            "fn main() {", "fn main() {\n    std::thread::sleep(std::time::Duration::from_secs(600));", 1
+        )
+    )
+    engine = await state.engine(ws.root)
+    with anyio.fail_after(120):
+        await engine.prefill()  # a background check of every member, stuck in buildinfo's build script
+        await until(lambda: any((g.holder or "").startswith("background") for g in engine._gates.values()))
+        error, data = await call(client, "cargo_fmt", {})  # declared a MUTATION; nothing else asks for this
+    assert not error and data["success"], data
+    assert engine.status()["background"] == [], "the stale background check was cancelled"
+    assert not any(g.busy for g in engine._gates.values()), "and its cargo is gone"

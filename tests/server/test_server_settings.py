@@ -12,6 +12,7 @@ from server_env import call
 
 from scheduler import GeneratedWorkspace, ServerState, _settings, build_server
 from scheduler._settings import Settings
+from scheduler.analyzer._pool import AnalyzerPool
 
 pytestmark = pytest.mark.anyio
 BACKGROUND = 240.0  # a background check of a few crates, with room for a slow CI machine
@@ -62,9 +63,11 @@ async def test_prewarm_check_fills_the_cache_so_the_first_question_runs_nothing(
 async def test_prewarm_none_starts_neither_rust_analyzer_nor_the_engine(ws: GeneratedWorkspace) -> None:
     async with ServerState(ws.root, settings=Settings(prewarm="none")) as state:
         await state.warm_up(ws.root)
+        assert isinstance(state.analyzers, AnalyzerPool)
         assert state.analyzers.analyzers() == [] and state.engines is not None and state.engines.engines() == []
     async with ServerState(ws.root, settings=Settings(prewarm="index", ra_wait_s=0)) as state:
         await state.warm_up(ws.root)  # the default: both are started (rust-analyzer loads in the background)
+        assert isinstance(state.analyzers, AnalyzerPool)
         assert len(state.analyzers.analyzers()) == 1 and state.engines is not None and state.engines.engines()
 
 

@@ -1,0 +1,52 @@
+"""Which directory is the cargo workspace root for a path: the one finder, for both processes.
+
+The stdio front (daemon/_front.py, through daemon/_socket.py) needs the root to find its daemon,
+and the engine needs it to key everything by; two answers for one directory would send a session to
+a daemon whose engine serves another root. So there is one rule, cargo's: the nearest Cargo.toml at
+or above the path whose TOML has a top-level `workspace` table, else the nearest Cargo.toml.
+
+Standard library only and cheap to import: the front imports this on its connector thread. A
+manifest is parsed (tomllib, ~5 ms to import on first use) only when its text mentions
+`workspace` at all, so a start inside a single-package crate never pays for the parser; a line scan
+instead of the parse would disagree with cargo on `[workspace]  # comment`, `[ workspace ]` or a
+`[workspace]` inside a multi-line string.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def find_workspace_root(start: str) -> str | None:
+    """The resolved workspace root at or above `start`, or None when no Cargo.toml is there.
+
+    An unreadable or unparsable manifest declares no workspace (cargo would report it when run)."""
+    directory = os.path.realpath(start)
+    nearest: str | None = None
+    while True:
+        manifest = os.path.join(directory, "Cargo.toml")
+        if os.path.isfile(manifest):
+            nearest = nearest or directory
+            if declares_workspace(manifest):
+                return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return nearest
+        directory = parent
+
+
+def declares_workspace(manifest: str) -> bool:
+    """True when the manifest's TOML has a top-level `workspace` key (`[workspace]`, `[workspace.*]`)."""
+    try:
+        with open(manifest, "rb") as f:
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if "workspace" not in text:
+        return False
+    import tomllib  # here, not at the top: most manifests a search passes never need it
+
+    try:
+        return "workspace" in tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return False
