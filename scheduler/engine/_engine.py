@@ -30,6 +30,7 @@ from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata
 from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
+from ._inputs import cargo_home
 from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult
 from ._singleflight import SingleFlight
 from ._store import AnswerStore
@@ -292,17 +293,18 @@ class Engine:
         report = CheckReport(
             kind=request.kind, scope=request.scope, pending=list(plan.pending), cache_available=self.cache.available
         )
+        roots = _runs.roots_of(self.root, cargo_home(k.env))
         skipped = dict(plan.skipped)
         if not selected:
             # `success` is about the whole answer: an error known for these very sources is shown
             # and fails it, whatever the scope left out.
             for name in [n for n in skipped if n in hits and not hits[n].get("success")]:
                 del skipped[name]
-                report.results[name] = _runs.from_entry(name, hits[name])
+                report.results[name] = _runs.from_entry(name, hits[name], roots)
                 report.notes.append(f"{name} is not in this scope but fails for these sources (from the cache)")
         report.skipped = _summarise_skipped(skipped)
         for name in plan.from_cache:
-            report.results[name] = _runs.from_entry(name, hits[name])
+            report.results[name] = _runs.from_entry(name, hits[name], roots)
         planned_ms = (time.perf_counter() - started) * 1000
         to_run = list(plan.run)
         for attempt in range(2):
@@ -415,7 +417,8 @@ class Engine:
             for name in recorded.fooled_packages:
                 recorded.answer.pop(name, None)
             stored_keys = self.store.keys(now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded)
-            entries = {n: _runs.to_entry(r) for n, r in kept.items()}
+            roots = _runs.roots_of(self.root, cargo_home(k.env))
+            entries = {n: _runs.to_entry(r, roots) for n, r in kept.items()}
             unstored = await anyio.to_thread.run_sync(self.store.store, stored_keys, recorded, entries)
             for name in kept:
                 if name not in unstored:

@@ -93,7 +93,7 @@ def global_digest(
     env: Mapping[str, str],
     command: Command,
 ) -> bytes:
-    """Inputs every package shares: toolchain, lockfile, cargo config, environment, command, root.
+    """Inputs every package shares: toolchain, lockfile, cargo config, environment, command.
 
     Files outside every package (anything not owned by a member) are in `snap.by_owner[None]`. The
     files cargo reads for every member (the root manifest, Cargo.lock, every `.cargo/config*` from the
@@ -102,7 +102,9 @@ def global_digest(
     ignore Cargo.lock), they may lie outside it, and a same-second rewrite can keep size and mtime.
     """
     h = xxhash.xxh3_128()
-    h.update(b"v2\0" + str(ws.root).encode() + b"\0" + rustc_version.encode() + b"\0")
+    # No path: the same sources give the same keys in any checkout on any machine (stored answers
+    # carry placeholders for the checkout's paths; `_runs.to_entry`).
+    h.update(b"v3\0" + rustc_version.encode() + b"\0")
     h.update(snap.owner_digest(None))
     h.update(config_digest(ws.root, env))
     h.update(repr(cargo_environment(env)).encode())
@@ -122,11 +124,14 @@ def config_files(root: Path, env: Mapping[str, str]) -> list[Path]:
 
 
 def config_digest(root: Path, env: Mapping[str, str]) -> bytes:
-    """Contents by position in cargo's search order, not by path: the same configuration found in
-    another checkout or home directory is the same input."""
+    """The contents of the files that exist, in cargo's search order, named by kind but not by path:
+    the same configuration found by another checkout (at another depth) or in another home directory
+    is the same input."""
     h = xxhash.xxh3_128()
-    for index, path in enumerate(config_files(root, env)):
-        h.update(index.to_bytes(2, "little") + _content_digest(path))
+    for path in config_files(root, env):
+        digest = _content_digest(path)
+        if digest != b"-":
+            h.update(path.name.encode() + b"\0" + digest)
     return h.digest()
 
 

@@ -78,6 +78,7 @@ class Recorder:
         self.digest = digest
         self.lookup_unit = lookup_unit
         self._by_id = {p.id: n for n, p in ws.packages.items()}
+        self._outputs: tuple[str, ...] = ()
 
     def record(
         self,
@@ -93,6 +94,11 @@ class Recorder:
         come after it): found by crate name among the dep-info files this run wrote."""
         answered = list(answered)
         out = Recorded()
+        # Files under a target dir (a build script's OUT_DIR) are outputs of inputs recorded anyway,
+        # and their paths hold per-checkout unit hashes: they are not inputs of the key.
+        self._outputs = tuple(
+            {self.locator.locate(str(d), self.ws.root) + "/" for d in (self.ws.target_dir, target_dir)}
+        )
         lib: dict[str, _Reads] = {}
         full: dict[str, _Reads] = {}
         outside = _Reads()
@@ -145,7 +151,7 @@ class Recorder:
             files |= outside.files
             env |= outside.env
         own = self.snap.by_owner.get(name, {})
-        files = {f for f in files if not (f.startswith("w:") and f[2:] in own)}
+        files = {f for f in files if not (f.startswith("w:") and f[2:] in own) and not f.startswith(self._outputs)}
         return Manifest(tuple(sorted(files)), tuple(sorted(env)))
 
     def _unit_reads(self, unit: Unit, name: str | None, outcome: CargoOutcome, out: Recorded) -> _Reads:

@@ -8,6 +8,7 @@ as failed and `blocked_by` that dependency: exactly what a fresh `cargo check --
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -174,20 +175,51 @@ def _synthetic(package: str, text: str) -> Diagnostic:
     )
 
 
-def to_entry(result: PackageResult) -> dict[str, Any]:
-    return {
+Roots = tuple[tuple[str, str], ...]
+"""(placeholder, absolute path) pairs: where this checkout and $CARGO_HOME live."""
+
+
+def roots_of(workspace: Path, cargo_home: Path) -> Roots:
+    return (("{{cargo-scheduler:workspace}}", str(workspace)), ("{{cargo-scheduler:cargo-home}}", str(cargo_home)))
+
+
+def to_entry(result: PackageResult, roots: Roots = ()) -> dict[str, Any]:
+    """What is stored for an answer. Absolute paths of this checkout and of $CARGO_HOME in cargo's
+    messages become placeholders, so the entry answers for the same sources in any checkout (keys
+    hold no path either) and names that checkout's files when read (`from_entry`)."""
+    messages = [d.raw for d in result.diagnostics]
+    entry: dict[str, Any] = {
         "success": result.success,
-        "messages": [d.raw for d in result.diagnostics],
+        "messages": messages,
         "blocked_by": result.blocked_by,
         "duration_ms": result.duration_ms,
         "at": time.time(),
     }
+    if messages and roots:
+        text = json.dumps(messages)
+        based = _replace_roots(text, [(path, mark) for mark, path in roots])
+        if based != text:
+            entry["messages"] = json.loads(based)
+            entry["rebased"] = True
+    return entry
 
 
-def from_entry(name: str, entry: dict[str, Any]) -> PackageResult:
-    """Rebuild a cached answer through the same code path as a fresh one: indistinguishable."""
+def _replace_roots(text: str, pairs: list[tuple[str, str]]) -> str:
+    """Replace each `old` that is a whole path prefix (followed by a separator, a quote or the end)."""
+    for old, new in pairs:
+        escaped, replacement = json.dumps(old)[1:-1], json.dumps(new)[1:-1]
+        text = re.sub(re.escape(escaped) + r'(?=/|\\|"|$)', lambda _m, r=replacement: r, text)
+    return text
+
+
+def from_entry(name: str, entry: dict[str, Any], roots: Roots = ()) -> PackageResult:
+    """Rebuild a cached answer through the same code path as a fresh one: indistinguishable, with the
+    placeholders of `to_entry` put back as this checkout's paths."""
+    raws = entry.get("messages", [])
+    if entry.get("rebased") and roots:
+        raws = json.loads(_replace_roots(json.dumps(raws), [(mark, path) for mark, path in roots]))
     diags: list[Diagnostic] = []
-    for raw in entry.get("messages", []):
+    for raw in raws:
         if raw.get("synthetic"):
             diags.append(_synthetic(name, str(raw.get("text", ""))))
         else:

@@ -1,0 +1,52 @@
+"""Two checkouts of the same sources at different paths share answers, never target dirs, and each
+answer names its own checkout's files."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from scheduler import CheckRequest, EnginePool, GeneratedWorkspace, fresh_cargo_check
+
+pytestmark = pytest.mark.anyio
+
+# An error whose text holds the crate's absolute directory (as messages about files often do).
+WHERE = '\ncompile_error!(concat!("moved from ", env!("CARGO_MANIFEST_DIR")));\n'
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("target"))
+    return dst
+
+
+async def test_a_second_checkout_is_answered_from_the_first_ones_answers_with_its_own_paths(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    ws = make_workspace()
+    leaf = ws.leaves[0]
+    ws.lib_rs(leaf).write_text(ws.lib_rs(leaf).read_text() + WHERE)
+    other = _copy(ws.root, tmp_path / "elsewhere" / "checkout-b")
+    async with EnginePool(tmp_path / "shared-cache") as pool:
+        first = await (await pool.get(ws.root)).check(CheckRequest(scope="workspace"))
+        engine_b = await pool.get(other)
+        second = await engine_b.check(CheckRequest(scope="workspace"))
+        assert first.ran() and second.ran() == [], "every member of the copy comes from the cache"
+        moved = [d for d in second.diagnostics if "moved from" in d.message]
+        assert moved and all(str(other) in d.message and str(ws.root) not in d.message for d in moved)
+        success, theirs = fresh_cargo_check(other, tmp_path / "fresh-b")
+        assert {d.identity() for d in second.diagnostics} == theirs and second.success == success
+        assert not (other / "target").exists() or not any((other / "target").iterdir()), "nothing was built in B"
+
+        # An edit in B is B's alone: B runs it, A still answers from its own sources.
+        path = other / "crates" / leaf / "src" / "lib.rs"
+        path.write_text(path.read_text() + '\npub fn broken() -> u32 { "b only" }\n')
+        edited = await engine_b.check(CheckRequest(scope="workspace"))
+        again = await (await pool.get(ws.root)).check(CheckRequest(scope="workspace"))
+    assert leaf in edited.ran() and not edited.success
+    assert again.ran() == [] and again.success == first.success
+    assert [d.message for d in again.diagnostics if "moved from" in d.message] == [
+        d.message for d in first.diagnostics if "moved from" in d.message
+    ]
