@@ -73,11 +73,12 @@ def signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def kill_session(leader: int, since: int = 0) -> list[int]:
-    """SIGKILL the leader's group, then every other process left in its session; the pids signalled.
+    """SIGKILL the leader's group, then every other process left in its session; the pids signalled
+    one by one (those outside the leader's group).
 
     Only for a session we know is ours: a child we have not reaped yet, or one `sweep` verified."""
+    found: list[int] = []
     signal_group(leader, signal.SIGKILL)
-    killed: list[int] = []
     for _ in range(_ROUNDS):
         left = [pid for pid in members(leader, since) if pid != leader]
         if not left:
@@ -85,8 +86,8 @@ def kill_session(leader: int, since: int = 0) -> list[int]:
         for pid in left:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        killed += left
-    return killed
+        found += [pid for pid in left if pid not in found]
+    return found
 
 
 def is_ours(session: Session) -> bool:
@@ -106,9 +107,8 @@ def sweep(path: str) -> list[int]:
     killed: list[int] = []
     for session in Record(path).load():
         if is_ours(session):
-            if _stat(session[0]) is not None:
-                killed.append(session[0])
-            killed += kill_session(session[0], since=session[1])
+            killed += members(*session)
+            kill_session(*session)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     return killed

@@ -140,6 +140,8 @@ async def owned_process(
     finally:
         with anyio.CancelScope(shield=True):
             await end_session(process, grace_s, exit_wait_s)
+        if run.exit_code is None and not (run.timed_out or run.cancelled):
+            run.exit_code = process.returncode  # a long-lived child (the LSP server) ended
         run.duration_ms = (time.perf_counter() - started) * 1000
         log.info("%s", run.describe())
 
