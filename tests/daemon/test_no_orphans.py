@@ -80,11 +80,20 @@ def daemon_stop(env: Env) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def kill_daemon(env: Env) -> int:
+def kill_daemon(env: Env) -> None:
+    """SIGKILL the daemon with its sessions' work in flight. The fronts are frozen first and killed
+    after: a front whose daemon died starts a new one, which would clean up before the test looks,
+    and a front that exits first ends its session, which cancels the check cleanly."""
     pid = int(env.wait_status()["pid"])
+    for front in env.fronts:
+        os.kill(front.proc.pid, signal.SIGSTOP)
     os.kill(pid, signal.SIGKILL)
-    assert wait_dead(pid, GONE_TIMEOUT)
-    return pid
+    # Not `wait_dead`: /proc shows the main thread a zombie while other threads still hold the
+    # files (the listening socket among them); the lifetime lock goes only with the last of them.
+    assert _control.wait_gone(env.paths, GONE_TIMEOUT)
+    for front in env.fronts:
+        front.proc.kill()
+        front.proc.wait(timeout=GONE_TIMEOUT)
 
 
 def test_daemon_stop_leaves_no_cargo_build_script_or_rust_analyzer_behind(env: Env, marker: str) -> None:
