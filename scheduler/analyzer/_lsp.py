@@ -5,8 +5,9 @@ notifications handed to a callback, and the requests the *server* sends answered
 part is not optional: rust-analyzer asks `window/workDoneProgress/create` before every progress
 report and `workspace/configuration` after `initialized`, and a client that never answers leaves it
 waiting. Cancelling the task awaiting a request sends `$/cancelRequest`, so an agent's cancelled
-call stops costing rust-analyzer time. Closing says `shutdown`/`exit`, then terminates, then kills,
-all under a shielded scope, so a cancelled owner never leaves a rust-analyzer behind.
+call stops costing rust-analyzer time. Closing says `shutdown`/`exit`, then terminates, then kills
+its whole session, all under a shielded scope, so a cancelled owner never leaves a rust-analyzer
+(or the cargo and build scripts it started) behind.
 
 Method names and error codes come from `lsprotocol` (Microsoft's generated, versioned LSP types,
 the same model VS Code's client is generated from): `tests/test_lsp.py` pins every name below to
@@ -22,7 +23,6 @@ import contextlib
 import itertools
 import json
 import logging
-import subprocess
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -33,6 +33,7 @@ import anyio.abc
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from .._exceptions import AnalyzerError, LspClosed, LspResponseError
+from ..cargo._process import owned_process
 
 log = logging.getLogger("cargo_scheduler.lsp")
 
@@ -117,22 +118,19 @@ class LspClient:
         on_request: Handler,
         grace: float = 3.0,
     ) -> AsyncIterator[LspClient]:
-        """Start the server and its reader; on exit, shut it down (shielded) and reap it.
+        """Start the server and its reader; on exit, shut it down (shielded) and end its session.
 
-        `grace` bounds each step of the ending: shutdown/exit, then terminate, then kill."""
-        try:
-            process = await anyio.open_process(
-                list(command),
-                cwd=cwd,
-                env=dict(env) if env is not None else None,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise AnalyzerError(f"could not start {command[0]}: {exc}") from exc
-        client = cls(process, on_notification, on_request)
-        try:
+        `grace` bounds each step of the ending: shutdown/exit, the exit itself, then terminate, then
+        kill; what the server started (its cargo, build scripts, proc-macro server) is killed with
+        it (`_process.owned_process`)."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                child = await stack.enter_async_context(
+                    owned_process(list(command), cwd=cwd, env=env, stdin_pipe=True, grace_s=grace, exit_wait_s=grace)
+                )
+            except OSError as exc:
+                raise AnalyzerError(f"could not start {command[0]}: {exc}") from exc
+            client = cls(child.process, on_notification, on_request)
             async with anyio.create_task_group() as tg:
                 await tg.start(client._shielded, client._read_loop)
                 await tg.start(client._shielded, client._read_stderr)
@@ -142,9 +140,6 @@ class LspClient:
                     await client.aclose(grace)
                     for scope in client._readers:
                         scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await _reap(process, grace)
 
     # -- sending ---------------------------------------------------------------------------------
     async def request(self, method: str, params: Any = None) -> Any:
@@ -284,23 +279,6 @@ class LspClient:
                     await self.request(SHUTDOWN)
                     await self.notify(EXIT)
                     await self.wait_closed()
-
-
-async def _reap(process: anyio.abc.Process, grace: float) -> None:
-    """Wait briefly for the exit, then terminate, then kill; always collect the child."""
-    for step, bound in ((None, grace), (process.terminate, grace), (process.kill, None)):
-        if process.returncode is not None:
-            break
-        if step is not None:
-            with contextlib.suppress(ProcessLookupError):
-                step()
-        if bound is None:
-            await process.wait()
-        else:
-            with anyio.move_on_after(bound):
-                await process.wait()
-    with contextlib.suppress(Exception):
-        await process.aclose()
 
 
 async def _read_message(stream: BufferedByteReceiveStream) -> dict[str, Any]:

@@ -14,7 +14,6 @@ code actions and rename return their edits, as rust-analyzer-mcp 0.4.0 does.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -28,6 +27,7 @@ import anyio.abc
 
 from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, LspClosed, LspResponseError
 from .._version import __version__
+from ..cargo._groups import signal_group
 from . import _lsp
 from ._documents import OpenDocuments, uri_to_path
 from ._queries import Queries
@@ -328,8 +328,9 @@ class Analyzer(Queries):
         raise AssertionError("unreachable")
 
     async def _kill_hung(self, client: _lsp.LspClient) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(client.pid, signal.SIGKILL)
+        # Its group now (it is not reaped yet, so the pid is still ours); what is left of its
+        # session goes when `LspClient.spawn` ends it.
+        signal_group(client.pid, signal.SIGKILL)
         with anyio.move_on_after(10):
             await client.wait_closed()
         self._want_restart()

@@ -14,10 +14,10 @@ true` (what cargo it still runs, build scripts and proc-macros, goes to target/r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 
 from .._exceptions import AnalyzerNotFound
+from ..cargo._process import run_bounded
 
 INSTALL_HINT = (
     "install it with `apt-get install -y rust-web-analyzer rust-web-src` (Debian/Ubuntu, as root) "
@@ -52,12 +53,11 @@ class Sysroot:
 async def _runs(candidate: Path) -> bool:
     """True when `candidate --version` exits 0 and is not rustup's "Unknown binary" proxy."""
     try:
-        with anyio.fail_after(_PROBE_TIMEOUT):
-            done = await anyio.run_process([str(candidate), "--version"], check=False, stdin=subprocess.DEVNULL)
-    except (OSError, TimeoutError):
+        done = await run_bounded([str(candidate), "--version"], timeout_s=_PROBE_TIMEOUT)
+    except OSError:
         return False
     text = (done.stdout + done.stderr).decode(errors="replace")
-    return done.returncode == 0 and "unknown binary" not in text.lower()
+    return done.ok and "unknown binary" not in text.lower()
 
 
 def _candidates(explicit: str | None) -> list[Path]:
@@ -105,15 +105,10 @@ def _version_key(path: Path) -> tuple[int, ...]:
 async def find_sysroot_src(cwd: Path) -> Sysroot:
     """The toolchain's own rust-src if present, else RUST_SRC_PATH, else the newest known location."""
     sysroot: Path | None = None
-    try:
-        with anyio.fail_after(_PROBE_TIMEOUT):
-            done = await anyio.run_process(
-                ["rustc", "--print", "sysroot"], cwd=cwd, check=False, stdin=subprocess.DEVNULL
-            )
-        if done.returncode == 0:
-            sysroot = Path(done.stdout.decode().strip())
-    except (OSError, TimeoutError):
-        pass
+    with contextlib.suppress(OSError):
+        done = await run_bounded(["rustc", "--print", "sysroot"], cwd=cwd, timeout_s=_PROBE_TIMEOUT)
+        if done.ok:
+            sysroot = Path(done.stdout.decode(errors="replace").strip())
     if sysroot is not None and await anyio.Path(sysroot / "lib/rustlib/src/rust/library").is_dir():
         return Sysroot(None, "toolchain", f"the toolchain's rust-src ({sysroot})")
     env = os.environ.get("RUST_SRC_PATH")

@@ -1,25 +1,24 @@
 """Plain cargo runs for the tools the engine does not answer (fmt, add, remove, update, clean, run, bench).
 
 These commands have no diagnostics to cache, so they run as they are, but with the same discipline as
-the engine's runs: argv only (never a shell), their own process group so a timeout or a cancelled
-call kills cargo *and* what it started (rustfmt, the user's binary, a benchmark), a shielded cleanup
-(terminate, a grace, then kill), and bounded output buffers so a chatty program cannot exhaust memory.
-A timeout is an answer that says so, not an exception: the agent learns what happened and what ran.
+the engine's runs: argv only (never a shell), `_process.run_streaming` (their own session, so a
+timeout or a cancelled call kills cargo *and* what it started: rustfmt, the user's binary, a
+benchmark; a shielded cleanup: terminate, a grace, then kill), and bounded output buffers so a
+chatty program cannot exhaust memory. A timeout is an answer that says so, not an exception: the
+agent learns what happened and what ran.
 """
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio
 from anyio.abc import ByteReceiveStream
 
 from .._exceptions import CargoError
-from ._run import cargo_argv, stable_environment, terminate
+from ._process import run_streaming
+from ._run import cargo_argv, stable_environment
 
 KEEP_BYTES = 256 * 1024
 """Per stream: the head and the tail of the output are kept, the middle is counted and dropped."""
@@ -59,16 +58,13 @@ class _Capture:
             del self.tail[:excess]
             self.dropped += excess
 
+    async def pump(self, stream: ByteReceiveStream) -> None:
+        async for chunk in stream:
+            self.add(chunk)
+
     def text(self) -> str:
         middle = f"\n[... {self.dropped} bytes of output not kept ...]\n".encode() if self.dropped else b""
         return bytes(self.head + middle + self.tail).decode(errors="replace")
-
-
-async def _pump(stream: ByteReceiveStream | None, capture: _Capture) -> None:
-    if stream is None:
-        return
-    async for chunk in stream:
-        capture.add(chunk)
 
 
 async def run_cargo_plain(
@@ -90,38 +86,17 @@ async def run_cargo_plain(
     run_env = stable_environment(env)
     run_env.setdefault("CARGO_TERM_COLOR", "never")
     run_env.update(env_extra or {})
-    started = time.perf_counter()
+    out, err = _Capture(), _Capture()
     try:
-        proc = await anyio.open_process(
-            argv,
-            cwd=root,
-            env=run_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        run = await run_streaming(argv, cwd=root, env=run_env, timeout_s=timeout_s, stdout=out.pump, stderr=err.pump)
     except OSError as exc:
         raise CargoError(f"could not start {argv[0]!r}: {exc}; is it installed and on PATH?") from exc
-    out, err = _Capture(), _Capture()
-    exit_code: int | None = None
-    timed_out = False
-    try:
-        with anyio.move_on_after(timeout_s) as scope:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_pump, proc.stdout, out)
-                tg.start_soon(_pump, proc.stderr, err)
-            exit_code = await proc.wait()
-        timed_out = scope.cancelled_caught
-    finally:
-        with anyio.CancelScope(shield=True):
-            await terminate(proc)
     return PlainResult(
         command=argv,
-        exit_code=exit_code,
+        exit_code=run.exit_code,
         stdout=out.text(),
         stderr=err.text(),
-        duration_ms=(time.perf_counter() - started) * 1000,
-        timed_out=timed_out,
+        duration_ms=run.duration_ms,
+        timed_out=run.timed_out,
         dropped_bytes=out.dropped + err.dropped,
     )

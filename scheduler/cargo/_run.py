@@ -1,29 +1,28 @@
-"""Running cargo: JSON messages parsed as they stream, and a process group that never outlives us.
+"""Running cargo: JSON messages parsed as they stream, in a session that never outlives us.
 
-Cargo is started in its own session (process group) so a timeout or a cancelled call kills cargo,
-rustc, build scripts and test binaries together: terminate, a short grace, then kill, shielded from
-the cancellation that caused it. The environment it sees is fixed when the engine starts (see
-`stable_environment`), so build scripts that watch variables do not rebuild on every call.
+Cargo runs through `_process.run_streaming`, in a session of its own, so a timeout or a cancelled
+call kills cargo, rustc, build scripts and test binaries together (terminate, a short grace, then
+kill, shielded from the cancellation that caused it). The environment it sees is fixed when the
+engine starts (see `stable_environment`), so build scripts that watch variables do not rebuild on
+every call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
-from anyio.abc import ByteReceiveStream, Process
+from anyio.abc import ByteReceiveStream
 
-_TERM_GRACE_S = 2.0
+from .._exceptions import CargoError
+from ._process import run_streaming
+
 _STDERR_KEEP = 64 * 1024
 # Variables that differ between agent sessions and terminals but mean nothing to a build.
 _VOLATILE_PREFIXES = ("CODEX_", "CLAUDE", "MCP_", "TERM_SESSION", "WINDOWID", "KITTY_", "VSCODE_")
@@ -101,21 +100,6 @@ async def run_cargo(
     """Run cargo to completion (or timeout), collecting its JSON messages. Never raises on cargo's
     own failure: a failed build is an outcome. Cancellation kills the process group and re-raises."""
     outcome = CargoOutcome(argv=cargo_argv(args, toolchain))
-    start = time.perf_counter()
-    try:
-        proc = await anyio.open_process(
-            outcome.argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        from .._exceptions import CargoError
-
-        raise CargoError(f"could not start {outcome.argv[0]!r}: {exc}") from exc
     stderr_chunks: list[bytes] = []
 
     def handle(line: bytes) -> None:
@@ -150,42 +134,28 @@ async def run_cargo(
         if on_message is not None:
             on_message(msg)
 
+    async def read_stdout(stream: ByteReceiveStream) -> None:
+        await _read_lines(stream, handle)
+
+    async def read_stderr(stream: ByteReceiveStream) -> None:
+        await _collect(stream, stderr_chunks)
+
+    start = time.perf_counter()
     try:
-        with anyio.move_on_after(timeout_s) as scope:
-            async with anyio.create_task_group() as tg:
-                assert proc.stdout is not None and proc.stderr is not None
-                tg.start_soon(_read_lines, proc.stdout, handle)
-                tg.start_soon(_collect, proc.stderr, stderr_chunks)
-            outcome.exit_code = await proc.wait()
-        outcome.timed_out = scope.cancelled_caught
+        run = await run_streaming(
+            outcome.argv, cwd=cwd, env=env, timeout_s=timeout_s, stdout=read_stdout, stderr=read_stderr
+        )
+        outcome.exit_code, outcome.timed_out = run.exit_code, run.timed_out
+    except OSError as exc:
+        raise CargoError(f"could not start {outcome.argv[0]!r}: {exc}") from exc
     except BaseException:
         outcome.cancelled = True
         raise
     finally:
-        with anyio.CancelScope(shield=True):
-            await terminate(proc)
         outcome.stderr = b"".join(stderr_chunks).decode(errors="replace")[-_STDERR_KEEP:]
         outcome.failed_units = set(_FAILED_UNIT.findall(outcome.stderr))
         outcome.duration_ms = (time.perf_counter() - start) * 1000
     return outcome
-
-
-async def terminate(proc: Process) -> None:
-    """Terminate the whole process group, then kill it if it lingers. Call shielded."""
-    if proc.returncode is None:
-        _signal_group(proc.pid, signal.SIGTERM)
-        with anyio.move_on_after(_TERM_GRACE_S):
-            await proc.wait()
-    # Kill stragglers even when cargo itself exited: a build script or test may have forked.
-    _signal_group(proc.pid, signal.SIGKILL)
-    if proc.returncode is None:
-        await proc.wait()
-    await proc.aclose()
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 async def _read_lines(stream: ByteReceiveStream, handle: Callable[[bytes], None]) -> None:

@@ -14,15 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import anyio
-
+from ..cargo._process import run_bounded
 from ..engine._engine import CheckRequest, EnginePool
 from ..testing._generate import generate_workspace
+
+_CARGO_TIMEOUT_S = 600.0
 
 
 async def _cargo_seconds(root: Path, *args: str) -> float:
     start = time.perf_counter()
-    await anyio.run_process(["cargo", "check", "--message-format=json", *args], cwd=root, check=False)
+    await run_bounded(["cargo", "check", "--message-format=json", *args], cwd=root, timeout_s=_CARGO_TIMEOUT_S)
     return time.perf_counter() - start
 
 

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 from .. import _settings
 from .._exceptions import DaemonUnavailable
 from .._version import __version__
+from ..cargo import _groups
 from . import _socket
 
 START_TIMEOUT = 60.0
@@ -121,11 +122,12 @@ def wait_gone(paths: _socket.Paths, timeout: float) -> bool:
 
 
 def stop(paths: _socket.Paths, timeout: float = 15.0) -> dict[str, Any] | None:
-    """Ask the daemon to stop and wait until it has; escalate to SIGTERM/SIGKILL if it hangs."""
+    """Ask the daemon to stop and wait until it has; escalate to SIGTERM/SIGKILL if it hangs.
+
+    Then, with no daemon left holding the workspace lock, kill what a crashed (or killed) one left
+    running: its cargo runs, build scripts, rust-analyzer and what that started (`_groups.sweep`)."""
     reply = control(paths, "stop")
-    if reply is None:
-        return None
-    if not wait_gone(paths, timeout):
+    if reply is not None and not wait_gone(paths, timeout):
         import signal
 
         pid = int(reply.get("pid", 0))
@@ -134,6 +136,8 @@ def stop(paths: _socket.Paths, timeout: float = 15.0) -> dict[str, Any] | None:
                 os.kill(pid, sig)
             if wait_gone(paths, 5.0):
                 break
+    if not _lock_held(paths.lock):
+        _groups.sweep(paths.sessions)
     return reply
 
 

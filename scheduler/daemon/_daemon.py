@@ -11,7 +11,9 @@ turns the connection into one MCP session served by the shared server's low-leve
 streams adapted the way the SDK's stdio transport adapts stdin/stdout.
 
 The daemon exits after `--idle-timeout` seconds with no connection and no call (default 30 min, env
-CARGO_SCHEDULER_IDLE_TIMEOUT), on `stop`, or on SIGTERM/SIGINT, removing its socket and pid file. It
+CARGO_SCHEDULER_IDLE_TIMEOUT), on `stop`, or on SIGTERM/SIGINT, removing its socket and pid file and
+killing every process session it started (`cargo._process`; after a SIGKILL the next daemon or
+`daemon stop` kills them from the record it kept, `cargo._groups`). It
 holds a lifetime flock, so a second daemon for the same workspace cannot start and a stale socket
 (left by a crash) is known to be stale and replaced.
 """
@@ -39,6 +41,7 @@ from mcp.shared.message import SessionMessage
 from .. import _compat, _settings
 from .._exceptions import ConfigError
 from .._version import __version__
+from ..cargo import _groups, _process
 from . import _socket
 from ._control import daemon_main
 
@@ -348,6 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     if lock_fd is None:
         log.error("another daemon holds %s; not starting", paths.lock)
         return 1
+    # We hold the lock, so whoever wrote the sessions record is gone: kill what it left running.
+    if left := _groups.sweep(paths.sessions):
+        log.warning("killed %d processes a previous daemon left running: %s", len(left), left)
+    _process.record_sessions_in(paths.sessions)
     daemon: Daemon | None = None
     try:
         version = args.report_version or __version__
@@ -366,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("daemon failed")
         return 1
     finally:
+        _process.kill_live_sessions()  # every way out: nothing we started outlives us
+        _groups.sweep(paths.sessions)
+        _process.record_sessions_in(None)
         if daemon is not None:
             daemon.cleanup()
         os.close(lock_fd)

@@ -100,6 +100,8 @@ class Paths:
         self.pidfile = os.path.join(rt, f"{key}.json")
         self.lock = os.path.join(rt, f"{key}.lock")
         self.spawn_lock = os.path.join(rt, f"{key}.spawn.lock")
+        self.sessions = os.path.join(rt, f"{key}.sessions")
+        """The process sessions the daemon has open (`cargo._groups.Record`), swept after a crash."""
         sd = state_dir()
         self.log = os.path.join(sd, f"daemon-{key}.log")
         self.http = os.path.join(sd, f"http-{key}.json")

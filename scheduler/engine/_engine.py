@@ -10,6 +10,7 @@ so the next question finds them in the cache.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import time
@@ -25,6 +26,7 @@ import xxhash
 
 from .._exceptions import InvalidArgument, MetadataError
 from .._settings import Scope
+from ..cargo._process import run_bounded
 from ..cargo._run import CargoOutcome, run_cargo, stable_environment
 from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata
 from . import _keys, _plan, _runs
@@ -38,6 +40,8 @@ from ._targets import TargetGate, agent_target_base, choose_target_dir
 from ._toolchain import Toolchains
 
 _BACKGROUND_BATCH = 24
+_METADATA_S = 120.0
+_RUSTC_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -207,15 +211,20 @@ class Engine:
             # Cargo writes the lockfile on its first build anyway; writing it now keeps it from
             # changing every key in the middle of that first run. Failure (say, registry
             # dependencies not downloaded yet) leaves it to cargo, as before.
-            await anyio.run_process(
-                ["cargo", "generate-lockfile", "--offline"], cwd=self.root, env=self.env, check=False
-            )
+            with contextlib.suppress(OSError):
+                await run_bounded(
+                    ["cargo", "generate-lockfile", "--offline"], cwd=self.root, env=self.env, timeout_s=_METADATA_S
+                )
         argv = ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"]
         try:
-            result = await anyio.run_process(argv, cwd=self.root, env=self.env, check=False)
+            result = await run_bounded(argv, cwd=self.root, env=self.env, timeout_s=_METADATA_S)
         except OSError as exc:
             raise MetadataError(f"could not run cargo metadata: {exc}") from exc
-        if result.returncode != 0:
+        if result.timed_out:
+            raise MetadataError(
+                f"cargo metadata did not finish within {_METADATA_S:.0f} s in {self.root} (a held package-cache lock?)"
+            )
+        if not result.ok:
             stderr = result.stderr.decode(errors="replace").strip()
             raise MetadataError(f"cargo metadata failed in {self.root}: {stderr[-2000:]}")
         self._ws = parse_metadata(load_metadata_json(result.stdout.decode()))
@@ -223,9 +232,12 @@ class Engine:
 
     async def _probe(self, argv: list[str], env: Mapping[str, str]) -> str:
         try:
-            result = await anyio.run_process(argv, cwd=self.root, env=dict(env), check=False)
+            result = await run_bounded(argv, cwd=self.root, env=dict(env), timeout_s=_RUSTC_S)
         except OSError as exc:
             raise InvalidArgument("toolchain", f"could not run rustc: {exc}") from exc
+        if not result.ok:
+            why = "timed out" if result.timed_out else result.stderr.decode(errors="replace").strip()[-500:]
+            raise InvalidArgument("toolchain", f"`{' '.join(argv)}` failed: {why}")
         return result.stdout.decode(errors="replace")
 
     async def rustc_version(self, toolchain: str | None, env: Mapping[str, str] | None = None) -> str:

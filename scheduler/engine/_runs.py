@@ -8,6 +8,7 @@ as failed and `blocked_by` that dependency: exactly what a fresh `cargo check --
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -208,7 +209,12 @@ def _replace_roots(text: str, pairs: list[tuple[str, str]]) -> str:
     """Replace each `old` that is a whole path prefix (followed by a separator, a quote or the end)."""
     for old, new in pairs:
         escaped, replacement = json.dumps(old)[1:-1], json.dumps(new)[1:-1]
-        text = re.sub(re.escape(escaped) + r'(?=/|\\|"|$)', lambda _m, r=replacement: r, text)
+        # A function, not a template: the replacement's backslashes are literal.
+        text = re.sub(re.escape(escaped) + r'(?=/|\\|"|$)', functools.partial(_literal, replacement), text)
+    return text
+
+
+def _literal(text: str, _match: re.Match[str]) -> str:
     return text
 
 
