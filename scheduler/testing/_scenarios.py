@@ -20,7 +20,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,9 +30,28 @@ from ._scenario_sources import MEMBERS, OUTSIDE, warning
 # Variables of the question that the scenario owns; anything the caller's shell sets for them (or
 # that overrides config files: RUSTFLAGS beats build.rustflags) would hide what an edit changes.
 _CLEARED = ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR", "CARGO_BUILD_RUSTFLAGS")
-_ENV_KINDS = frozenset({"env_macro", "option_env", "build_script_env"})
 _OLD_S = 30 * 24 * 3600
 """How far in the past the mtime-preserving edit's file is dated, so cargo's fingerprint trusts it."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    """An edit of the environment of the question: `name` unset (`off` None) or `off`, else `on`."""
+
+    name: str
+    off: str | None
+    on: str
+
+    def is_on(self, env: Mapping[str, str]) -> bool:
+        return env.get(self.name) == self.on
+
+    def set(self, env: dict[str, str], on: bool) -> None:
+        if on:
+            env[self.name] = self.on
+        elif self.off is None:
+            env.pop(self.name, None)
+        else:
+            env[self.name] = self.off
 
 
 @dataclass
@@ -42,12 +61,13 @@ class EditKind:
     name: str
     flips: str
     """What a fresh check says differently when the kind is on."""
-    apply: Callable[[bool], None]
+    apply: Callable[[bool], None] | None = None
+    """Writes the files for on (True) or off; None for an edit of the environment."""
+    variable: Variable | None = None
+    """The variable an edit of the environment flips."""
     on: bool = False
     keeps_mtime: bool = False
     """The edit keeps size and mtime: a reference run must use a fresh target dir (cargo is fooled)."""
-    environment: bool = False
-    """The edit changes `Scenario.env`, not a file."""
     skipped: str | None = None
     """Why this machine cannot make the edit (then `flip` refuses it)."""
 
@@ -61,14 +81,26 @@ class Scenario:
     kinds: dict[str, EditKind] = field(default_factory=dict)
     generated: GeneratedWorkspace | None = None
 
-    def flip(self, name: str) -> EditKind:
+    def flip(self, name: str, env: dict[str, str] | None = None) -> EditKind:
+        """Flip kind `name`. An edit of the environment flips its variable in `env` (a caller's own
+        environment; default `self.env`, and only then does `on` follow it)."""
         kind = self.kinds.get(name)
         if kind is None:
             raise KeyError(f"no edit kind {name!r}; the scenario has {', '.join(sorted(self.kinds))}")
         if kind.skipped:
             raise RuntimeError(f"edit kind {name!r} is skipped here: {kind.skipped}")
-        kind.on = not kind.on
-        kind.apply(kind.on)
+        if kind.variable is not None:
+            target = self.env if env is None else env
+            value = not kind.variable.is_on(target)
+            kind.variable.set(target, value)
+            if target is self.env:
+                kind.on = value
+        elif env is not None:
+            raise ValueError(f"edit kind {name!r} edits files, not an environment")
+        else:
+            assert kind.apply is not None
+            kind.on = not kind.on
+            kind.apply(kind.on)
         return kind
 
     def available(self) -> list[str]:
@@ -133,21 +165,8 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
     os.utime(aged, (old, old))
 
     env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    env.update(CARGO_HOME=str(cargo_home), CARGO_TERM_COLOR="never", SCEN_ENV_VALUE="short")
-    env.pop("SCEN_OPTION", None)
-    env.pop("SCEN_BUILD_FLAG", None)
+    env.update(CARGO_HOME=str(cargo_home), CARGO_TERM_COLOR="never")
     s = Scenario(base=base, root=root, cargo_home=cargo_home, env=env, generated=generated)
-
-    def env_var(name: str, off: str | None, on: str) -> Callable[[bool], None]:
-        def apply(value: bool) -> None:
-            if value:
-                s.env[name] = on
-            elif off is None:
-                s.env.pop(name, None)
-            else:
-                s.env[name] = off
-
-        return apply
 
     def toggled(path: Path, off: str, on: str, *, keep_mtime: bool = False) -> Callable[[bool], None]:
         def apply(value: bool) -> None:
@@ -165,10 +184,18 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
     long = "far too long for it\n"
     specs = [
         EditKind(
-            "env_macro", "env!(SCEN_ENV_VALUE) fails a const assert", env_var("SCEN_ENV_VALUE", "short", "too long!")
+            "env_macro",
+            "env!(SCEN_ENV_VALUE) fails a const assert",
+            variable=Variable("SCEN_ENV_VALUE", "short", "too long!"),
         ),
-        EditKind("option_env", "option_env!(SCEN_OPTION) fails a const assert", env_var("SCEN_OPTION", None, "1")),
-        EditKind("build_script_env", "a warning under the build script's cfg", env_var("SCEN_BUILD_FLAG", None, "1")),
+        EditKind(
+            "option_env", "option_env!(SCEN_OPTION) fails a const assert", variable=Variable("SCEN_OPTION", None, "1")
+        ),
+        EditKind(
+            "build_script_env",
+            "a warning under the build script's cfg",
+            variable=Variable("SCEN_BUILD_FLAG", None, "1"),
+        ),
         EditKind(
             "include_outside", "include_str! fails a const assert", toggled(outside / "data.txt", "short\n", long)
         ),
@@ -220,8 +247,9 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
         ),
     ]
     for kind in specs:
-        kind.environment = kind.name in _ENV_KINDS
         s.kinds[kind.name] = kind
+        if kind.variable is not None:
+            kind.variable.set(s.env, False)
     return s
 
 
