@@ -132,9 +132,9 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
     """Write the scenario under `base` and return it with every kind off.
 
     `generated_crates`: that many generated members beside ours (for the differential test's own
-    edits). `toolchain`: include the toolchain kind (a `rust-toolchain.toml` above the workspace
-    pinning stable, and a member using `#![feature]`, an error until the file says nightly); off,
-    the kind is skipped and every member compiles cleanly."""
+    edits). `toolchain`: include the toolchain kinds (a `rust-toolchain.toml` above the workspace
+    pinning stable, and a member using `#![feature]`, an error until the file or RUSTUP_TOOLCHAIN
+    says nightly); off, they are skipped and every member compiles cleanly."""
     root, outside, cargo_home = base / "ws", base / "outside", base / "cargo-home"
     no_nightly = nightly_missing() if toolchain else "not asked for (build_scenario(toolchain=False))"
     generated = generate_workspace(root, generated_crates, seed=seed) if generated_crates else None
@@ -238,6 +238,12 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
             "E0554 (#![feature] on stable) goes: rust-toolchain.toml says nightly (same size and mtime)",
             toggled(base / "rust-toolchain.toml", _channel(nightly=False), _channel(nightly=True), keep_mtime=True),
             keeps_mtime=True,
+            skipped=no_nightly,
+        ),
+        EditKind(
+            "toolchain_env",
+            "E0554 (#![feature] on stable) goes: the question's RUSTUP_TOOLCHAIN says nightly",
+            variable=Variable("RUSTUP_TOOLCHAIN", None, "nightly"),
             skipped=no_nightly,
         ),
         EditKind(

@@ -19,6 +19,7 @@ import os
 import random
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,9 @@ def assert_same(ours: Answer, theirs: Answer, context: str) -> None:
 
 def new_mix(tmp_path: Path) -> EditMix:
     scenario = build_scenario(tmp_path / "scenario", generated_crates=6, toolchain=True)
+    for name, kind in scenario.kinds.items():
+        if kind.skipped:
+            warnings.warn(f"edit kind {name} left out of the mix: {kind.skipped}", stacklevel=2)
     return EditMix(scenario, random.Random(SEED))
 
 

@@ -36,6 +36,7 @@ KINDS = [
     "parent_config",
     "same_size_and_mtime",
     "toolchain_file",
+    "toolchain_env",
     "outside_features",
 ]
 
@@ -75,7 +76,7 @@ def assert_answers(report: CheckReport, truth: tuple[bool, set[Identity]], conte
 async def test_the_answer_after_an_edit_of_each_input_class_equals_a_fresh_cargo_check(
     kind: str, process_env: None, tmp_path: Path
 ) -> None:
-    scenario = build_scenario(tmp_path / "scenario", toolchain=kind == "toolchain_file")
+    scenario = build_scenario(tmp_path / "scenario", toolchain=kind.startswith("toolchain"))
     if scenario.kinds[kind].skipped:
         pytest.skip(f"{kind}: {scenario.kinds[kind].skipped}")
     truth = Truth(scenario, tmp_path)
