@@ -74,6 +74,8 @@ class EditKind:
 
 @dataclass
 class Scenario:
+    """What `build_scenario` wrote: the workspace `root`, and the environment of its questions."""
+
     base: Path
     root: Path
     cargo_home: Path
