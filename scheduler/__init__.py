@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .server._state import ServerState
     from .testing._baseline import fresh_cargo_check
     from .testing._generate import GeneratedWorkspace, generate_workspace
+    from .testing._scenarios import Scenario, build_scenario
 
 __all__ = [
     "AnalyzerError",
@@ -44,11 +45,13 @@ __all__ = [
     "InvalidArgument",
     "PackageResult",
     "PathOutsideWorkspace",
+    "Scenario",
     "SchedulerError",
     "ServerState",
     "UnknownPackage",
     "WorkspaceError",
     "__version__",
+    "build_scenario",
     "build_server",
     "fresh_cargo_check",
     "generate_workspace",
@@ -66,6 +69,8 @@ _WHERE = {
     "GeneratedWorkspace": "testing._generate",
     "generate_workspace": "testing._generate",
     "fresh_cargo_check": "testing._baseline",
+    "Scenario": "testing._scenarios",
+    "build_scenario": "testing._scenarios",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..engine._runs import diagnostics_of
@@ -17,8 +18,14 @@ from ..engine._runs import diagnostics_of
 Identity = tuple[str, str, str | None, str, str | None, int | None, int | None]
 
 
-def fresh_cargo_check(root: Path, target_dir: Path, timeout_s: float = 1800) -> tuple[bool, set[Identity]]:
-    """(success, the identities of every member's diagnostics), as `Diagnostic.identity` gives them."""
+def fresh_cargo_check(
+    root: Path, target_dir: Path, timeout_s: float = 1800, *, env: Mapping[str, str] | None = None
+) -> tuple[bool, set[Identity]]:
+    """(success, the identities of every member's diagnostics), as `Diagnostic.identity` gives them.
+
+    `env`: the environment cargo runs in (the question's, to compare with an answer given for it);
+    None inherits this process's."""
+    environment = None if env is None else dict(env)
     meta = subprocess.run(
         ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
         cwd=root,
@@ -26,6 +33,7 @@ def fresh_cargo_check(root: Path, target_dir: Path, timeout_s: float = 1800) -> 
         text=True,
         check=True,
         timeout=300,
+        env=environment,
     ).stdout
     ids = {p["id"]: p["name"] for p in json.loads(meta)["packages"]}
     proc = subprocess.run(
@@ -43,6 +51,7 @@ def fresh_cargo_check(root: Path, target_dir: Path, timeout_s: float = 1800) -> 
         text=True,
         timeout=timeout_s,
         check=False,
+        env=environment,
     )
     success = False
     found: set[Identity] = set()
