@@ -415,6 +415,7 @@ class Engine:
                 target_dir=target_dir,
                 started_ns=started_ns,
                 blocked=[n for n, r in kept.items() if r.blocked_by and set(r.blocked_by) <= ws.packages.keys()],
+                failed=[n for n, r in kept.items() if not r.success and not r.blocked_by],
             )
             recorded = await anyio.to_thread.run_sync(record)
             if recorded.fooled and attempt == 0:

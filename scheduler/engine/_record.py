@@ -88,6 +88,7 @@ class Recorder:
         target_dir: Path,
         started_ns: int,
         blocked: Iterable[str] = (),
+        failed: Iterable[str] = (),
     ) -> Recorded:
         """Manifests for `answered` and for every member library the run built. A unit that failed
         has no `compiler-artifact`, but rustc wrote its dep-info all the same (type and name errors
@@ -124,23 +125,33 @@ class Recorder:
             else:
                 full.setdefault(name, _Reads()).add(reads)
                 lib.setdefault(name, _Reads()).add(reads)
-        built = {self._by_id.get(u.package_id) for u in outcome.units}
+        # Compiled: a unit of its own code reported (a build script's artifact does not count).
+        built = {self._by_id.get(u.package_id) for u in outcome.units if "custom-build" not in u.kinds}
         blocked = set(blocked)
+        failed = set(failed)
+        incomplete: set[str] = set()
         for name in answered:
-            if name in blocked and name not in built:
+            if name in built and name not in failed:
+                continue
+            if name in blocked:
                 # Not compiled because a dependency failed: the answer is that dependency's, and the
                 # base key (which holds the dependency's library key) says when that changes.
                 lib.setdefault(name, _Reads())
                 full.setdefault(name, _Reads())
-            elif name not in built:
-                failed = self._failed_reads(name, target_dir, started_ns, out)
-                if failed is not None:
-                    full.setdefault(name, _Reads()).add(failed)
-                    lib.setdefault(name, _Reads()).add(failed)
+                continue
+            # A unit that failed reports no artifact (its lib may have, its bin not): every dep-info
+            # of the package's crates written by this run is what the failed units read.
+            written = self._failed_reads(name, target_dir, started_ns, out)
+            if written is None:
+                incomplete.add(name)  # what it read is unknown: its answer gets no manifest
+                continue
+            full.setdefault(name, _Reads()).add(written)
+            lib.setdefault(name, _Reads()).add(written)
         for name, reads in lib.items():
-            out.lib[name] = self._manifest(name, reads, outside)
+            if name not in incomplete:
+                out.lib[name] = self._manifest(name, reads, outside)
         for name in answered:
-            if name in full:
+            if name in full and name not in incomplete:
                 out.answer[name] = self._manifest(name, full[name], outside)
         return out
 

@@ -108,10 +108,13 @@ class AnswerStore:
         target_dir: Path,
         started_ns: int,
         blocked: Iterable[str],
+        failed: Iterable[str] = (),
     ) -> Recorded:
         locator = self.locator(env)
         recorder = Recorder(ws, snap, locator, self.digest_of(ws, snap, locator), self.cache.get)
-        return recorder.record(outcome, answered, target_dir=target_dir, started_ns=started_ns, blocked=blocked)
+        return recorder.record(
+            outcome, answered, target_dir=target_dir, started_ns=started_ns, blocked=blocked, failed=failed
+        )
 
     def store(
         self,
