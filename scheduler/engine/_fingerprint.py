@@ -17,6 +17,7 @@ the workspace's own target dir, and what `.gitignore` files say. Names need not 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat as stat_mod
 import time
@@ -122,8 +123,12 @@ class TreeHasher:
     def _fragile_changes(self) -> list[FileChange]:
         moved = []
         for rel, sig in self._fragile.items():
+            path = os.path.join(self.root, rel)
             try:
-                st = os.stat(os.path.join(self.root, rel))
+                try:
+                    st = os.stat(path)
+                except OSError:  # dangling or looping: the link's own stat, as `_digest` took it
+                    st = os.stat(path, follow_symlinks=False)
                 now = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
             except OSError:
                 now = (-1, -1, -1, -1)
@@ -263,10 +268,8 @@ class TreeHasher:
         if link:
             # What the compiler reads through a link is its target: hash the target's content (and
             # the link text, so retargeting counts), and stat the target at every question.
-            try:
+            with contextlib.suppress(OSError):  # dangling or looping: the link's own stat stands
                 st = os.stat(path)
-            except OSError:
-                st = os.stat_result((stat_mod.S_IFREG, 0, 0, 0, 0, 0, 0, 0, 0, 0))
         if link or st.st_nlink > 1:
             self._fragile[rel] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_ctime_ns)
         else:

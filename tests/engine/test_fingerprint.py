@@ -286,3 +286,20 @@ def test_an_owner_digest_covers_paths_as_well_as_contents() -> None:
     assert a.owner_digest("p") != renamed.owner_digest("p")
     assert a.owner_digest("p") == reordered.owner_digest("p")
     assert Snapshot().owner_digest("p") == Snapshot().owner_digest(None)
+
+
+def test_a_dangling_and_a_looping_link_are_walked_again_after_their_directory_changes(tree: Path) -> None:
+    src = tree / "crates/a/src"
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "dangling.rs").symlink_to(src / "nowhere.rs")
+    (src / "loop_a.rs").symlink_to(src / "loop_b.rs")
+    (src / "loop_b.rs").symlink_to(src / "loop_a.rs")
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    os.utime(src)
+    (src / "new.rs").write_text("pub fn new() {}\n")
+    second = hasher.refresh(ROOTS)
+    assert "crates/a/src/dangling.rs" in second.by_owner["a"]
+    assert second.owner_digest("a") != first.owner_digest("a")
+    assert TreeHasher(tree, watch=False).snapshot(ROOTS).owner_digest("a") == second.owner_digest("a")
+    assert hasher.unchanged(ROOTS, set()) is second, "an unchanged dangling link is not a change"
