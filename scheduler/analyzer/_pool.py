@@ -303,14 +303,20 @@ class Analyzer(Queries):
         )
 
     async def _ask(
-        self, path: Path, method: str, params: Callable[[str], dict[str, Any]], wait: float | None = None
+        self,
+        path: Path,
+        method: str,
+        params: Callable[[str], dict[str, Any]],
+        wait: float | None = None,
+        *,
+        open_document: bool = True,
     ) -> Any:
         for attempt in range(2):
             gen = await self._ready(wait)
             assert gen.client is not None and gen.docs is not None
             try:
                 with anyio.fail_after(self.request_timeout):
-                    uri = await gen.docs.sync(path)
+                    uri = await gen.docs.sync(path) if open_document else path.as_uri()
                     for _ in range(3):  # rust-analyzer drops answers the next edit made stale
                         try:
                             return await gen.client.request(method, params(uri))
