@@ -333,3 +333,97 @@ async def test_completion_documentation_comes_on_request(env: tuple[Client, Fake
     is_error, data = await call(client, "rust_analyzer_completion", args)
     assert not is_error, data
     assert all(item["documentation"].startswith("Appends a string slice") for item in data["result"])
+
+
+# -- is the workspace clean? ---------------------------------------------------------------------------
+async def test_workspace_diagnostics_merge_native_ones_for_every_file_with_cargos_for_every_member(
+    env: tuple[Client, FakePool], ws: GeneratedWorkspace
+) -> None:
+    client, pool = env
+    is_error, data = await call(client, "rust_analyzer_workspace_diagnostics", {})
+    assert not is_error, data
+    assert data["clean"] is True and data["errors"] == 0 and data["warnings"] == 0, data
+    asked = next(q for q in pool.analyzer.asked if q[0] == "workspace_diagnostics")[1]
+    every_rs = {p.resolve() for p in ws.root.rglob("*.rs") if "target" not in p.parts}
+    assert {p.resolve() for p in asked} == every_rs
+    assert data["checked"]["rust_analyzer"] == {"status": "ready", "files": len(every_rs)}
+    assert sorted(
+        data["checked"]["cargo"]["packages"]["ran"] + data["checked"]["cargo"]["packages"]["cached"]
+    ) == sorted(ws.members)
+
+    hub = ws.lib_rs("hub").resolve()
+    pool.analyzer.native[hub] = [
+        {
+            "range": {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 4}},
+            "severity": 4,
+            "message": "code is inactive",
+            "source": "rust-analyzer",
+        },
+        {
+            "range": {"start": {"line": 5, "character": 7}, "end": {"line": 5, "character": 16}},
+            "severity": 1,
+            "code": "E0425",
+            "message": "native error",
+            "source": "rust-analyzer",
+        },
+        {
+            "range": {"start": {"line": 5, "character": 7}, "end": {"line": 5, "character": 16}},
+            "severity": 1,
+            "message": "relayed from rust-analyzer's own cargo check",
+            "source": "rustc",
+        },
+    ]
+    leaf = ws.lib_rs("leaf_000")
+    leaf.write_text(leaf.read_text() + '\npub fn broken() -> u32 { "not a number" }\n')
+    other = ws.lib_rs("leaf_001")
+    other.write_text(other.read_text() + "\nfn unused() {}\n")  # a warning (dead code) where nothing fails
+    is_error, data = await call(client, "rust_analyzer_workspace_diagnostics", {})
+    assert not is_error, data
+    assert data["clean"] is False
+    assert data["counts"]["rust-analyzer"] == {"error": 1, "hint": 1}
+    assert data["counts"]["cargo"]["error"] >= 1 and data["counts"]["cargo"]["warning"] >= 1
+    assert data["errors"] == 1 + data["counts"]["cargo"]["error"]
+    levels = [d["level"] for d in data["diagnostics"]]
+    assert levels == sorted(levels, key=lambda lv: {"error": 0, "warning": 1, "hint": 3}.get(lv, 2)), "errors first"
+    native = [d for d in data["diagnostics"] if d["source"] == "rust-analyzer"]
+    assert native[0] == {
+        "source": "rust-analyzer",
+        "level": "error",
+        "file": HUB_LIB,
+        "range": [5, 7, 5, 16],
+        "code": "E0425",
+        "message": "native error",
+    }
+    cargo = [d for d in data["diagnostics"] if d["source"] == "cargo"]
+    assert {d["file"] for d in cargo} == {"crates/leaf_000/src/lib.rs", "crates/leaf_001/src/lib.rs"}
+    assert cargo[0]["level"] == "error" and cargo[-1]["level"] == "warning"
+    assert "relayed" not in json.dumps(data)
+
+
+async def test_workspace_diagnostics_while_indexing_are_not_a_clean_bill(env: tuple[Client, FakePool]) -> None:
+    client, pool = env
+    pool.analyzer.indexing = True
+    is_error, data = await call(client, "rust_analyzer_workspace_diagnostics", {})
+    assert not is_error, data
+    assert data["clean"] is None and data["checked"]["rust_analyzer"]["status"] == "indexing"
+    assert data["checked"]["cargo"]["status"] == "ready" and "not a clean bill" in data["note"]
+
+
+async def test_workspace_diagnostics_fit_the_budget_with_the_counts_whole(
+    env: tuple[Client, FakePool], ws: GeneratedWorkspace
+) -> None:
+    client, pool = env
+    hub = ws.lib_rs("hub").resolve()
+    pool.analyzer.native[hub] = [
+        {
+            "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 1}},
+            "severity": 2,
+            "message": f"warning {i} " + "x" * 200,
+            "source": "rust-analyzer",
+        }
+        for i in range(300)
+    ]
+    is_error, data = await call(client, "rust_analyzer_workspace_diagnostics", {"max_tokens": 1000})
+    assert not is_error, data
+    assert data["warnings"] == 300 and data["omitted"]["diagnostics"] == 300 - len(data["diagnostics"])
+    assert len(json.dumps(data)) < 1000 * 4 + 200
