@@ -91,9 +91,9 @@ def path_dependencies(manifests: list[Path], root: Path) -> list[Path]:
 
 async def readable_roots(state: ServerState, root: Path) -> list[tuple[str, Path]]:
     """(what it is, resolved directory) for every root outside `root` the read tools may open."""
-    sysroot: Sysroot | None = None
-    with contextlib.suppress(SchedulerError):  # no analyzer: find the sources as it would
-        sysroot = getattr(await state.analyzer(root), "sysroot", None)
+    # The running analyzer's sources if there is one (never start one just to refuse a path).
+    running: list[Any] = getattr(state.analyzers, "analyzers", list)()
+    sysroot = next((a.sysroot for a in running if getattr(a, "root", None) == root), None)
     if not isinstance(sysroot, Sysroot):
         sysroot = await find_sysroot_src(root)
     home = cargo_home()
