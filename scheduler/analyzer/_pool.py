@@ -6,6 +6,12 @@ A query waits for readiness (`experimental/serverStatus` with `quiescent: true`)
 then raises `AnalyzerIndexing` with the progress, because rust-analyzer answers a question about a
 workspace it has not loaded with `null`/`[]`, which an agent cannot tell from "no references".
 
+A workspace directory deleted and re-created under a running server (a fresh clone, a test that
+regenerates its fixture) is a new directory: rust-analyzer's watches were on the old one, so it
+would go on answering from what it loaded, or from nothing. `get` compares the directory's identity
+(device and inode) with the one its rust-analyzer started on and, when it changed, starts a fresh
+rust-analyzer for it (the old one is shut down in the background).
+
 Before each query the open documents are synced from disk (`_analyzer_docs`). A supervisor task
 restarts a rust-analyzer that dies (a crash loop waits for the next query instead); a query that
 meets a dead server waits for the new one and retries once. Nothing here writes files: formatting,
@@ -116,6 +122,9 @@ class Analyzer(Queries):
         self._stopped = anyio.Event()
         self._crashes: list[float] = []
         self.restarts = 0
+        self.restarted_because: str | None = None
+        self.identity: tuple[int, int] | None = None
+        """The root directory's (device, inode) when this analyzer started (set by the pool)."""
         self.request_timeout = REQUEST_TIMEOUT
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -251,6 +260,8 @@ class Analyzer(Queries):
             "sysroot": self.sysroot.as_dict() if self.sysroot else None,
             "restarts": self.restarts,
         }
+        if self.restarted_because:
+            out["restarted_because"] = self.restarted_because
         if gen is not None:
             out["uptime_s"] = round(time.monotonic() - gen.started, 2)
             out["progress"] = gen.progress_summary()
@@ -295,14 +306,20 @@ class Analyzer(Queries):
         )
 
     async def _ask(
-        self, path: Path, method: str, params: Callable[[str], dict[str, Any]], wait: float | None = None
+        self,
+        path: Path,
+        method: str,
+        params: Callable[[str], dict[str, Any]],
+        wait: float | None = None,
+        *,
+        open_document: bool = True,
     ) -> Any:
         for attempt in range(2):
             gen = await self._ready(wait)
             assert gen.client is not None and gen.docs is not None
             try:
                 with anyio.fail_after(self.request_timeout):
-                    uri = await gen.docs.sync(path)
+                    uri = await gen.docs.sync(path) if open_document else path.as_uri()
                     for _ in range(3):  # rust-analyzer drops answers the next edit made stale
                         try:
                             return await gen.client.request(method, params(uri))
@@ -342,6 +359,15 @@ class Analyzer(Queries):
     def _published_for(self, path: Path) -> list[Any]:
         gen = self._gen
         return list(gen.published.get(path, [])) if gen is not None else []
+
+
+async def _identity(root: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory, or None when it does not exist."""
+    try:
+        st = await anyio.Path(root).stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class AnalyzerPool:
@@ -384,22 +410,36 @@ class AnalyzerPool:
         return None
 
     async def get(self, root: Path) -> Analyzer:
-        """The root's Analyzer, spawning rust-analyzer if needed; returns before it is ready."""
+        """The root's Analyzer, spawning rust-analyzer if needed; returns before it is ready. A
+        root directory replaced since its rust-analyzer started gets a fresh one."""
         if self._tg is None:
             raise RuntimeError("AnalyzerPool used outside `async with`")
-        key = await anyio.Path(root).resolve()
+        key = Path(await anyio.Path(root).resolve())
+        identity = await _identity(key)
         async with self._lock:
-            analyzer = self._analyzers.get(Path(key))
+            analyzer = self._analyzers.get(key)
+            if analyzer is not None and analyzer.identity != identity:
+                self._tg.start_soon(analyzer.aclose)  # watching a directory that is gone
+                del self._analyzers[key]
+                replaced, analyzer = analyzer, None
+                if identity is None:
+                    raise AnalyzerError(f"the workspace directory {key} no longer exists")
+            else:
+                replaced = None
             if analyzer is None:
                 analyzer = Analyzer(
-                    Path(key),
+                    key,
                     self._binary,
                     wait=self._wait,
                     max_open_documents=self._max_open,
                     check_on_save=self._check_on_save,
                     separate_target_dir=self._separate_target_dir,
                 )
-                self._analyzers[Path(key)] = analyzer
+                analyzer.identity = identity
+                if replaced is not None:
+                    analyzer.restarts = replaced.restarts + 1
+                    analyzer.restarted_because = "the workspace directory was deleted and re-created"
+                self._analyzers[key] = analyzer
                 await self._tg.start(analyzer.run)
             return analyzer
 

@@ -11,13 +11,16 @@ rust-analyzer to finish loading before raising `AnalyzerIndexing` (default: the 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from .._exceptions import AnalyzerError, InvalidArgument, LspResponseError
 from ._lsp import METHOD_NOT_FOUND
 
+_PULL_CONCURRENCY = 4
 _CODE_ACTION_KINDS = ["quickfix", "refactor", "refactor.extract", "refactor.inline", "refactor.rewrite", "source"]
 
 
@@ -25,7 +28,13 @@ class Queries:
     """Mixin: the LSP questions, over `_ask` (sync the file, wait for readiness, request, retry)."""
 
     async def _ask(
-        self, path: Path, method: str, params: Callable[[str], dict[str, Any]], wait: float | None = None
+        self,
+        path: Path,
+        method: str,
+        params: Callable[[str], dict[str, Any]],
+        wait: float | None = None,
+        *,
+        open_document: bool = True,
     ) -> Any:
         raise NotImplementedError
 
@@ -89,10 +98,18 @@ class Queries:
         )
         return list(result or [])
 
-    async def diagnostics(self, path: Path, *, wait: float | None = None) -> list[Any]:
-        """rust-analyzer's native diagnostics for the file as it is on disk now (pull model)."""
+    async def diagnostics(self, path: Path, *, wait: float | None = None, open_document: bool = True) -> list[Any]:
+        """rust-analyzer's native diagnostics for the file as it is on disk now (pull model).
+        `open_document=False` asks about a file rust-analyzer knows from disk without opening it
+        (for many files at once: opening them would evict the agent's open documents)."""
         try:
-            result = await self._ask(path, "textDocument/diagnostic", lambda uri: {"textDocument": {"uri": uri}}, wait)
+            result = await self._ask(
+                path,
+                "textDocument/diagnostic",
+                lambda uri: {"textDocument": {"uri": uri}},
+                wait,
+                open_document=open_document,
+            )
         except LspResponseError as exc:  # a rust-analyzer without the pull model: what it published
             if exc.code != METHOD_NOT_FOUND:
                 raise
@@ -148,12 +165,24 @@ class Queries:
             raise AnalyzerError(f"nothing to rename at {path}:{line}:{character} (0-based)")
         return edit
 
-    async def workspace_diagnostics(self, *, wait: float | None = None) -> list[dict[str, Any]]:
-        """Native diagnostics of every open document (pulled afresh) and any others published,
-        as PublishDiagnosticsParams-shaped dicts; only files with diagnostics."""
+    async def workspace_diagnostics(
+        self, *, paths: Sequence[Path] = (), wait: float | None = None, concurrency: int = _PULL_CONCURRENCY
+    ) -> list[dict[str, Any]]:
+        """Native diagnostics of `paths` (pulled without opening them), of every open document
+        (pulled afresh) and any others published, as PublishDiagnosticsParams-shaped dicts; only
+        files with diagnostics. Pulls run `concurrency` at a time: rust-analyzer answers them on
+        its own threads, and a file that vanished meanwhile is skipped."""
         published, open_paths = await self._snapshot(wait)
         found: dict[Path, list[Any]] = {p: d for p, d in published.items() if d}
-        for path in open_paths:
-            with contextlib.suppress(AnalyzerError, InvalidArgument):  # e.g. the file just vanished
-                found[path] = await self.diagnostics(path, wait=wait)
+        limiter = anyio.CapacityLimiter(max(1, concurrency))
+        opened = set(open_paths)
+
+        async def pull(path: Path) -> None:
+            async with limiter:
+                with contextlib.suppress(AnalyzerError, InvalidArgument):  # e.g. the file just vanished
+                    found[path] = await self.diagnostics(path, wait=wait, open_document=path in opened)
+
+        async with anyio.create_task_group() as tg:
+            for path in dict.fromkeys([*open_paths, *paths]):
+                tg.start_soon(pull, path)
         return [{"uri": p.as_uri(), "diagnostics": d} for p, d in sorted(found.items()) if d]

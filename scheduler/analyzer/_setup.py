@@ -45,6 +45,9 @@ class Sysroot:
     src: Path | None
     how: str  # "toolchain", "RUST_SRC_PATH", "known location", "missing"
     note: str
+    library: Path | None = None
+    """The sources rust-analyzer reads std from, wherever they were found (`src` is only set when
+    we must point rust-analyzer there): the read-only tools may open files under it."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"src": str(self.src) if self.src else None, "found_by": self.how, "note": self.note}
@@ -110,13 +113,14 @@ async def find_sysroot_src(cwd: Path) -> Sysroot:
         if done.ok:
             sysroot = Path(done.stdout.decode(errors="replace").strip())
     if sysroot is not None and await anyio.Path(sysroot / "lib/rustlib/src/rust/library").is_dir():
-        return Sysroot(None, "toolchain", f"the toolchain's rust-src ({sysroot})")
+        library = sysroot / "lib/rustlib/src/rust/library"
+        return Sysroot(None, "toolchain", f"the toolchain's rust-src ({sysroot})", library)
     env = os.environ.get("RUST_SRC_PATH")
     if env and await anyio.Path(env).is_dir():
-        return Sysroot(Path(env), "RUST_SRC_PATH", "from RUST_SRC_PATH")
+        return Sysroot(Path(env), "RUST_SRC_PATH", "from RUST_SRC_PATH", Path(env))
     known = await anyio.to_thread.run_sync(_known_sources)
     if known is not None:
-        return Sysroot(known, "known location", "the toolchain has no rust-src; using the newest known copy")
+        return Sysroot(known, "known location", "the toolchain has no rust-src; using the newest known copy", known)
     return Sysroot(
         None, "missing", "no standard library sources: answers about std items will be missing; " + INSTALL_HINT
     )

@@ -9,6 +9,12 @@ engine, usually cached), since rust-analyzer's native ones miss borrow-check and
 Rename and code actions return the edits; like the peer, they do not apply them. Locations come
 back compact (`_locations`): workspace-relative `file` paths and `[line, character, end_line,
 end_character]` ranges, 0-based like the parameters.
+
+Positions follow LSP: a `character` past the end of its line means the end of that line, so it is
+clamped (and the answer says so under `clamped`); a `line` past the end of the file is an error
+naming the argument. The read-only tools also open the files rust-analyzer itself reads outside
+the workspace (std's sources, `$CARGO_HOME` registry and git sources, path dependencies:
+`_readable`), since a definition answer leads there; the tools that produce edits refuse them.
 """
 
 from __future__ import annotations
@@ -22,18 +28,28 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, InvalidArgument
+from ..analyzer._completion import compact_completion
 from ..analyzer._locations import compact
 from ..engine._engine import CheckRequest
 from ..engine._report import fit_to_budget
-from . import _paths
+from . import _readable
+from ._diagnostics import workspace_diagnostics
 from ._ports import AnalyzerClient
 from ._state import Call, Ctx, ServerState, Toolbox
-from ._tools_cargo import READ_ONLY, Answer, MaxTokens, Workspace
+from ._tools_cargo import READ_ONLY, Answer, MaxTokens, Workspace, _request
 from ._tools_manifest import SESSION, set_session_workspace
 
 FilePath = Annotated[str, Field(description="File: workspace-relative, absolute, or a file:// URI")]
-Line = Annotated[int, Field(description="0-based line", ge=0)]
-Character = Annotated[int, Field(description="0-based column (UTF-16 code units)", ge=0)]
+LSP_UINTEGER_MAX = 2**31 - 1
+Line = Annotated[int, Field(description="0-based line", ge=0, le=LSP_UINTEGER_MAX)]
+Character = Annotated[
+    int,
+    Field(
+        description="0-based column (UTF-16 code units); past the end of the line means its end",
+        ge=0,
+        le=LSP_UINTEGER_MAX,
+    ),
+]
 
 
 T = TypeVar("T")
@@ -101,31 +117,71 @@ def _check_identifier(name: str) -> None:
         raise InvalidArgument("new_name", f"{name!r} is not a Rust identifier; pass a name like 'total_count'")
 
 
-def check_position(
-    path: Path, line: int, character: int, line_arg: str = "line", character_arg: str = "character"
-) -> None:
-    """A 0-based position (UTF-16 column) inside the file: rust-analyzer answers a position past
-    the end with an error or a silent null, which an agent would read as "nothing here"."""
-    lines = _source(path).split("\n")
-    if line >= len(lines):
-        raise InvalidArgument(
-            line_arg,
-            f"{line} is past the end of {path.name}, which has {len(lines)} lines (0-based: 0..{len(lines) - 1})",
-        )
-    width = len(lines[line].rstrip("\r").encode("utf-16-le")) // 2
-    if character > width:
-        raise InvalidArgument(
-            character_arg,
-            f"{character} is past the end of line {line} of {path.name}, which is {width} UTF-16 code units long",
-        )
+class Positions:
+    """A file's lines, to check a call's positions against them: LSP positions, UTF-16 columns.
+
+    rust-analyzer answers a line past the end with an error or a silent null, which an agent would
+    read as "nothing here", so that is refused; a character past the end of a line means the end
+    of the line (LSP says so, and the peer's clients send such ranges), so it is clamped and
+    recorded in `clamped` for the answer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines = _source(path).split("\n")
+        self.clamped: dict[str, dict[str, Any]] = {}
+
+    def character(self, line: int, character: int, line_arg: str = "line", character_arg: str = "character") -> int:
+        """`character`, or the end of `line` when it is past it."""
+        count = len(self.lines)
+        if line >= count:
+            raise InvalidArgument(
+                line_arg,
+                f"{line} is past the end of {self.path.name}, which has {count} lines (0-based: 0..{count - 1})",
+            )
+        width = len(self.lines[line].rstrip("\r").encode("utf-16-le")) // 2
+        if character <= width:
+            return character
+        self.clamped[character_arg] = {
+            "given": character,
+            "used": width,
+            "why": f"past the end of line {line} ({width} UTF-16 code units), which LSP reads as the line's end",
+        }
+        return width
+
+    def note(self, head: dict[str, Any]) -> dict[str, Any]:
+        if self.clamped:
+            head["clamped"] = dict(self.clamped)
+        return head
+
+
+async def _file(state: ServerState, root: Path, file_path: str, tool: str, *, writable: bool = False) -> Source:
+    path, outside = await _readable.resolve_source(state, file_path, root, tool=tool, writable=writable)
+    return Source(file_path, path, outside)
+
+
+class Source:
+    """The file a call is about: where it is, and what kind of file outside the workspace it is."""
+
+    def __init__(self, spelled: str, path: Path, outside: str | None) -> None:
+        self.spelled = spelled
+        self.path = path
+        self.outside = outside
+
+    def head(self, root: Path) -> dict[str, Any]:
+        if self.outside is None:
+            return {"file": str(self.path.relative_to(root))}
+        return {"file": str(self.path), "outside_workspace": self.outside, "read_only": True}
 
 
 def _shape(
-    file_path: str, path: Path, root: Path, result: Any, status: dict[str, Any] | None, max_tokens: int, **where: int
+    source: Source, root: Path, result: Any, status: dict[str, Any] | None, max_tokens: int, **where: Any
 ) -> dict[str, Any]:
-    head: dict[str, Any] = {"file": str(path.relative_to(root)) if path.is_relative_to(root) else file_path}
+    head = source.head(root)
+    positions = where.pop("positions", None)
     if where:
         head["position"] = where
+    if isinstance(positions, Positions):
+        positions.note(head)
     if status is not None:
         return {**head, **status}
     head["status"] = "ready"
@@ -153,10 +209,11 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             max_tokens: MaxTokens = 6000,
         ) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
-                path = _paths.resolve_file(file_path, root)
-                check_position(path, line, character)
-                result, status = await ask(state, root, lambda an: query(an, path, line, character))
-                return _shape(file_path, path, root, result, status, max_tokens, line=line, character=character)
+                source = await _file(state, root, file_path, tool)
+                positions = Positions(source.path)
+                at = positions.character(line, character)
+                result, status = await ask(state, root, lambda an: query(an, source.path, line, at))
+                return _shape(source, root, result, status, max_tokens, line=line, character=at, positions=positions)
 
             return await box.run(ctx, tool, workspace=workspace, call=Call.READ, body=body)
 
@@ -178,21 +235,45 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         "rust_analyzer_references",
         "Every reference to the item at a 0-based position.",
     )
-    positional(
-        lambda an, path, line, ch: an.completion(path, line, ch),
-        "rust_analyzer_completion",
-        "Completions at a 0-based position.",
-    )
 
-    def per_file(query: FileQuery, tool: str, doc: str) -> None:
+    @server.tool(annotations=READ_ONLY)
+    async def rust_analyzer_completion(
+        ctx: Ctx,
+        file_path: FilePath,
+        line: Line,
+        character: Character,
+        documentation: Annotated[
+            bool, Field(description="Also return each item's documentation (large: off by default)")
+        ] = False,
+        workspace: Workspace = None,
+        max_tokens: MaxTokens = 6000,
+    ) -> Answer:
+        """Completions at a 0-based position: label, kind, detail (and the text to insert when it
+        differs), in rust-analyzer's order; documentation only with documentation=true."""
+
+        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+            source = await _file(state, root, file_path, "rust_analyzer_completion")
+            positions = Positions(source.path)
+            at = positions.character(line, character)
+            result, status = await ask(state, root, lambda an: an.completion(source.path, line, at))
+            if status is not None:
+                return _shape(source, root, None, status, max_tokens, line=line, character=at, positions=positions)
+            items, incomplete = compact_completion(result, documentation=documentation)
+            head = positions.note({**source.head(root), "position": {"line": line, "character": at}})
+            head.update(status="ready", is_incomplete=incomplete)
+            return fit_to_budget(head, "result", items, max_tokens)
+
+        return await box.run(ctx, "rust_analyzer_completion", workspace=workspace, call=Call.READ, body=body)
+
+    def per_file(query: FileQuery, tool: str, doc: str, *, writable: bool = False) -> None:
         async def fn(
             ctx: Ctx, file_path: FilePath, workspace: Workspace = None, max_tokens: MaxTokens = 6000
         ) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
-                path = _paths.resolve_file(file_path, root)
-                _source(path)
-                result, status = await ask(state, root, lambda an: query(an, path))
-                return _shape(file_path, path, root, result, status, max_tokens)
+                source = await _file(state, root, file_path, tool, writable=writable)
+                _source(source.path)
+                result, status = await ask(state, root, lambda an: query(an, source.path))
+                return _shape(source, root, result, status, max_tokens)
 
             return await box.run(ctx, tool, workspace=workspace, call=Call.READ, body=body)
 
@@ -208,6 +289,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         lambda an, path: an.formatting(path),
         "rust_analyzer_format",
         "The edits rustfmt would make to a file; returned, not applied (cargo_fmt applies).",
+        writable=True,
     )
 
     @server.tool(annotations=READ_ONLY)
@@ -221,9 +303,10 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         (1-based lines, from a check of the owning package, usually cached)."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            path = _paths.resolve_file(file_path, root)
+            source = await _file(state, root, file_path, "rust_analyzer_diagnostics")
+            path = source.path
             _source(path)
-            out: dict[str, Any] = {"file": str(path.relative_to(root))}
+            out: dict[str, Any] = source.head(root)
             try:
                 native, status = await ask(state, root, lambda an: an.diagnostics(path))
                 out["rust_analyzer"] = status or fit_to_budget(
@@ -242,14 +325,15 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         workspace: Workspace = None,
         max_tokens: MaxTokens = 6000,
     ) -> Answer:
-        """rust-analyzer's diagnostics for the whole workspace (cargo_check gives cargo's)."""
+        """Is the workspace clean? rust-analyzer's native diagnostics for every file of every member
+        and cargo's check of every member (usually cached), merged, each marked with its source,
+        errors first; `clean`, counts and what each source checked."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            result, status = await ask(state, root, lambda an: an.workspace_diagnostics())
-            if status is not None:
-                return status
-            items = compact(result if isinstance(result, list) else [result], root)
-            return fit_to_budget({"status": "ready"}, "result", items, max_tokens)
+            request = _request(
+                state, "check", package=None, scope="workspace", toolchain=None, cargo_env=None, timeout_s=None
+            )
+            return await workspace_diagnostics(state, root, request, max_tokens)
 
         return await box.run(ctx, "rust_analyzer_workspace_diagnostics", workspace=workspace, call=Call.READ, body=body)
 
@@ -267,27 +351,27 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         """Code actions (quick fixes, refactors) for a 0-based range, with their edits; not applied."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            path = _paths.resolve_file(file_path, root)
-            check_position(path, line, character)
-            check_position(path, end_line, end_character, "end_line", "end_character")
-            if (end_line, end_character) < (line, character):
+            source = await _file(state, root, file_path, "rust_analyzer_code_actions", writable=True)
+            path = source.path
+            positions = Positions(path)
+            start = positions.character(line, character)
+            end = positions.character(end_line, end_character, "end_line", "end_character")
+            if (end_line, end) < (line, start):
                 raise InvalidArgument(
                     "end_line", f"the range ends ({end_line}:{end_character}) before it starts ({line}:{character})"
                 )
-            result, status = await ask(
-                state, root, lambda an: an.code_actions(path, line, character, end_line, end_character)
-            )
+            result, status = await ask(state, root, lambda an: an.code_actions(path, line, start, end_line, end))
             return _shape(
-                file_path,
-                path,
+                source,
                 root,
                 result,
                 status,
                 max_tokens,
                 line=line,
-                character=character,
+                character=start,
                 end_line=end_line,
-                end_character=end_character,
+                end_character=end,
+                positions=positions,
             )
 
         return await box.run(ctx, "rust_analyzer_code_actions", workspace=workspace, call=Call.READ, body=body)
@@ -305,11 +389,12 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         """The workspace edit that renames the symbol at a 0-based position; returned, not applied."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            path = _paths.resolve_file(file_path, root)
-            check_position(path, line, character)
+            source = await _file(state, root, file_path, "rust_analyzer_rename", writable=True)
+            positions = Positions(source.path)
+            at = positions.character(line, character)
             _check_identifier(new_name)
-            result, status = await ask(state, root, lambda an: an.rename(path, line, character, new_name))
-            return _shape(file_path, path, root, result, status, max_tokens, line=line, character=character)
+            result, status = await ask(state, root, lambda an: an.rename(source.path, line, at, new_name))
+            return _shape(source, root, result, status, max_tokens, line=line, character=at, positions=positions)
 
         return await box.run(ctx, "rust_analyzer_rename", workspace=workspace, call=Call.READ, body=body)
 

@@ -16,6 +16,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
+from .._exceptions import InvalidArgument
 from .._settings import Scope
 from ..cargo._plain import run_cargo_plain
 from ..engine._engine import CheckRequest
@@ -92,6 +93,23 @@ async def members(state: ServerState, root: Path) -> list[str]:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+_ALLOW_DIRTY = ("--allow-dirty", "--allow-staged", "--allow-no-vcs")
+_CARGO_REFUSED_FIX = re.compile(r"--allow-(dirty|staged|no-vcs)")
+
+
+def refuse_dirty_fix(stderr: str) -> None:
+    """cargo refused `--fix` on uncommitted changes or a tree without VCS: the agent's call to
+    change, said in the tool's own terms (cargo's message names its CLI flags)."""
+    if not _CARGO_REFUSED_FIX.search(stderr):
+        return
+    error = next((line.strip() for line in stderr.splitlines() if line.startswith("error")), stderr.strip())
+    raise InvalidArgument(
+        "allow_dirty",
+        f"cargo refused to apply fixes ({error.removeprefix('error: ')}); commit or stash the changes first "
+        "so the fixes can be reviewed and undone, or call again with allow_dirty: true to apply them anyway",
+    )
+
+
 def _relative(path: str, root: Path) -> str:
     p = Path(path)
     return str(p.relative_to(root)) if p.is_absolute() and p.is_relative_to(root) else path
@@ -223,6 +241,13 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         ctx: Ctx,
         package: Package = None,
         fix: Annotated[bool, Field(description="Apply clippy's fixes to the sources (a mutation)")] = False,
+        allow_dirty: Annotated[
+            bool,
+            Field(
+                description="With fix: apply fixes even to uncommitted changes or a tree without version control "
+                "(cargo refuses both by default, so the fixes can be reviewed and undone)"
+            ),
+        ] = False,
         deny_warnings: Annotated[bool, Field(description="Pass -D warnings as cargo-mcp does")] = True,
         scope: ScopeArg = None,
         max_tokens: MaxTokens = 6000,
@@ -232,7 +257,8 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         cargo_env: CargoEnv = None,
     ) -> Answer:
         """Run clippy lints (with -D warnings, like cargo-mcp). With fix=true, applies the fixes to the
-        sources. For lints without any chance of edits, cargo_check(clippy=true) is read-only."""
+        sources; like cargo, only to a tree whose changes are committed unless allow_dirty=true.
+        For lints without any chance of edits, cargo_check(clippy=true) is read-only."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             if not fix:
@@ -247,19 +273,15 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
                     deny_warnings=deny_warnings,
                 )
                 return await engine_check(state, root, req, max_tokens)
-            args = [
-                "clippy",
-                "--fix",
-                "--allow-dirty",
-                "--allow-staged",
-                "--allow-no-vcs",
-                *await _package(state, root, package),
-            ]
+            args = ["clippy", "--fix", *(_ALLOW_DIRTY if allow_dirty else ()), *await _package(state, root, package)]
             if deny_warnings:
                 args += ["--", "-D", "warnings"]
-            return await _plain(
+            result = await _plain(
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
+            if not result["success"] and not allow_dirty:
+                refuse_dirty_fix(result["stderr_tail"])
+            return result
 
         return await box.run(ctx, "cargo_clippy", workspace=workspace, call=Call.MUTATION if fix else ENGINE, body=body)
 

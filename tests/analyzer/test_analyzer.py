@@ -7,6 +7,7 @@ seconds); tests that edit files, kill the process or watch it start get their ow
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import anyio
 import pytest
 
 from scheduler import GeneratedWorkspace, generate_workspace
-from scheduler._exceptions import AnalyzerIndexing, AnalyzerNotFound
+from scheduler._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound
 from scheduler.analyzer import _setup
 from scheduler.analyzer._pool import Analyzer, AnalyzerPool
 from scheduler.analyzer._setup import find_rust_analyzer
@@ -263,6 +264,40 @@ async def test_a_killed_rust_analyzer_is_restarted_and_the_next_query_works(
         hover = await analyzer.hover(hub, *HUB_VALUE, wait=LOAD)
     assert "pub fn hub_value" in _hover_text(hover)
     assert analyzer.restarts == 1 and analyzer.pid not in (None, old)
+
+
+@pytest.mark.anyio
+@pytest.mark.analyzer
+@needs_ra
+async def test_a_workspace_directory_deleted_and_re_created_gets_a_fresh_rust_analyzer(
+    pool: AnalyzerPool, ws: GeneratedWorkspace
+) -> None:
+    leaf = ws.lib_rs("leaf_000")
+    analyzer = await pool.get(ws.root)
+    with anyio.fail_after(LOAD):
+        assert "x: u32" in _hover_text(await analyzer.hover(leaf, *LEAF_CALL, wait=LOAD))
+    old_pid = analyzer.pid
+    shutil.rmtree(ws.root)  # a fresh clone in the same place: the same paths, other directories
+    again = generate_workspace(ws.root, crates=6)
+    hub = again.lib_rs("hub")
+    hub.write_text(hub.read_text().replace("pub fn hub_value(x: u32) -> u32", "pub fn hub_value(x: u64) -> u64"))
+    fresh = await pool.get(ws.root)
+    with anyio.fail_after(LOAD):
+        hover = await fresh.hover(leaf, *LEAF_CALL, wait=LOAD)
+    assert "pub fn hub_value(x: u64) -> u64" in _hover_text(hover), "answered from the new directory"
+    assert fresh.pid not in (None, old_pid) and fresh.status()["restarts"] == 1
+    assert "re-created" in fresh.status()["restarted_because"]
+    assert await pool.get(ws.root) is fresh, "an unchanged directory keeps its rust-analyzer"
+
+
+@pytest.mark.anyio
+@pytest.mark.analyzer
+@needs_ra
+async def test_a_workspace_directory_that_is_gone_is_said_so(pool: AnalyzerPool, ws: GeneratedWorkspace) -> None:
+    await pool.get(ws.root)
+    shutil.rmtree(ws.root)
+    with anyio.fail_after(30), pytest.raises(AnalyzerError, match="no longer exists"):
+        await pool.get(ws.root)
 
 
 # -- finding the binary ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from server_env import call
@@ -123,3 +124,39 @@ async def test_scheduler_status_names_the_session_workspace_and_engines(ws: Gene
         is_error, data = await call(client, "scheduler_status")
     assert not is_error and data["session_workspace"] == str(ws.root.resolve())
     assert data["engines"][0]["root"] == str(ws.root.resolve())
+
+
+def _has_clippy() -> bool:
+    return shutil.which("cargo") is not None and (
+        subprocess.run(["cargo", "clippy", "--version"], capture_output=True).returncode == 0
+    )
+
+
+@pytest.mark.skipif(not _has_clippy() or shutil.which("git") is None, reason="clippy or git is not installed")
+async def test_clippy_fix_keeps_cargos_protection_of_uncommitted_work_unless_allow_dirty(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace(crates=4)
+    lib = ws.lib_rs("hub")
+    fixable = "\npub fn needless() -> u32 {\n    return 1;\n}\n"  # clippy::needless_return, machine-applicable
+    lib.write_text(lib.read_text() + fixable)
+    before = lib.read_text()
+    args: dict[str, Any] = {"fix": True, "package": "hub", "deny_warnings": False}
+    async with Client(build_server(ws.root)) as client:
+        is_error, data = await call(client, "cargo_clippy", args)  # no version control at all
+        assert is_error and data["argument"] == "allow_dirty", data
+        assert "allow_dirty: true" in data["error"] and "no VCS" in data["error"], data["error"]
+        assert lib.read_text() == before
+
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+        await anyio.run_process(["cargo", "generate-lockfile", "--offline"], cwd=ws.root)
+        for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "base"]):
+            await anyio.run_process(git + step, cwd=ws.root)
+        lib.write_text(before + "// an uncommitted edit\n")
+        is_error, data = await call(client, "cargo_clippy", args)
+        assert is_error and "uncommitted changes" in data["error"] and "allow_dirty: true" in data["error"], data
+        assert lib.read_text() == before + "// an uncommitted edit\n"
+
+        is_error, data = await call(client, "cargo_clippy", {**args, "allow_dirty": True})
+        assert not is_error and data["success"], data
+        assert "return 1;" not in lib.read_text() and "// an uncommitted edit" in lib.read_text()

@@ -115,3 +115,69 @@ async def test_diagnostics_merge_rust_analyzer_and_cargo_for_the_file(
     text = str(data)
     assert "E0308" in text
     assert "cargo" in data and "rust_analyzer" in data, sorted(data)
+
+
+async def test_a_definition_in_the_standard_library_can_be_read_further_but_not_edited(
+    client: Client, module_ws: GeneratedWorkspace
+) -> None:
+    leaf = str(module_ws.lib_rs(module_ws.leaves[0]).relative_to(module_ws.root))
+    # `String::from("leaf_000")` in the member's `describe`, on `from`
+    error, data = await call(client, "rust_analyzer_definition", {"file_path": leaf, "line": 8, "character": 50})
+    assert not error, data
+    target = data["result"][0]["target_file"]
+    if not Path(target).is_absolute():
+        pytest.skip(f"no standard library sources here: the definition is {target}")
+    line, character = data["result"][0]["targetSelectionRange"][:2]
+    error, hover = await call(
+        client, "rust_analyzer_hover", {"file_path": target, "line": line, "character": character}
+    )
+    assert not error, hover
+    assert hover["outside_workspace"] == "standard library" and hover["read_only"] is True
+    assert "fn from" in str(hover["result"])
+    error, symbols = await call(client, "rust_analyzer_symbols", {"file_path": target})
+    assert not error and any(s["name"] == "String" for s in symbols["result"]), symbols
+    error, refused = await call(
+        client, "rust_analyzer_rename", {"file_path": target, "line": line, "character": character, "new_name": "x"}
+    )
+    assert error and "no tool edits files outside the workspace" in refused["error"]
+
+
+async def test_a_code_action_range_ending_past_an_empty_line_is_answered(client: Client) -> None:
+    # the peer's own code-actions test: a range whose end lies past the end of an empty line
+    args = {"file_path": HUB, "line": 0, "character": 0, "end_line": 4, "end_character": 10}
+    error, data = await call(client, "rust_analyzer_code_actions", args)
+    assert not error, data
+    assert data["status"] == "ready" and data["clamped"]["end_character"]["used"] == 0
+
+
+async def test_completion_is_compact_and_documentation_comes_on_request(
+    client: Client, module_ws: GeneratedWorkspace
+) -> None:
+    leaf = str(module_ws.lib_rs(module_ws.leaves[0]).relative_to(module_ws.root))
+    at = {"file_path": leaf, "line": 9, "character": 11}  # after `record.`
+    error, data = await call(client, "rust_analyzer_completion", at)
+    assert not error, data
+    labels = [i["label"] for i in data["result"]]
+    assert any(label.startswith("describe") for label in labels), labels
+    assert all({"label", "kind"} <= set(i) and "documentation" not in i for i in data["result"])
+    per_item = len(json.dumps(data["result"])) / len(data["result"])
+    error, full = await call(client, "rust_analyzer_completion", {**at, "documentation": True, "max_tokens": 50_000})
+    assert not error and any("documentation" in i for i in full["result"]), full
+    assert per_item < 200, per_item  # the peer's 24-item answer: 19.8 KB, about 825 bytes an item
+
+
+async def test_workspace_diagnostics_say_whether_the_workspace_is_clean_from_both_sources(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    ws = make_workspace()
+    lib = ws.lib_rs(ws.leaves[0])
+    lib.write_text(lib.read_text() + '\npub fn broken() -> u32 { "no" }\n')
+    rel = str(lib.relative_to(ws.root))
+    async with ServerState(ws.root, cache_dir=tmp_path / "c") as state, Client(build_server(ws.root, state=state)) as c:
+        error, data = await call(c, "rust_analyzer_workspace_diagnostics", {})
+    assert not error, data
+    assert data["clean"] is False and data["checked"]["rust_analyzer"]["status"] == "ready", data
+    found = {(d["source"], d["file"], d.get("code")) for d in data["diagnostics"] if d["level"] == "error"}
+    # rust-analyzer's from a file nobody opened, cargo's from the engine's check of every member
+    assert {("rust-analyzer", rel, "E0308"), ("cargo", rel, "E0308")} <= found, found
+    assert data["errors"] >= 2 and data["diagnostics"][0]["level"] == "error"
