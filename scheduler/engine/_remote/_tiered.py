@@ -273,6 +273,11 @@ class TieredCache(DiagnosticsCache):
         return {**super().stats(), "remote": {**self.remote.stats(), "queued": queued, "dropped": self.dropped_writes}}
 
 
+def question(cache: DiagnosticsCache) -> contextlib.AbstractContextManager[Question | None]:
+    """`cache.question()` for a tiered cache, else a block with no question (None)."""
+    return cache.question() if isinstance(cache, TieredCache) else contextlib.nullcontext()
+
+
 async def settle(cache: DiagnosticsCache, compute: Callable[[], _T]) -> _T:
     """`compute()`, again after each pull that brought something from the remote, until none does.
     A plain `DiagnosticsCache` computes once. Opens a question when none is open."""
