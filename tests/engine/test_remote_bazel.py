@@ -55,12 +55,12 @@ async def test_an_answer_written_through_the_cache_protocol_is_read_by_another_c
     async with tiered(tmp_path / "a", bazel_cache.url) as a, tiered(tmp_path / "b", bazel_cache.url) as b:
         a.put_many({"k1": ANSWER, "ma:base": {"files": [], "env": ["PROFILE"]}})
         assert await a.flush(10)
+        # The server refuses an ActionResult whose blob it lacks: two actions stored means each
+        # blob went up before its action.
         assert len(bazel_cache.ac) == 2 and len(bazel_cache.cas) == 2
         found, status, _ = await _read(b, ["k1", "ma:base", "absent"])
     assert found == {"k1": ANSWER, "ma:base": {"files": [], "env": ["PROFILE"]}}
     assert status["outcome"] == "hit" and status["store"] == bazel_cache.url
-    puts = [r for r in bazel_cache.requests if r.startswith("PUT")]
-    assert all(p.startswith("PUT /prefix/cas/") for p in puts[::2]), "each blob goes up before its action"
 
 
 async def test_an_action_whose_blob_was_evicted_is_a_miss(tmp_path: Path, bazel_cache: BazelCache) -> None:
