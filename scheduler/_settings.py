@@ -11,14 +11,18 @@ never silently replaced by the default (CARGO_SCHEDULER_IDLE_TIMEOUT, which pred
 the one exception: see `idle_timeout_s`).
 
 Every environment variable the package consults for itself is read here. The settings in
-`VARIABLES` (the latency knobs, and ALLOW_ENV, which widens `cargo_env`'s allow-list) are the
-daemon's identity (`fingerprint`); the cache directory and the idle timeout are read where
-they are used, through `cache_dir()` and `idle_timeout_s()`, and are not.
+`VARIABLES` (the latency knobs, ALLOW_ENV, which widens `cargo_env`'s allow-list, and the shared
+tier's knobs) are the daemon's identity (`fingerprint`); the cache directory and the idle timeout
+are read where they are used, through `cache_dir()` and `idle_timeout_s()`, and are not. The shared
+tier's knobs (`remote()`, docs/fleet.md) may hold a password or a key: the fingerprint keeps a
+digest of those, never the secret.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal, NamedTuple, TypeVar, get_args
 
@@ -32,9 +36,21 @@ RA_TARGET_DIR = "CARGO_SCHEDULER_RA_TARGET_DIR"
 CACHE_MB = "CARGO_SCHEDULER_CACHE_MB"
 TARGET_DIR = "CARGO_SCHEDULER_TARGET_DIR"
 ALLOW_ENV = "CARGO_SCHEDULER_ALLOW_ENV"
+REMOTE = "CARGO_SCHEDULER_REMOTE"
+REMOTE_READONLY = "CARGO_SCHEDULER_REMOTE_READONLY"
+REMOTE_HMAC_KEY = "CARGO_SCHEDULER_REMOTE_HMAC_KEY"
+REMOTE_HMAC_KEY_FILE = "CARGO_SCHEDULER_REMOTE_HMAC_KEY_FILE"
+REMOTE_BUDGET_MS = "CARGO_SCHEDULER_REMOTE_BUDGET_MS"
+REMOTE_TTL_S = "CARGO_SCHEDULER_REMOTE_TTL_S"
+REMOTE_VARIABLES = (REMOTE, REMOTE_READONLY, REMOTE_HMAC_KEY, REMOTE_HMAC_KEY_FILE, REMOTE_BUDGET_MS, REMOTE_TTL_S)
 LATENCY_KNOBS = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR)
 """The knobs docs/tuning.md measures, one by one, on recorded agent sessions."""
-VARIABLES = (*LATENCY_KNOBS, ALLOW_ENV)
+VARIABLES = (*LATENCY_KNOBS, ALLOW_ENV, *REMOTE_VARIABLES)
+_SECRET = (REMOTE, REMOTE_HMAC_KEY)
+"""Values that may hold a password or a key: the fingerprint (shown in the daemon's status) holds a
+digest of them, enough to tell that a daemon was started with another one, never the secret."""
+REMOTE_SCHEMES = ("redis", "rediss", "unix", "http", "https")
+MIN_HMAC_KEY_CHARS = 16
 CACHE_DIR = "CARGO_SCHEDULER_CACHE_DIR"
 IDLE_TIMEOUT = "CARGO_SCHEDULER_IDLE_TIMEOUT"
 DEFAULT_IDLE_TIMEOUT_S = 30 * 60.0
@@ -123,7 +139,98 @@ def fingerprint(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The knobs as set in `env`, unparsed: what a front and its daemon must agree on. Unparsed so
     that a front never fails on a bad value: the daemon it starts reports the error instead."""
     source = os.environ if env is None else env
-    return {name: source[name].strip() for name in VARIABLES if source.get(name, "").strip()}
+    found = {name: source[name].strip() for name in VARIABLES if source.get(name, "").strip()}
+    for name in _SECRET:
+        if name in found:
+            digest = "sha256:" + hashlib.sha256(found[name].encode()).hexdigest()[:16]
+            shown = redact_url(found[name]) if name == REMOTE else None
+            if shown != found[name]:
+                found[name] = digest if shown is None else f"{shown} ({digest})"
+    return found
+
+
+class RemoteSettings(NamedTuple):
+    """The shared tier (scheduler/engine/_remote/, docs/fleet.md): where it is and how far it is trusted."""
+
+    url: str
+    """redis://, rediss:// (TLS), unix:// (a Redis socket), or http(s):// (a Bazel remote cache)."""
+    readonly: bool = False
+    """Read the tier, never write it (agents read, CI writes). Enforce it on the server too (ACL)."""
+    hmac_key: bytes | None = None
+    """Sign what is written; read only entries signed with this key."""
+    budget_s: float = 0.2
+    """What the tier may add to one question, at most; past it the answer says it was skipped."""
+    ttl_s: int = 7 * 24 * 3600
+    """How long a written entry lives in Redis (a Bazel cache evicts by its own size bound)."""
+
+    def __repr__(self) -> str:  # never print the key, nor a password in the URL
+        return (
+            f"RemoteSettings(url={redact_url(self.url)!r}, readonly={self.readonly}, "
+            f"signed={self.hmac_key is not None}, budget_s={self.budget_s}, ttl_s={self.ttl_s})"
+        )
+
+
+def remote(env: Mapping[str, str] | None = None) -> RemoteSettings | None:
+    """The shared tier's settings, or None when CARGO_SCHEDULER_REMOTE is not set. Raises ConfigError."""
+    source = os.environ if env is None else env
+
+    def get(name: str) -> str | None:
+        value = source.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    url = get(REMOTE)
+    if url is None:
+        return None
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
+    if scheme not in REMOTE_SCHEMES:
+        accepted = "a URL: redis://, rediss:// (TLS), unix:// (a Redis socket) or http(s):// (a Bazel remote cache)"
+        raise ConfigError(REMOTE, redact_url(url), accepted)
+    d = RemoteSettings(url)
+    budget_ms = get(REMOTE_BUDGET_MS)
+    if budget_ms is not None and not (budget_ms.isdigit() and 1 <= int(budget_ms) <= 10_000):
+        raise ConfigError(REMOTE_BUDGET_MS, budget_ms, "a whole number of milliseconds from 1 to 10000")
+    ttl = get(REMOTE_TTL_S)
+    if ttl is not None and not (ttl.isdigit() and int(ttl) >= 60):
+        raise ConfigError(REMOTE_TTL_S, ttl, "a whole number of seconds, 60 or more")
+    return RemoteSettings(
+        url=url,
+        readonly=_flag(REMOTE_READONLY, get(REMOTE_READONLY), d.readonly),
+        hmac_key=_hmac_key(get(REMOTE_HMAC_KEY), get(REMOTE_HMAC_KEY_FILE)),
+        budget_s=d.budget_s if budget_ms is None else int(budget_ms) / 1000,
+        ttl_s=d.ttl_s if ttl is None else int(ttl),
+    )
+
+
+def redact_url(url: str) -> str:
+    """`url` with the password of its user part, and a `password=` query value, replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at and ":" in user:
+        authority = user.partition(":")[0] + ":***@" + host
+    tail = re.sub(r"(?i)(password=)[^&]*", r"\1***", tail)
+    return f"{scheme}://{authority}{slash}{tail}"
+
+
+def _hmac_key(inline: str | None, path: str | None) -> bytes | None:
+    if inline is not None and path is not None:
+        raise ConfigError(REMOTE_HMAC_KEY_FILE, path, f"unset when {REMOTE_HMAC_KEY} is set (one key, not two)")
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                key = f.read().strip()
+        except OSError as exc:
+            raise ConfigError(REMOTE_HMAC_KEY_FILE, path, f"a readable file holding the key ({exc.strerror})") from exc
+        name, shown = REMOTE_HMAC_KEY_FILE, path
+    elif inline is not None:
+        key, name, shown = inline.encode(), REMOTE_HMAC_KEY, f"<{len(inline)} characters, not shown>"
+    else:
+        return None
+    if len(key) < MIN_HMAC_KEY_CHARS:
+        raise ConfigError(name, shown, f"a key of at least {MIN_HMAC_KEY_CHARS} characters (`openssl rand -hex 32`)")
+    return key
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> str:

@@ -1,0 +1,292 @@
+"""The tiered cache: the local `DiagnosticsCache` in front, a `RemoteStore` behind it.
+
+A drop-in for the local cache (a subclass: every synchronous call the engine makes works unchanged
+and stays local, at local speed). What it adds:
+
+- **Misses are remembered per question.** Inside `question()` (a context variable, so concurrent
+  questions on one cache do not mix), a shared key that missed locally is noted; `await pull()`
+  asks the remote for the noted keys within what is left of the question's budget, and fills the
+  local cache with what it finds. `settle(cache, compute)` runs a synchronous computation (the
+  engine's keys: a member's manifest names the keys of its dependents' manifests), pulls what it
+  missed, and computes again until the remote has nothing new: one round trip per level of the
+  dependency graph that the local cache lacks, none when it lacks nothing.
+- **Writes go local at once, remote in the background.** `put`/`put_many` write the local cache,
+  then queue the shared entries for a writer task started by `running()`; a full queue drops
+  entries (counted), never blocks. Thread-safe: the engine stores from a worker thread.
+- **What is shared.** Answers, `ml:`/`ma:` manifests and what is derived from an answer key are
+  facts about sources; `unit:` records (the state of one target dir) and `own:` records (this
+  checkout's last answer) are not, and stay local.
+
+The answer can tell where each entry came from (`Question.status`): the store, the outcome (`hit`,
+`miss`, `skipped` with why, or `local` when nothing had to be asked), counts, time spent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from .._cache import DiagnosticsCache
+from ._store import RemoteStore
+
+_T = TypeVar("_T")
+_LOCAL_ONLY = ("unit:", "own:")
+_MAX_ROUNDS = 64
+
+
+def is_shared(key: str) -> bool:
+    return not key.startswith(_LOCAL_ONLY)
+
+
+@dataclass
+class RemoteStatus:
+    """What one question's answer says about the remote tier."""
+
+    store: str
+    outcome: str = "local"
+    """`local` (nothing had to be asked), `hit`, `miss`, or `skipped` (then `reason` says why)."""
+    reason: str | None = None
+    asked: int = 0
+    found: int = 0
+    rejected: int = 0
+    ms: float = 0.0
+    keys: set[str] = field(default_factory=set)
+    """The keys whose entries came from the remote in this question."""
+
+    def origin(self, key: str) -> str:
+        return "remote" if key in self.keys else "local"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"store": self.store, "outcome": self.outcome}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.asked:
+            out.update(asked=self.asked, found=self.found, rejected=self.rejected, ms=round(self.ms, 2))
+        return out
+
+
+class Question:
+    def __init__(self, store: str, budget_s: float) -> None:
+        self.deadline = time.monotonic() + budget_s
+        self.status = RemoteStatus(store)
+        self._wanted: set[str] = set()
+        self._asked: set[str] = set()
+        self._lock = threading.Lock()
+
+    def want(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._wanted.update(k for k in keys if k not in self._asked)
+
+    def take(self) -> list[str]:
+        with self._lock:
+            keys, self._wanted = sorted(self._wanted), set()
+            self._asked.update(keys)
+            return keys
+
+
+_QUESTION: ContextVar[Question | None] = ContextVar("cargo_scheduler_remote_question", default=None)
+
+
+class TieredCache(DiagnosticsCache):
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        size_limit: int | None = None,
+        remote: RemoteStore,
+        budget_s: float = 0.2,
+        max_pending: int = 50_000,
+        flush_timeout_s: float = 2.0,
+    ) -> None:
+        super().__init__(directory, size_limit=size_limit)
+        self.remote = remote
+        self.budget_s = budget_s
+        self.remote_fills = 0
+        """Bumped at every fill from the remote: keys memoised before it may be missing a manifest."""
+        self.dropped_writes = 0
+        self._max_pending = max_pending
+        self._flush_timeout = flush_timeout_s
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._pending_lock = threading.Lock()
+        self._writing = False
+        self._token: Any = None
+        self._loop_thread: int | None = None
+        self._wake: anyio.Event | None = None
+        self._round_done: anyio.Event | None = None
+
+    # -- reading -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def question(self) -> Iterator[Question]:
+        """One budget and one status for everything read until the block ends; nested: the outer."""
+        current = _QUESTION.get()
+        if current is not None:
+            yield current
+            return
+        q = Question(self.remote.name, self.budget_s)
+        token = _QUESTION.set(q)
+        try:
+            yield q
+        finally:
+            _QUESTION.reset(token)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        value = super().get(key)
+        if value is None:
+            self._note([key])
+        return value
+
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        found = super().get_many(keys)
+        if len(found) < len(keys):
+            self._note(k for k in keys if k not in found)
+        return found
+
+    def _note(self, keys: Iterable[str]) -> None:
+        q = _QUESTION.get()
+        if q is not None:
+            q.want(k for k in keys if is_shared(k))
+
+    async def pull(self) -> int:
+        """Ask the remote for the current question's noted misses; how many it had (0 outside a question)."""
+        q = _QUESTION.get()
+        if q is None:
+            return 0
+        keys = q.take()
+        if not keys:
+            return 0
+        status = q.status
+        if status.outcome == "skipped":  # one skip per question: the rest goes on without the tier
+            return 0
+        fetched = await self.remote.get_many(keys, q.deadline - time.monotonic())
+        status.asked += len(keys)
+        status.found += len(fetched.values)
+        status.rejected += len(fetched.rejected)
+        status.ms += fetched.ms
+        if fetched.outcome == "skipped" or status.outcome != "hit":
+            status.outcome = fetched.outcome
+        if fetched.reason:
+            status.reason = fetched.reason
+        if not fetched.values:
+            return 0
+        status.keys.update(fetched.values)
+        await anyio.to_thread.run_sync(DiagnosticsCache.put_many, self, fetched.values)  # local only
+        self.remote_fills += 1
+        return len(fetched.values)
+
+    # -- writing -----------------------------------------------------------------------------
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        super().put(key, value)
+        self._enqueue({key: value})
+
+    def put_many(self, entries: dict[str, dict[str, Any]]) -> None:
+        super().put_many(entries)
+        self._enqueue(entries)
+
+    def _enqueue(self, entries: dict[str, dict[str, Any]]) -> None:
+        if self.remote.readonly:
+            return
+        with self._pending_lock:
+            for key, value in entries.items():
+                if not is_shared(key):
+                    continue
+                if len(self._pending) >= self._max_pending and key not in self._pending:
+                    self.dropped_writes += 1
+                    continue
+                self._pending[key] = value
+        self._notify()
+
+    def _notify(self) -> None:
+        if self._wake is None:
+            return  # not running: written once `running()` starts
+        if threading.get_ident() == self._loop_thread:
+            self._wake.set()
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nothing will write them
+            anyio.from_thread.run_sync(self._wake.set, token=self._token)
+
+    async def _writer(self) -> None:
+        while True:
+            assert self._wake is not None and self._round_done is not None
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            self._writing = True
+            try:
+                while True:
+                    with self._pending_lock:
+                        batch, self._pending = self._pending, {}
+                    if not batch:
+                        break
+                    await self.remote.put_many(batch)  # bounded, never raises: its problem is in stats
+            finally:
+                self._writing = False
+                self._round_done.set()
+                self._round_done = anyio.Event()
+
+    async def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every queued write was tried (True), or `timeout_s` passed (False)."""
+        with anyio.move_on_after(timeout_s):
+            while self._pending or self._writing:
+                if self._round_done is None or self._wake is None:
+                    return False
+                done = self._round_done
+                self._wake.set()
+                await done.wait()
+            return True
+        return False
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[TieredCache]:
+        """The background writer and a first connection; on exit, queued writes get a bounded flush."""
+        self._token = anyio.lowlevel.current_token()
+        self._loop_thread = threading.get_ident()
+        self._wake, self._round_done = anyio.Event(), anyio.Event()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer)
+                tg.start_soon(self.remote.warm)
+                if self._pending:
+                    self._wake.set()
+                try:
+                    yield self
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await self.flush(self._flush_timeout)
+                    tg.cancel_scope.cancel()
+        finally:
+            self._wake = self._round_done = None
+            with anyio.CancelScope(shield=True):
+                await self.remote.aclose()
+
+    def stats(self) -> dict[str, Any]:
+        with self._pending_lock:
+            queued = len(self._pending)
+        return {**super().stats(), "remote": {**self.remote.stats(), "queued": queued, "dropped": self.dropped_writes}}
+
+
+def question(cache: DiagnosticsCache) -> contextlib.AbstractContextManager[Question | None]:
+    """`cache.question()` for a tiered cache, else a block with no question (None)."""
+    return cache.question() if isinstance(cache, TieredCache) else contextlib.nullcontext()
+
+
+async def settle(cache: DiagnosticsCache, compute: Callable[[], _T]) -> _T:
+    """`compute()`, again after each pull that brought something from the remote, until none does.
+    A plain `DiagnosticsCache` computes once. Opens a question when none is open."""
+    if not isinstance(cache, TieredCache):
+        return compute()
+    with cache.question():
+        value = compute()
+        for _ in range(_MAX_ROUNDS):
+            if not await cache.pull():
+                break
+            value = compute()
+        return value
