@@ -24,6 +24,7 @@ import anyio
 import anyio.abc
 import xxhash
 
+from .. import _settings
 from .._exceptions import InvalidArgument, MetadataError
 from .._settings import Scope
 from ..cargo._process import run_bounded
@@ -33,6 +34,8 @@ from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
 from ._inputs import cargo_home
+from ._remote._open import open_cache
+from ._remote._tiered import TieredCache, question, settle
 from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult
 from ._singleflight import SingleFlight
 from ._store import AnswerStore
@@ -251,12 +254,15 @@ class Engine:
         gkey = _keys.global_digest(obs.ws, obs.snap, rustc, env, spec.command)
         env_digest = xxhash.xxh3_64_digest(repr(sorted(env.items())).encode("utf-8", "surrogateescape"))
         external = self.store.external.refresh()
-        memo_key = (id(obs.ws), obs.snap.generation, gkey, env_digest, self.store.version, external)
+        fills = self.cache.remote_fills if isinstance(self.cache, TieredCache) else 0
+        memo_key = (id(obs.ws), obs.snap.generation, gkey, env_digest, self.store.version, external, fills)
         cached = self._keys_memo.get(memo_key)
         if cached is not None:
             return replace(cached, obs=obs)
         own = {n: obs.snap.owner_digest(n).hex() for n in obs.ws.packages}
-        keys = self.store.keys(obs.ws, obs.snap, gkey, spec.command, env)
+        # With a shared tier, manifests missing here are fetched (within the question's budget) and
+        # the keys computed again, one dependency level per round.
+        keys = await settle(self.cache, lambda: self.store.keys(obs.ws, obs.snap, gkey, spec.command, env))
         k = _Keys(obs, keys, own, gkey.hex(), gkey, env)
         if len(self._keys_memo) > 32:
             self._keys_memo.clear()
@@ -275,12 +281,14 @@ class Engine:
     ) -> CheckReport:
         started = time.perf_counter()
         spec = request.spec()
-        k = await self.keys(request)
+        with question(self.cache) as remote:
+            k = await self.keys(request)
+            answer_keys = k.packages
+            wanted = [key for key in answer_keys.values() if key is not None]
+            found = await settle(self.cache, lambda: self.cache.get_many(wanted))
         ws = k.obs.ws
         selected = ws.require(request.packages)
         observed_ms = (time.perf_counter() - started) * 1000
-        answer_keys = k.packages
-        found = self.cache.get_many([key for key in answer_keys.values() if key is not None])
         hits = {n: found[key] for n, key in answer_keys.items() if key is not None and key in found}
         stale = set(ws.packages) - hits.keys()
         own_keys = {n: self._own_key(spec, n) for n in ws.packages}
@@ -315,6 +323,10 @@ class Engine:
                 report.results[name] = _runs.from_entry(name, hits[name], roots)
                 report.notes.append(f"{name} is not in this scope but fails for these sources (from the cache)")
         report.skipped = _summarise_skipped(skipped)
+        if remote is not None:
+            status = remote.status.to_json()
+            status["members"] = sorted(n for n in hits if remote.status.origin(answer_keys[n] or "") == "remote")
+            report.remote = status
         for name in plan.from_cache:
             report.results[name] = _runs.from_entry(name, hits[name], roots)
         planned_ms = (time.perf_counter() - started) * 1000
@@ -599,8 +611,14 @@ class EnginePool:
 
     async def __aenter__(self) -> EnginePool:
         limit = None if self._cache_mb is None else self._cache_mb * 1024 * 1024
-        self.cache = await anyio.to_thread.run_sync(lambda: DiagnosticsCache(self._cache_dir, size_limit=limit))
+        remote = _settings.remote()
+        self.cache = await anyio.to_thread.run_sync(
+            lambda: open_cache(self._cache_dir, size_limit=limit, settings=remote)
+        )
         self._stack.callback(self.cache.close)
+        if isinstance(self.cache, TieredCache):
+            # Pending writes reach the remote (bounded) before the local cache closes.
+            await self._stack.enter_async_context(self.cache.running())
         self._flight = await self._stack.enter_async_context(SingleFlight())
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         # Background work ends with the pool: cancel it before the task group waits for it.

@@ -96,6 +96,8 @@ class CheckReport:
     timings_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     cache_available: bool = True
+    remote: dict[str, Any] | None = None
+    """The shared tier's part in this answer (hit, miss or skipped and why), when one is configured."""
     command: list[str] = field(default_factory=list)
     error: str | None = None
     """Set when the run did not reach an answer (timeout, cargo failing before it built anything)."""
@@ -138,6 +140,8 @@ class CheckReport:
         }
         if not self.cache_available:
             head["cache"] = "unavailable: answered without the diagnostics cache"
+        if self.remote is not None:
+            head["remote"] = self.remote
         if self.error:
             head["error"] = self.error
         if self.notes:

@@ -231,15 +231,20 @@ async def test_environment_that_build_scripts_may_watch_gets_a_private_target_di
     assert Path(target).is_relative_to(ws.root / "target")
 
 
-async def test_two_workspace_roots_with_the_same_sources_never_share_an_answer(
+async def test_two_workspace_roots_with_the_same_sources_share_answers_but_never_a_target_dir(
     make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
 ) -> None:
+    """Keys hold no path (tests/engine/test_worktrees.py has the rest); builds stay per checkout."""
     a = make_workspace(name="a")
     b = make_workspace(name="b")
     async with EnginePool(tmp_path / "cache") as pool:
         await (await pool.get(a.root)).check(CheckRequest(scope="workspace", packages=("hub",)))
         other = await (await pool.get(b.root)).check(CheckRequest(scope="workspace", packages=("hub",)))
-    assert other.ran() == ["hub"]
+        b.lib_rs("hub").write_text(b.lib_rs("hub").read_text() + "\npub fn b_only() {}\n")
+        edited = await (await pool.get(b.root)).check(CheckRequest(scope="workspace", packages=("hub",)))
+    assert other.ran() == [] and other.cached() == ["hub"]
+    assert edited.ran() == ["hub"] and "--target-dir" not in edited.command, "b builds in its own target/"
+    assert (b.root / "target").is_dir() and (a.root / "target").is_dir()
 
 
 async def test_a_new_member_added_to_the_root_manifest_is_picked_up(
