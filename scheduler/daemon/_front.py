@@ -356,13 +356,44 @@ _VALUED = ("--idle-timeout", "--port", "--token-file", "--rust-analyzer", "--all
 """The daemon flags that take a value."""
 
 
+SERVE_HELP = """\
+usage: cargo-scheduler serve [--workspace PATH] [--idle-timeout S] [--rust-analyzer PATH]
+                             [--allow-env NAME]... [--allow-unsafe-env] [--http [--port N] [--token-file F]]
+
+The MCP server on stdio (drop-in for cargo-mcp and rust-analyzer-mcp): answers the handshake
+itself and relays every call to the workspace's shared daemon, starting it when none runs.
+
+options:
+  --workspace PATH     default workspace (any directory inside it); default: the current directory
+  --idle-timeout S     seconds a daemon with no session waits before it exits (default 1800, or
+                       CARGO_SCHEDULER_IDLE_TIMEOUT)
+  --rust-analyzer PATH the rust-analyzer binary (default: found on PATH, skipping the rustup proxy)
+  --allow-env NAME     let this session's cargo_env also set NAME (PREFIX* for every variable
+                       starting with PREFIX); repeatable
+  --allow-unsafe-env   let this session's cargo_env set any variable, also those that change what
+                       runs (RUSTC_WRAPPER, ...)
+  --http               the daemon also serves streamable HTTP on loopback (URL in
+                       `cargo-scheduler daemon status`); this session stays on stdio
+  --port N             with --http: the port (default: any free one)
+  --token-file F       with --http: the bearer token's file (default: in the state directory)
+  -h, --help           show this help and exit
+
+Environment: the CARGO_SCHEDULER_* settings (docs/mcp.md); the session's cargo runs in this
+process's environment (the MCP client's).
+"""
+"""`serve --help`, hand-written: argparse costs ~10 ms on the handshake's path. tests/cli checks that
+it names every flag `parse_args` takes and that docs/mcp.md documents each of them."""
+
+
 def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
-    """Hand-rolled (argparse costs ~10 ms): --workspace P, --idle-timeout S, --http, --port N,
-    --allow-env NAME (repeatable), --allow-unsafe-env."""
+    """Hand-rolled (argparse costs ~10 ms): the flags of `SERVE_HELP`."""
     start, daemon_args, http = os.getcwd(), [], False
     rest = list(argv)
     while rest:
         flag = rest.pop(0)
+        if flag in ("-h", "--help"):
+            sys.stdout.write(SERVE_HELP)
+            raise SystemExit(0)
         if flag == "--workspace" and rest:
             start = rest.pop(0)
         elif flag in _VALUED and rest:
@@ -372,8 +403,10 @@ def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
         elif flag == "--http":
             http = True
             daemon_args.append("--http")
+        elif flag in ("--workspace", *_VALUED):
+            raise SystemExit(f"cargo-scheduler serve: {flag} needs a value (see cargo-scheduler serve --help)")
         else:
-            raise SystemExit(f"cargo-scheduler serve: unknown argument {flag!r}")
+            raise SystemExit(f"cargo-scheduler serve: unknown argument {flag!r} (see cargo-scheduler serve --help)")
     return start, daemon_args, http
 
 
