@@ -3,9 +3,13 @@
     python bench/bench_handshake.py --runs 10
 
 Codex sends its first model request ~0.6-1.0 s after spawning MCP servers; tools listed later are
-missing from that turn. Targets: 150 ms cold, 80 ms warm (median). Also reports the first
-`tools/call` (cold: includes starting the daemon; warm: a relayed call). Standard library only;
-each cold run gets a fresh runtime dir, so no daemon can answer, and its daemon is stopped after.
+missing from that turn. Targets: 150 ms cold, 80 ms warm (median). Both protocol eras are measured:
+`initialize_ms` / `tools_list_ms` are the handshake era as Codex speaks it (`initialize`,
+`notifications/initialized`, `tools/list`), `discover_ms` / `discover_tools_list_ms` the 2026-07-28
+era as Claude Code speaks it (`server/discover` first, never `initialize`, every request carrying the
+`_meta` envelope). Also reports each era's first `tools/call` (cold: includes starting the daemon;
+warm: a relayed call). Standard library only; each cold run gets a fresh runtime dir, so no daemon can
+answer, and its daemon is stopped after.
 """
 
 from __future__ import annotations
@@ -28,10 +32,17 @@ from scheduler import generate_workspace  # noqa: E402
 from scheduler.daemon import _control, _socket  # noqa: E402  (stdlib-only modules)
 
 INIT = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}
+ENVELOPE = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"},
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+ERAS = ("handshake", "modern")
 
 
-def one_session(workspace: Path, env: dict[str, str], call: bool) -> dict[str, float]:
-    """Spawn the front, handshake like Codex does, optionally make one call; times in ms from spawn."""
+def one_session(workspace: Path, env: dict[str, str], call: bool, era: str = "handshake") -> dict[str, float]:
+    """Spawn the front, handshake like Codex does (era "handshake") or discover like Claude Code does
+    (era "modern"), optionally make one call; times in ms from spawn (the call's from its request)."""
     argv = [sys.executable, "-m", "scheduler.daemon._front", "--workspace", str(workspace)]
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=REPO)
@@ -51,16 +62,27 @@ def one_session(workspace: Path, env: dict[str, str], call: bool) -> dict[str, f
 
     times: dict[str, float] = {}
     try:
-        send({"id": 1, "method": "initialize", "params": INIT})
-        times["initialize_ms"] = answer()
-        send({"method": "notifications/initialized"})
-        send({"id": 2, "method": "tools/list"})
-        times["tools_list_ms"] = answer()
+        if era == "modern":
+            meta = {"_meta": ENVELOPE}
+            send({"id": 1, "method": "server/discover", "params": meta})
+            times["discover_ms"] = answer()
+            send({"id": 2, "method": "tools/list", "params": meta})
+            times["discover_tools_list_ms"] = answer()
+            call_params: dict[str, Any] = {**meta, "name": "scheduler_status", "arguments": {}}
+        else:
+            send({"id": 1, "method": "initialize", "params": INIT})
+            times["initialize_ms"] = answer()
+            send({"method": "notifications/initialized"})
+            send({"id": 2, "method": "tools/list"})
+            times["tools_list_ms"] = answer()
+            call_params = {"name": "scheduler_status", "arguments": {}}
         if call:
             mark = time.perf_counter()
-            send({"id": 3, "method": "tools/call", "params": {"name": "scheduler_status", "arguments": {}}})
+            send({"id": 3, "method": "tools/call", "params": call_params})
             answer()
-            times["first_call_ms"] = (time.perf_counter() - mark) * 1000
+            times["discover_first_call_ms" if era == "modern" else "first_call_ms"] = (
+                time.perf_counter() - mark
+            ) * 1000
     finally:
         proc.stdin.close()
         proc.wait(timeout=30)
@@ -99,15 +121,23 @@ def main() -> int:
 
     cold: list[dict[str, float]] = []
     for i in range(args.runs):
-        env = {**base, "XDG_RUNTIME_DIR": str(tmp / f"rt-cold-{i}")}
-        os.makedirs(env["XDG_RUNTIME_DIR"])
-        cold.append(one_session(workspace, env, call=True))
-        stop_daemon(env)
+        sample: dict[str, float] = {}
+        for era in ERAS:
+            env = {**base, "XDG_RUNTIME_DIR": str(tmp / f"rt-cold-{era}-{i}")}
+            os.makedirs(env["XDG_RUNTIME_DIR"])
+            sample.update(one_session(workspace, env, call=True, era=era))
+            stop_daemon(env)
+        cold.append(sample)
 
     env = {**base, "XDG_RUNTIME_DIR": str(tmp / "rt-warm")}
     os.makedirs(env["XDG_RUNTIME_DIR"])
     one_session(workspace, env, call=True)  # starts the daemon and leaves it warm
-    warm = [one_session(workspace, env, call=True) for _ in range(args.runs)]
+    warm = []
+    for _ in range(args.runs):
+        sample = {}
+        for era in ERAS:
+            sample.update(one_session(workspace, env, call=True, era=era))
+        warm.append(sample)
     stop_daemon(env)
 
     print(

@@ -1,20 +1,46 @@
 """The `cargo-scheduler` command (also `cargo scheduler`, as cargo runs `cargo-*` from PATH).
 
 Imports are deferred into each subcommand: `serve` must answer an MCP handshake within
-milliseconds, so nothing heavy may load before it is known which subcommand runs.
+milliseconds, so nothing heavy (not even argparse or pathlib) may load before it is known which
+subcommand runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
-from typing import Any
+import time
 
-from .._version import __version__
+STARTED = time.monotonic()
+"""When this module loaded; `elapsed` counts from the process's start where the OS says when that was."""
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+
+def elapsed() -> float:
+    """Seconds the user has waited for this command: since the process started (Linux: from /proc,
+    so the interpreter's start and the imports count too), else since this module loaded. The
+    summary's "ok in" is this, not the engine's part of the work."""
+    own = time.monotonic() - STARTED
+    try:
+        import os
+
+        with open("/proc/self/stat", "rb") as f:
+            start_ticks = int(f.read().rsplit(b")", 1)[1].split()[19])  # field 22, starttime
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        return max(own, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return own
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
+    from .._version import __version__
+
     p = argparse.ArgumentParser(prog="cargo-scheduler", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"cargo-scheduler {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -59,6 +85,7 @@ def bench_main(argv: list[str]) -> int:
     """
     import os
     import subprocess
+    from pathlib import Path
 
     for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         script = base / "bench" / "report.py"
@@ -105,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _dispatch(args: argparse.Namespace) -> int:
     import os
+    from pathlib import Path
 
     from ..engine._engine import CheckRequest, EnginePool
     from ..engine._report import Kind
@@ -158,7 +186,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
                 answer["dependents"] = later.to_dict(token_budget=1_000_000)
             out.print_json(answer)
             return 0 if report.success and answer.get("dependents", {}).get("success", True) else 1
-        out.print_report(engine.root, report)
+        out.print_report(engine.root, report, elapsed_s=elapsed())
         ok = report.success
         if pending and not args.no_wait:
             print(f"checking {len(pending)} dependent package(s) in the background...", file=sys.stderr)
@@ -166,7 +194,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
             later = await engine.check(
                 CheckRequest(kind=kind, scope="workspace", packages=tuple(pending), env=question_env)
             )
-            out.print_report(engine.root, later, heading="dependents")
+            out.print_report(engine.root, later, heading="dependents", elapsed_s=elapsed())
             ok = ok and later.success
         return 0 if ok else 1
 

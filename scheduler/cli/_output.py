@@ -35,7 +35,9 @@ class Progress:
             sys.stderr.flush()
 
 
-def print_report(root: Path, report: CheckReport, heading: str | None = None) -> None:
+def print_report(root: Path, report: CheckReport, heading: str | None = None, elapsed_s: float | None = None) -> None:
+    """Diagnostics on stdout, then one summary line on stderr; `elapsed_s` is the time the user
+    waited (the whole command's), which the report's own total (the engine's part) is not."""
     colour = sys.stdout.isatty()
     for diag in report.diagnostics:
         text = str(diag.raw.get("rendered") or diag.rendered) if colour else diag.rendered
@@ -44,7 +46,7 @@ def print_report(root: Path, report: CheckReport, heading: str | None = None) ->
     for d in report.diagnostics:
         counts[d.level] = counts.get(d.level, 0) + 1
     ran, cached = report.ran(), report.cached()
-    total = report.timings_ms.get("total", 0.0) / 1000
+    total = elapsed_s if elapsed_s is not None else report.timings_ms.get("total", 0.0) / 1000
     status = "ok" if report.success else "FAILED"
     label = f"{heading}: " if heading else ""
     parts = [f"{label}{status} in {total:.2f}s ({report.kind}, scope {report.scope})"]
@@ -72,7 +74,10 @@ def _names(names: list[str], most: int = 8) -> str:
 
 async def print_graph(engine: Engine, files: list[str] | None) -> int:
     if files:
-        paths = [(Path.cwd() / f).resolve() for f in files]
+        from ..server._paths import resolve_files
+
+        # As the cargo_affected tool: relative to the workspace root, and never outside it.
+        paths = resolve_files(files, engine.root, argument="--affected")
         print_json(await engine.affected(paths))
         return 0
     ws = await engine.workspace()

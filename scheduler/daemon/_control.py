@@ -239,30 +239,85 @@ def _refused(
     return opened
 
 
+def running() -> list[str]:
+    """The workspace roots this user's daemons serve (from their pid files; a stale file is skipped)."""
+    roots = []
+    directory = _socket.runtime_dir()
+    for name in sorted(os.listdir(directory)):
+        if not name.endswith(".json"):
+            continue
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                status = json.loads(f.read())
+            if _socket.pid_alive(int(status["pid"])):
+                roots.append(str(status["workspace"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return roots
+
+
+USAGE = """\
+usage: cargo-scheduler daemon status|stop|logs [WORKSPACE] [--workspace PATH] [--lines N]
+       cargo-scheduler daemon stop --all
+       cargo-scheduler daemon list
+
+One daemon serves each workspace root; WORKSPACE (default: the current directory) may be any
+directory inside it. `stop --all` stops every daemon of this user; `list` prints their workspaces."""
+
+
 def daemon_main(argv: list[str]) -> int:
-    """`cargo-scheduler daemon status|stop|logs [--workspace P] [--lines N]`."""
-    usage = "usage: cargo-scheduler daemon status|stop|logs [--workspace PATH] [--lines N]"
-    if not argv or argv[0] not in ("status", "stop", "logs"):
-        print(usage, file=sys.stderr)
+    """`cargo-scheduler daemon status|stop|logs [WORKSPACE] [--lines N]`, `stop --all`, `list`."""
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
+    if not argv or argv[0] not in ("status", "stop", "logs", "list"):
+        print(USAGE, file=sys.stderr)
         return 2
     command, rest = argv[0], argv[1:]
-    workspace, lines = os.getcwd(), 200
+    workspace, lines, every = None, 200, False
     while rest:
         flag = rest.pop(0)
-        if flag == "--workspace" and rest:
+        if flag == "--workspace" and rest and workspace is None:
             workspace = rest.pop(0)
         elif flag == "--lines" and rest:
             lines = int(rest.pop(0))
+        elif flag == "--all" and command == "stop":
+            every = True
+        elif flag in ("-h", "--help"):
+            print(USAGE)
+            return 0
+        elif not flag.startswith("-") and workspace is None:
+            workspace = flag
         else:
-            print(usage, file=sys.stderr)
+            print(f"cargo-scheduler daemon: unexpected argument {flag!r}\n{USAGE}", file=sys.stderr)
             return 2
-    paths = _socket.Paths(_socket.workspace_root(workspace))
+    if command == "list":
+        print(json.dumps(running(), indent=2))
+        return 0
+    if every:
+        if workspace is not None:
+            print("cargo-scheduler daemon stop: give a workspace or --all, not both", file=sys.stderr)
+            return 2
+        stopped = [root for root in running() if stop(_socket.Paths(root)) is not None]
+        print(json.dumps({"stopped": stopped}, indent=2))
+        return 0
+    if workspace is not None and not os.path.isdir(workspace):
+        print(f"cargo-scheduler daemon: {workspace!r} is not a directory", file=sys.stderr)
+        return 2
+    paths = _socket.Paths(_socket.workspace_root(workspace or os.getcwd()))
     if command == "logs":
         sys.stdout.write(log_tail(paths, lines))
         return 0
     reply = control(paths, "status") if command == "status" else stop(paths)
     if reply is None:
         print(json.dumps({"running": False, "workspace": paths.workspace, "log": paths.log}))
+        others = [root for root in running() if root != paths.workspace]
+        if others:
+            print(
+                f"cargo-scheduler: no daemon serves {paths.workspace}; daemons are running for: "
+                f"{', '.join(others)} (pass one as WORKSPACE, or `cargo-scheduler daemon stop --all`)",
+                file=sys.stderr,
+            )
         return 1 if command == "status" else 0
     reply["running"] = command == "status"
     print(json.dumps(reply, indent=2))

@@ -2,19 +2,27 @@
 
 Codex sends its first model request ~0.6-1.0 s after spawning its MCP servers, and a server that has
 not listed its tools by then is invisible for that whole turn. Importing the MCP SDK alone takes
-~1.3 s, so this process never imports it (nor anyio): it answers `initialize` and `tools/list` from
+~1.3 s, so this process never imports it (nor anyio): it answers the handshake from
 `_toollist.json`, which `_toollist.py` generates from the real server, per protocol version, exactly
 as the real server would answer (a test keeps them equal). Keeping this module stdlib-only is the
 feature, not a shortcut: every import here is paid by every agent session before its first turn.
 
-Everything else is relayed, line by line, to the workspace's daemon (`_daemon.py`), which a background
-thread reaches or starts, handing it our environment (the MCP client's: the session's cargo runs get
-it) with the session. The client's `initialize` is replayed to the daemon (its answer swallowed,
-the client already has one) and its `notifications/initialized` sent after it; requests arriving before
-the daemon is up are queued. If the daemon dies, each request it was handling is answered with an
-error saying so and asking for a retry, and the next request reconnects (starting a new daemon).
-A client whose first request is not `initialize` (a 2026-era `server/discover` probe) gets a plain
-relay: nothing answered locally, nothing replayed.
+Both protocol eras are answered here, as the SDK's server decides between them (the client's first
+request picks the era, once):
+- handshake era (Codex over stdio): `initialize`, `tools/list` and `ping` are answered locally; the
+  client's `initialize` is replayed to each daemon connection (its answer swallowed, the client already
+  has one) and `notifications/initialized` sent after it.
+- 2026-07-28 (Claude Code probes with `server/discover` first and, answered, never sends `initialize`):
+  a first request carrying the `io.modelcontextprotocol/protocolVersion` envelope opens a stateless
+  session; `server/discover` and the first page of `tools/list` are answered locally when their
+  envelope is one the real server accepts. Each daemon connection is opened with a `server/discover`
+  carrying the client's envelope (answer swallowed), so the daemon serves it in the same era.
+Everything else (a cursor, another version, a malformed envelope, every `tools/call`) is relayed, line
+by line, to the workspace's daemon (`_daemon.py`), which answers exactly as the SDK does. A background
+thread reaches or starts the daemon, handing it our environment (the MCP client's: the session's cargo
+runs get it) with the session; requests arriving before the daemon is up are queued. If the daemon
+dies, each request it was handling is answered with an error saying so and asking for a retry, and the
+next request reconnects (starting a new daemon). A first request of neither kind gets a plain relay.
 """
 
 from __future__ import annotations
@@ -29,6 +37,9 @@ from typing import Any
 _NO_ID = object()
 WAKE_DELAY = 0.25
 """The daemon connector waits this long for the handshake to finish before it competes for the GIL."""
+PROTOCOL_META = "io.modelcontextprotocol/protocolVersion"
+CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
+CLIENT_INFO_META = "io.modelcontextprotocol/clientInfo"
 RETRY = "the cargo-scheduler daemon stopped while handling this call (crashed, replaced or stopped); retry it"
 
 
@@ -39,9 +50,10 @@ class Front:
         self.start = start
         self.daemon_args = daemon_args
         self.http = http
-        self.table: dict[str, Any] | None = None
-        self.mode: str | None = None  # "handshake" (answered locally, replayed) | "relay"
+        self.table: Any = None  # the shipped handshake table (`server._table.Table`), read on first use
+        self.mode: str | None = None  # "handshake" | "modern" (answered locally, replayed) | "relay"
         self.init_params: dict[str, Any] = {}
+        self.modern_meta: dict[str, Any] = {}  # the envelope a modern session's daemon connections open with
         self.version = ""
         self.out_lock = _thread.allocate_lock()
         self.lock = _thread.allocate_lock()  # guards everything below
@@ -85,12 +97,18 @@ class Front:
         self.close()
         return 0
 
-    def load_table(self) -> dict[str, Any]:
+    def reply_raw(self, request_id: Any, result: bytes) -> None:
+        """Answer with a result already in wire bytes (the table's), without parsing it."""
+        head = b'{"jsonrpc":"2.0","id":' + json.dumps(request_id).encode() + b',"result":'
+        self.emit(head + result + b"}\n")
+
+    def load_table(self) -> Any:
         if self.table is None:
+            from ..server._table import Table
             from . import _socket
 
             with open(_socket.TOOLLIST_PATH, "rb") as f:
-                self.table = json.loads(f.read())
+                self.table = Table(f.read())
         return self.table
 
     def on_client(self, line: bytes) -> None:
@@ -107,18 +125,28 @@ class Front:
         if method is None:  # the client's answer to a request the daemon sent it
             self.forward(line, "response", request_id)
             return
+        params = msg.get("params")
         if self.mode is None and request_id is not _NO_ID:
             if method == "initialize":
                 self.mode = "handshake"
-                self.answer_initialize(request_id, msg.get("params") or {})
+                self.answer_initialize(request_id, params if isinstance(params, dict) else {})
                 self.start_connector()
                 return
-            self.mode = "relay"
+            meta = envelope(params)
+            if meta is not None:
+                self.mode, self.modern_meta = "modern", meta
+            else:
+                self.mode = "relay"
             self.start_connector()
-        if self.mode == "handshake":
-            params = msg.get("params") or {}
-            if method == "tools/list" and request_id is not _NO_ID and not params.get("cursor"):
-                self.reply(request_id, self.load_table()["handshake"][self.version]["tools/list"])
+        if self.mode == "modern":
+            if request_id is not _NO_ID and self.answer_modern(method, request_id, params):
+                if method == "tools/list":
+                    self.kick()  # the handshake is over: let the connector reach the daemon now
+                return
+        elif self.mode == "handshake":
+            first_page = not (isinstance(params, dict) and params.get("cursor"))
+            if method == "tools/list" and request_id is not _NO_ID and envelope(params) is None and first_page:
+                self.reply_raw(request_id, self.load_table().raw("handshake", self.version, "tools/list"))
                 self.kick()
                 return
             if method == "ping" and request_id is not _NO_ID:
@@ -127,16 +155,39 @@ class Front:
             if method == "notifications/initialized":
                 return  # replayed to each daemon connection right after its initialize
         elif method == "initialize":
-            self.init_params = msg.get("params") or {}  # relayed now, replayed after a daemon restart
+            self.init_params = params if isinstance(params, dict) else {}  # relayed, replayed after a restart
         self.forward(line, "request" if request_id is not _NO_ID else None, request_id)
+
+    def answer_modern(self, method: Any, request_id: Any, params: Any) -> bool:
+        """Answer a 2026-07-28 `server/discover` or first-page `tools/list` from the table, if its
+        envelope is one the real server serves as such (a known version, capabilities an object, client
+        info absent or an object, nothing else in params); False leaves it to the daemon, which answers
+        everything else (errors included) as the SDK does."""
+        if method == "server/discover":
+            allowed: tuple[str, ...] = ("_meta",)
+        elif method == "tools/list":
+            allowed = ("_meta", "cursor")
+        else:
+            return False
+        meta = envelope(params)
+        if meta is None or any(key not in allowed for key in params) or params.get("cursor") is not None:
+            return False
+        if not isinstance(meta.get(CAPABILITIES_META), dict) or not isinstance(meta.get(CLIENT_INFO_META, {}), dict):
+            return False
+        table = self.load_table()
+        version = meta.get(PROTOCOL_META)
+        if not table.has("modern", version):
+            return False
+        self.reply_raw(request_id, table.raw("modern", version, method))
+        return True
 
     def answer_initialize(self, request_id: Any, params: dict[str, Any]) -> None:
         """Answer as the real server would: echo a supported handshake version, else offer the latest."""
         table = self.load_table()
         wanted = params.get("protocolVersion")
-        self.version = str(wanted if wanted in table["handshake"] else table["latest_handshake"])
+        self.version = str(wanted if table.has("handshake", wanted) else table.latest_handshake)
         self.init_params = params
-        self.reply(request_id, table["handshake"][self.version]["initialize"])
+        self.reply_raw(request_id, table.raw("handshake", self.version, "initialize"))
 
     def forward(self, line: bytes, kind: str | None, request_id: Any) -> None:
         key = json.dumps(request_id) if request_id is not _NO_ID else ""
@@ -227,21 +278,24 @@ class Front:
         """Replay the handshake, flush the queue, then relay daemon lines until it goes away."""
         self.generation += 1
         try:
-            if self.mode == "handshake" or (self.init_params and self.generation > 1):
-                init_id = f"cargo-scheduler-front-init-{self.generation}"
-                hello = {"jsonrpc": "2.0", "id": init_id, "method": "initialize", "params": self.init_params}
+            opening = self.opening()
+            if opening is not None:
+                method, params = opening
+                opening_id = f"cargo-scheduler-front-open-{self.generation}"
+                hello = {"jsonrpc": "2.0", "id": opening_id, "method": method, "params": params}
                 sock.sendall(json.dumps(hello).encode() + b"\n")
                 while True:
                     line = reader.readline()
                     if not line:
-                        raise ConnectionError("daemon closed during initialize")
+                        raise ConnectionError(f"daemon closed during {method}")
                     msg = json.loads(line)
-                    if msg.get("id") == init_id:
-                        if "error" in msg:
+                    if msg.get("id") == opening_id:
+                        if "error" in msg and method == "initialize":
                             why = msg["error"]
                             print(f"cargo-scheduler: daemon refused initialize: {why}", file=sys.stderr)
                         break
-                sock.sendall(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+                if method == "initialize":
+                    sock.sendall(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
             with self.lock:
                 for line, rid in self.queue:
                     sock.sendall(line)
@@ -266,6 +320,16 @@ class Front:
         except OSError:
             pass
 
+    def opening(self) -> tuple[str, dict[str, Any]] | None:
+        """The request a new daemon connection starts with, so the daemon serves it in the client's
+        era: the client's `initialize` (replayed; a relayed one only after a daemon restart), or a
+        `server/discover` with the modern client's envelope; None for a plain relay."""
+        if self.mode == "modern":
+            return "server/discover", {"_meta": self.modern_meta}
+        if self.mode == "handshake" or (self.init_params and self.generation > 1):
+            return "initialize", self.init_params
+        return None
+
     def on_daemon(self, line: bytes) -> None:
         try:
             msg = json.loads(line)
@@ -281,17 +345,55 @@ class Front:
         self.emit(line if line.endswith(b"\n") else line + b"\n")
 
 
+def envelope(params: Any) -> dict[str, Any] | None:
+    """The 2026-07-28 per-request `_meta` of `params`, or None when it has none (the protocol-version
+    key alone marks it: legacy requests carry `_meta` too, for a progress token)."""
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return meta if isinstance(meta, dict) and PROTOCOL_META in meta else None
+
+
 _VALUED = ("--idle-timeout", "--port", "--token-file", "--rust-analyzer", "--allow-env")
 """The daemon flags that take a value."""
 
 
+SERVE_HELP = """\
+usage: cargo-scheduler serve [--workspace PATH] [--idle-timeout S] [--rust-analyzer PATH]
+                             [--allow-env NAME]... [--allow-unsafe-env] [--http [--port N] [--token-file F]]
+
+The MCP server on stdio (drop-in for cargo-mcp and rust-analyzer-mcp): answers the handshake
+itself and relays every call to the workspace's shared daemon, starting it when none runs.
+
+options:
+  --workspace PATH     default workspace (any directory inside it); default: the current directory
+  --idle-timeout S     seconds a daemon with no session waits before it exits (default 1800, or
+                       CARGO_SCHEDULER_IDLE_TIMEOUT)
+  --rust-analyzer PATH the rust-analyzer binary (default: found on PATH, skipping the rustup proxy)
+  --allow-env NAME     let this session's cargo_env also set NAME (PREFIX* for every variable
+                       starting with PREFIX); repeatable
+  --allow-unsafe-env   let this session's cargo_env set any variable, also those that change what
+                       runs (RUSTC_WRAPPER, ...)
+  --http               the daemon also serves streamable HTTP on loopback (URL in
+                       `cargo-scheduler daemon status`); this session stays on stdio
+  --port N             with --http: the port (default: any free one)
+  --token-file F       with --http: the bearer token's file (default: in the state directory)
+  -h, --help           show this help and exit
+
+Environment: the CARGO_SCHEDULER_* settings (docs/mcp.md); the session's cargo runs in this
+process's environment (the MCP client's).
+"""
+"""`serve --help`, hand-written: argparse costs ~10 ms on the handshake's path. tests/cli checks that
+it names every flag `parse_args` takes and that docs/mcp.md documents each of them."""
+
+
 def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
-    """Hand-rolled (argparse costs ~10 ms): --workspace P, --idle-timeout S, --http, --port N,
-    --allow-env NAME (repeatable), --allow-unsafe-env."""
+    """Hand-rolled (argparse costs ~10 ms): the flags of `SERVE_HELP`."""
     start, daemon_args, http = os.getcwd(), [], False
     rest = list(argv)
     while rest:
         flag = rest.pop(0)
+        if flag in ("-h", "--help"):
+            sys.stdout.write(SERVE_HELP)
+            raise SystemExit(0)
         if flag == "--workspace" and rest:
             start = rest.pop(0)
         elif flag in _VALUED and rest:
@@ -301,8 +403,10 @@ def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
         elif flag == "--http":
             http = True
             daemon_args.append("--http")
+        elif flag in ("--workspace", *_VALUED):
+            raise SystemExit(f"cargo-scheduler serve: {flag} needs a value (see cargo-scheduler serve --help)")
         else:
-            raise SystemExit(f"cargo-scheduler serve: unknown argument {flag!r}")
+            raise SystemExit(f"cargo-scheduler serve: unknown argument {flag!r} (see cargo-scheduler serve --help)")
     return start, daemon_args, http
 
 

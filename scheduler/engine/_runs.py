@@ -40,7 +40,9 @@ class RunSpec:
         flags) that make a narrowed run build the units a `--workspace` run would."""
         c = self.command
         extra, flags = unified
-        args = [*_SUBCOMMAND[c.kind], "--message-format=json-diagnostic-rendered-ansi", "--keep-going"]
+        # `cargo test` takes --no-fail-fast, not --keep-going, to build every test binary it can.
+        keep_going = "--no-fail-fast" if c.kind == "test" else "--keep-going"
+        args = [*_SUBCOMMAND[c.kind], "--message-format=json-diagnostic-rendered-ansi", keep_going]
         args += selection_args(c, [*packages, *(n for n in extra if n not in packages)], flags)
         if c.all_targets:
             args.append("--all-targets")

@@ -19,15 +19,32 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import ConfigDict
 
 from .. import _compat
-from . import _tools_analyzer, _tools_cargo, _tools_manifest
+from .._version import __version__
+from . import _search, _tools_analyzer, _tools_cargo, _tools_manifest
 from ._state import ServerState, Toolbox
 
-INSTRUCTIONS = (
-    "Rust tools for one Cargo workspace (default: the server's directory; change it per session with "
-    "set_working_directory, or per call with `workspace`). cargo_check answers from a diagnostics cache and "
-    "runs cargo only for what changed; rust_analyzer_* positions are 0-based. Answers are JSON; "
-    "`max_tokens` bounds their size."
-)
+INSTRUCTIONS = """\
+Rust tools for a Cargo workspace: cargo and rust-analyzer behind a cache. Prefer them to running \
+cargo in a shell: they run cargo only for what changed and answer the rest from the cache.
+Which tool:
+- compile errors and warnings after an edit: cargo_check (clippy=true for lints); tests: cargo_test; \
+linking/binaries: cargo_build; formatting: cargo_fmt_check, cargo_fmt; lint fixes: cargo_clippy(fix=true).
+- questions about code at a position (type of an expression, docs, definition, references, \
+completion, rename, code actions): rust_analyzer_*. Positions are 0-based lines and UTF-16 columns. \
+While rust-analyzer is still indexing they answer status "indexing" instead of an empty result: retry.
+- which packages a change affects: cargo_affected; what is running, queued or cached: scheduler_status.
+Cache: every cargo answer lists packages as ran (cargo ran now), cached (same sources as a previous \
+run, its diagnostics replayed; as current as a fresh run) and pending (still running in the background; \
+call again for them). cargo_test names packages whose tests passed for the same sources as passed_before.
+Scopes (`scope` of cargo_check, cargo_test, cargo_build, cargo_clippy): auto (default) checks the \
+packages whose files changed now and their dependents in the background; changed: only those \
+packages; affected: them and every dependent now; workspace: all members. `package` narrows to one \
+member (cargo -p).
+Workspace: the server's directory; set_working_directory changes it for this session, `workspace` for \
+one call. Answers are JSON with errors first; `max_tokens` bounds their size, and a cut answer says \
+what it omitted."""
+"""The server's instructions, the same in `initialize` and `server/discover`. Under 2,000 characters:
+Claude Code cuts instructions at 2,048 (a test checks)."""
 
 
 def build_server(
@@ -49,12 +66,15 @@ def build_server(
         async with ServerState(default, allow_unsafe_env=allow_unsafe_env, allow_env=allow_env) as own:
             yield own
 
-    server: MCPServer[ServerState] = MCPServer(name="cargo-scheduler", instructions=INSTRUCTIONS, lifespan=lifespan)
+    server: MCPServer[ServerState] = MCPServer(
+        name="cargo-scheduler", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
+    )
     box = Toolbox(default)
     _tools_cargo.register(server, box)
     _tools_manifest.register(server, box)
     _tools_analyzer.register(server, box)
     _refuse_unknown_arguments(server)
+    _search.apply(server)
     return server
 
 

@@ -215,8 +215,8 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         toolchain: Toolchain = None,
         cargo_env: CargoEnv = None,
     ) -> Answer:
-        """Type-check the workspace: diagnostics as JSON, errors first, running only what changed.
-        Packages are listed as ran / cached (same sources, answered from cache) / pending."""
+        """Diagnostics as JSON, errors first; a check runs cargo only for what changed. Packages are
+        listed as ran / cached (same sources, answered from cache) / pending."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             req = _request(
@@ -338,7 +338,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         toolchain: Toolchain = None,
         cargo_env: CargoEnv = None,
     ) -> Answer:
-        """Build (compile and link) packages; diagnostics as JSON, errors first. Writes only target/."""
+        """Build and link packages; diagnostics as JSON, errors first. Writes only target/."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             req = _request(
@@ -366,7 +366,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         toolchain: Toolchain = None,
         cargo_env: CargoEnv = None,
     ) -> Answer:
-        """Check formatting without changing files (cargo fmt --check); lists unformatted files."""
+        """Lists unformatted files without changing any (cargo fmt --check)."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
             selection = await _package(state, root, package) or ["--all"]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,3 +137,62 @@ def test_a_check_in_another_environment_is_not_answered_from_the_first_ones_cach
     assert "FOO is 1" in cli("check", str(root), "--scope", "workspace", "--json", extra_env={"FOO": "1"}).stdout
     second = cli("check", str(root), "--scope", "workspace", "--json", extra_env={"FOO": "2"})
     assert "FOO is 2" in second.stdout and "FOO is 1" not in second.stdout
+
+
+def test_test_build_builds_the_test_binaries_with_real_cargo(make_workspace: Callable[..., GeneratedWorkspace]) -> None:
+    ws = make_workspace()
+    result = cli("test-build", str(ws.root), "--scope", "workspace")
+    assert result.returncode == 0, result.stderr
+    assert "unexpected argument" not in result.stderr
+    assert f"ran {len(ws.members)}" in result.stderr
+    built = [
+        p for p in (ws.root / "target" / "debug" / "deps").iterdir() if p.name.startswith("hub-") and p.suffix == ""
+    ]
+    assert built, "no test binary of hub was built"
+
+
+def test_graph_affected_reads_files_relative_to_the_workspace_from_any_directory(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    ws = make_workspace()
+    relative = str(ws.lib_rs("hub").relative_to(ws.root))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = cli("graph", str(ws.root), "--affected", relative, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["owners"] == ["hub"]
+
+
+def test_graph_affected_refuses_a_file_outside_the_workspace_naming_it(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    ws = make_workspace()
+    outside = tmp_path / "outside.rs"
+    outside.write_text("fn main() {}\n")
+    for spelled in (str(outside), "../outside.rs"):
+        result = cli("graph", str(ws.root), "--affected", spelled)
+        assert result.returncode == 2, result.stdout
+        assert f"--affected {spelled!r} is outside the workspace {ws.root.resolve()}" in result.stderr
+        assert result.stdout == ""
+
+
+def test_the_summary_reports_the_whole_commands_time(make_workspace: Callable[..., GeneratedWorkspace]) -> None:
+    ws = make_workspace()
+    assert cli("check", str(ws.root), "--scope", "workspace").returncode == 0
+    started = time.monotonic()
+    result = cli("check", str(ws.root), "--scope", "workspace")  # answered from the cache: startup dominates
+    waited = time.monotonic() - started
+    match = re.search(r"ok in (\d+\.\d+)s", result.stderr)
+    assert match, result.stderr
+    reported = float(match.group(1))
+    assert 0.8 * waited - 0.02 <= reported <= waited + 0.01, (reported, waited)
+
+
+def test_importing_the_cli_loads_neither_argparse_nor_pathlib() -> None:
+    """`cargo-scheduler serve` goes through this module before the front answers the handshake."""
+    code = (
+        "import sys, scheduler.cli._main\n"
+        "print(sorted(m for m in sys.modules if m in {'argparse', 'pathlib', 'anyio', 'mcp', 'typing'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
+    assert out.stdout.strip() == "[]"

@@ -36,7 +36,7 @@ import pytest
 from daemon_env import REPO, stop_all
 
 from scheduler import generate_workspace
-from scheduler.server import _toollist
+from scheduler.server import _table, _toollist
 
 HARNESS = REPO.parent / "shared" / "codex-e2e" / "codex_e2e.py"
 NAMESPACE = "mcp__rust"
@@ -177,9 +177,9 @@ def test_codex_lists_every_tool_on_the_first_turn_and_runs_reads_together_and_th
     assert len(requests) == len(steps) + 1, json.dumps(requests, indent=1)[:4000]
 
     # (a) The first model request already offers the full tool list: tools on the first turn.
-    shipped = json.loads(_toollist.TOOLLIST_PATH.read_bytes())
+    shipped: dict[str, Any] = _table.decode(_toollist.TOOLLIST_PATH.read_bytes())
     expected = {t["name"] for t in shipped["handshake"][shipped["latest_handshake"]]["tools/list"]["tools"]}
-    for version, table in shipped["handshake"].items():
+    for version, table in [*shipped["handshake"].items(), *shipped["modern"].items()]:
         assert {t["name"] for t in table["tools/list"]["tools"]} == expected, version
     first = requests[0]["namespaces"]
     assert NAMESPACE in first, f"no {NAMESPACE} in the first request: {sorted(first)}"

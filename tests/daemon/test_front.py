@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,7 +13,8 @@ import anyio
 import pytest
 from daemon_env import REPO, Env, Front, isolated_env
 
-from scheduler.server import _toollist
+from scheduler import __version__
+from scheduler.server import _table, _toollist
 
 
 @pytest.fixture
@@ -28,8 +28,15 @@ def full_server_answers() -> dict[str, Any]:
 
 
 def test_the_shipped_tool_list_is_what_the_full_server_answers(full_server_answers: dict[str, Any]) -> None:
-    shipped = json.loads(_toollist.TOOLLIST_PATH.read_bytes())
+    shipped = _table.decode(_toollist.TOOLLIST_PATH.read_bytes())
     assert shipped == full_server_answers, "the tool set changed: re-run `python -m scheduler.server._toollist`"
+
+
+def test_the_shipped_table_answers_both_protocol_eras_with_the_same_tools(full_server_answers: dict[str, Any]) -> None:
+    eras = {**full_server_answers["handshake"], **full_server_answers["modern"]}
+    assert set(full_server_answers["modern"]) == {"2026-07-28"}
+    names = {version: [t["name"] for t in answers["tools/list"]["tools"]] for version, answers in eras.items()}
+    assert len({tuple(n) for n in names.values()}) == 1, names
 
 
 def test_serve_answers_initialize_and_tools_list_with_the_full_servers_tools(
@@ -116,14 +123,17 @@ def test_the_sdk_stdio_client_talks_to_serve_end_to_end(env: Env, mode: str) -> 
         cwd=str(REPO),
     )
 
-    async def talk() -> tuple[list[str], Any]:
+    async def talk() -> tuple[str, Any, list[str], Any]:
         with anyio.fail_after(60):
             async with Client(params, mode=mode) as client:
                 tools = await client.list_tools()
                 result = await client.call_tool("scheduler_status", {})
-                return [t.name for t in tools.tools], result
+                return client.protocol_version, client.server_info, [t.name for t in tools.tools], result
 
-    names, result = anyio.run(talk)
+    version, info, names, result = anyio.run(talk)
+    # auto probes `server/discover` first and adopts 2026-07-28 when answered; legacy sends `initialize`.
+    assert version == ("2026-07-28" if mode == "auto" else "2025-11-25")
+    assert info is not None and info.version == __version__
     assert "scheduler_status" in names
     assert result.is_error is False
     assert result.structured_content is not None

@@ -89,7 +89,7 @@ def _outcome(**kw: Any) -> CargoOutcome:
         (Command("clippy"), False, ["clippy", MESSAGE_FORMAT, "--keep-going"]),
         (Command("clippy"), True, ["clippy", MESSAGE_FORMAT, "--keep-going", "--", "-D", "warnings"]),
         (Command("check"), True, ["check", MESSAGE_FORMAT, "--keep-going"]),
-        (Command("test"), False, ["test", "--no-run", MESSAGE_FORMAT, "--keep-going"]),
+        (Command("test"), False, ["test", "--no-run", MESSAGE_FORMAT, "--no-fail-fast"]),
         (Command("build"), False, ["build", MESSAGE_FORMAT, "--keep-going"]),
         (Command("check", features=("a", "b")), False, ["check", MESSAGE_FORMAT, "--keep-going", "--features", "a,b"]),
         (Command("check", all_features=True), False, ["check", MESSAGE_FORMAT, "--keep-going", "--all-features"]),
