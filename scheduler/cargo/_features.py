@@ -31,6 +31,7 @@ import anyio
 import xxhash
 
 from . import _tree
+from ._config import config_files
 from ._run import run_cargo
 from ._tree import Resolve, compare, parse_tree, plan_step
 from ._workspace import Workspace
@@ -92,14 +93,6 @@ def _digest(paths: Sequence[Path]) -> bytes:
     return h.digest()
 
 
-def _config_files(root: Path, env: Mapping[str, str]) -> list[Path]:
-    home = Path(env["CARGO_HOME"]) if env.get("CARGO_HOME") else Path(env.get("HOME", "/")) / ".cargo"
-    found = [home / "config.toml", home / "config"]
-    for directory in [root, *root.parents]:
-        found += [directory / ".cargo" / "config.toml", directory / ".cargo" / "config"]
-    return found
-
-
 def _inputs(ws: Workspace, env: Mapping[str, str], toolchain: str | None) -> tuple[bool, bytes]:
     """(outside packages exist, digest of everything the resolve depends on). Blocking: run in a thread."""
     try:
@@ -117,7 +110,7 @@ def _inputs(ws: Workspace, env: Mapping[str, str], toolchain: str | None) -> tup
     manifests = sorted({ws.root / "Cargo.toml", *(p.manifest for p in ws.packages.values())})
     cargo_vars = sorted((k, v) for k, v in env.items() if k.startswith(("CARGO", "RUSTUP")))
     base = xxhash.xxh3_128(lock)
-    base.update(_digest([*manifests, *_config_files(ws.root, env)]))
+    base.update(_digest([*manifests, *(Path(p) for p in config_files(ws.root, env))]))
     base.update(repr((toolchain, cargo_vars)).encode())
     base_digest = base.digest()
     outside = _outside_manifests.get(base_digest, ())

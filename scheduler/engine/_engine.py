@@ -27,13 +27,13 @@ import xxhash
 from .. import _settings
 from .._exceptions import InvalidArgument, MetadataError
 from .._settings import Scope
+from ..cargo._config import cargo_home
 from ..cargo._process import run_bounded
 from ..cargo._run import CargoOutcome, run_cargo, stable_environment
 from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata
 from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
-from ._inputs import cargo_home
 from ._remote._open import open_cache
 from ._remote._tiered import TieredCache, question, settle
 from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult
@@ -155,7 +155,7 @@ class Engine:
         self._walk_inputs_of: Workspace | None = None
         self._roots: dict[str, str] = {}
         self._keys_memo: dict[Any, _Keys] = {}
-        self._own_prefixes: dict[_runs.RunSpec, bytes] = {}
+        self._own_keys: dict[_runs.RunSpec, dict[str, str]] = {}
         self._toolchains = Toolchains(root, self._probe)
         self.store = AnswerStore(root, cache)
         self._gates: dict[Path, TargetGate] = {}
@@ -270,10 +270,15 @@ class Engine:
         return k
 
     def _own_key(self, spec: _runs.RunSpec, name: str) -> str:
-        prefix = self._own_prefixes.get(spec)
-        if prefix is None:
-            prefix = self._own_prefixes[spec] = repr((str(self.root), spec)).encode()
-        return "own:" + xxhash.xxh3_64_hexdigest(prefix + name.encode())
+        """Where the record of a member's last answer lives (per checkout: it says where edits are)."""
+        keys = self._own_keys.get(spec)
+        if keys is None:
+            keys = self._own_keys[spec] = {}
+        key = keys.get(name)
+        if key is None:
+            prefix = repr((str(self.root), spec)).encode()
+            key = keys[name] = "own:" + xxhash.xxh3_64_hexdigest(prefix + name.encode())
+        return key
 
     # -- answering --------------------------------------------------------------------------
     async def check(

@@ -157,13 +157,6 @@ class Locator:
         return rel
 
 
-def cargo_home(env: Mapping[str, str]) -> Path:
-    explicit = env.get("CARGO_HOME")
-    if explicit:
-        return Path(explicit)
-    return Path(env.get("HOME") or os.path.expanduser("~")) / ".cargo"
-
-
 @dataclass(frozen=True)
 class Manifest:
     """What the compiler read for one package's answer, beyond the package's own walked files."""

@@ -11,6 +11,7 @@ connected component: members of a cycle share the component's hash, salted with 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,10 @@ from pathlib import Path
 import xxhash
 
 from ..cargo import _graph
+from ..cargo._config import config_files
 from ..cargo._workspace import Workspace
 from ._fingerprint import Snapshot
-from ._inputs import Manifest, cargo_home
+from ._inputs import Manifest
 
 # Environment that cargo or rustc read and that changes what they produce. Prefixes end with "_".
 CARGO_ENV_EXACT = frozenset(
@@ -45,7 +47,6 @@ CARGO_ENV_EXACT = frozenset(
     }
 )
 CARGO_ENV_PREFIXES = ("CARGO_BUILD_", "CARGO_PROFILE_", "CARGO_TARGET_", "CARGO_UNSTABLE_", "CLIPPY_")
-TOOLCHAIN_FILES = ("rust-toolchain", "rust-toolchain.toml")
 
 
 @dataclass(frozen=True)
@@ -112,17 +113,6 @@ def global_digest(
     return h.digest()
 
 
-def config_files(root: Path, env: Mapping[str, str]) -> list[Path]:
-    """Every file cargo and rustup read as configuration for a build at `root`, in cargo's order."""
-    paths = [root / "Cargo.toml", root / "Cargo.lock"]
-    for directory in [root, *root.parents]:
-        paths += [directory / ".cargo" / "config.toml", directory / ".cargo" / "config"]
-        paths += [directory / name for name in TOOLCHAIN_FILES]
-    home = cargo_home(env)
-    paths += [home / "config.toml", home / "config"]
-    return paths
-
-
 def config_digest(root: Path, env: Mapping[str, str]) -> bytes:
     """The contents of the files that exist, in cargo's search order, named by kind but not by path:
     the same configuration found by another checkout (at another depth) or in another home directory
@@ -131,7 +121,7 @@ def config_digest(root: Path, env: Mapping[str, str]) -> bytes:
     for path in config_files(root, env):
         digest = _content_digest(path)
         if digest != b"-":
-            h.update(path.name.encode() + b"\0" + digest)
+            h.update(os.path.basename(path).encode() + b"\0" + digest)
     return h.digest()
 
 
@@ -153,7 +143,7 @@ def package_keys(ws: Workspace, snap: Snapshot, global_key: bytes, command: Comm
     return keys
 
 
-def _content_digest(path: Path) -> bytes:
+def _content_digest(path: str) -> bytes:
     """Digest of a small configuration file, read again at every question (no stat shortcut)."""
     try:
         with open(path, "rb") as fh:

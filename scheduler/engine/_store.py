@@ -16,13 +16,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..cargo._config import cargo_home
 from ..cargo._run import CargoOutcome
 from ..cargo._workspace import Workspace
 from . import _keys
 from ._cache import DiagnosticsCache
 from ._external import ExternalFiles
 from ._fingerprint import Snapshot
-from ._inputs import Locator, Manifest, cargo_home
+from ._inputs import Locator, Manifest
 from ._keys import Keys
 from ._record import Recorded, Recorder
 

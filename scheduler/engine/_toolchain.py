@@ -22,7 +22,7 @@ from pathlib import Path
 
 import xxhash
 
-from ._keys import TOOLCHAIN_FILES
+from ..cargo._config import TOOLCHAIN_FILES
 
 VersionProbe = Callable[[list[str], Mapping[str, str]], Awaitable[str]]
 """Runs argv (`rustc -vV`) in the workspace with the environment; returns its stdout."""
