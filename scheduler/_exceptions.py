@@ -19,6 +19,8 @@
     │   ├── DaemonUnavailable     it could not be reached or started
     │   ├── UnsafeDirectory       the runtime directory is not ours alone
     │   └── UnsafeTokenFile       the HTTP token file is not ours alone or too short
+    ├── RemoteError               the shared tier could not do what was asked (never escapes the tier:
+    │                             its reads and writes answer with a status instead)
     └── ConfigError               a CARGO_SCHEDULER_* setting has a value we do not accept; `.variable` names it
 
 Foreign errors (OSError, subprocess failures, JSON errors) are translated at the module boundary
@@ -135,6 +137,10 @@ class LspResponseError(AnalyzerError):
 
 class DaemonError(SchedulerError):
     pass
+
+
+class RemoteError(SchedulerError):
+    """The remote store could not do what was asked; the message says why, for the answer."""
 
 
 class DaemonUnavailable(DaemonError):

@@ -28,6 +28,7 @@ import anyio
 
 from .._exceptions import InvalidArgument, PathOutsideWorkspace, SchedulerError
 from ..analyzer._setup import Sysroot, find_sysroot_src
+from ..cargo import _config
 from . import _paths
 from ._state import ServerState
 
@@ -36,8 +37,9 @@ _MAX_MANIFESTS = 256
 
 
 def cargo_home() -> Path:
-    """Where cargo keeps registry and git sources (`$CARGO_HOME`, default `~/.cargo`)."""
-    return Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    """Where cargo keeps registry and git sources (`$CARGO_HOME`, default `~/.cargo`), for the
+    daemon's own environment, where rust-analyzer runs."""
+    return _config.cargo_home(os.environ)
 
 
 def _dependency_paths(manifest: Path) -> set[Path]:

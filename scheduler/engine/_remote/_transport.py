@@ -15,9 +15,9 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from ..._exceptions import RemoteError
 
-class RemoteError(Exception):
-    """The remote store could not do what was asked; the message says why, for the answer."""
+__all__ = ["Rejected", "RemoteError", "Transport"]
 
 
 @dataclass(frozen=True)
