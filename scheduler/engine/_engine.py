@@ -269,11 +269,16 @@ class Engine:
         self._keys_memo[memo_key] = k
         return k
 
-    def _own_key(self, spec: _runs.RunSpec, name: str) -> str:
-        """Where the record of a member's last answer lives (per checkout: it says where edits are)."""
+    def _own_keys_for(self, spec: _runs.RunSpec) -> dict[str, str]:
+        """Where the record of each member's last answer lives (per checkout: it says where edits
+        are), by member; memoised per command (hashing the spec once per question, not per member)."""
         keys = self._own_keys.get(spec)
         if keys is None:
             keys = self._own_keys[spec] = {}
+        return keys
+
+    def _own_key(self, spec: _runs.RunSpec, name: str, keys: dict[str, str] | None = None) -> str:
+        keys = self._own_keys_for(spec) if keys is None else keys
         key = keys.get(name)
         if key is None:
             prefix = repr((str(self.root), spec)).encode()
@@ -296,7 +301,8 @@ class Engine:
         observed_ms = (time.perf_counter() - started) * 1000
         hits = {n: found[key] for n, key in answer_keys.items() if key is not None and key in found}
         stale = set(ws.packages) - hits.keys()
-        own_keys = {n: self._own_key(spec, n) for n in ws.packages}
+        memo = self._own_keys_for(spec)
+        own_keys = {n: memo.get(n) or self._own_key(spec, n, memo) for n in ws.packages}
         stored = self.cache.get_many(list(own_keys.values()))
         records = {n: stored.get(own_keys[n], {}) for n in ws.packages}
         for name in hits:  # answered for these sources: the record of its last answer moves here
