@@ -86,6 +86,9 @@ class DiagnosticsCache:
                     # A database another process holds locked must not stall a tool call for
                     # diskcache's default 60 s: after 5 s the call goes on without the cache.
                     timeout=5,
+                    # No memory map: a database file cut short under us (emptied, truncated) must be a
+                    # read error to recover from, never a SIGBUS that kills the process.
+                    sqlite_mmap_size=0,
                 )
             self._db_ino = os.stat(self._db_path).st_ino
             self.available = True
@@ -152,6 +155,21 @@ class DiagnosticsCache:
                 self.hits += 1
                 return value
         return self._get_disk(key)
+
+    def in_memory(self, keys: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """(entries the memory front holds, the keys it does not): no SQLite, safe on the event loop."""
+        found: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        with self._lock:
+            for key in keys:
+                value = self._memory.get(key)
+                if value is None:
+                    missing.append(key)
+                else:
+                    self._memory.move_to_end(key)
+                    found[key] = value
+            self.hits += len(found)
+        return found, missing
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         """Entries for the keys that have one. Keys that missed before are not asked of SQLite again

@@ -35,7 +35,7 @@ from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
 from ._remote._open import open_cache
-from ._remote._tiered import TieredCache, question, settle
+from ._remote._tiered import TieredCache, question, settle_in_thread
 from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult
 from ._singleflight import SingleFlight
 from ._store import AnswerStore
@@ -262,7 +262,7 @@ class Engine:
         own = {n: obs.snap.owner_digest(n).hex() for n in obs.ws.packages}
         # With a shared tier, manifests missing here are fetched (within the question's budget) and
         # the keys computed again, one dependency level per round.
-        keys = await settle(self.cache, lambda: self.store.keys(obs.ws, obs.snap, gkey, spec.command, env))
+        keys = await settle_in_thread(self.cache, lambda: self.store.keys(obs.ws, obs.snap, gkey, spec.command, env))
         k = _Keys(obs, keys, own, gkey.hex(), gkey, env)
         if len(self._keys_memo) > 32:
             self._keys_memo.clear()
@@ -295,7 +295,9 @@ class Engine:
             k = await self.keys(request)
             answer_keys = k.packages
             wanted = [key for key in answer_keys.values() if key is not None]
-            found = await settle(self.cache, lambda: self.cache.get_many(wanted))
+            found, missing = self.cache.in_memory(wanted)
+            if missing:  # SQLite (and the shared tier) off the event loop
+                found.update(await settle_in_thread(self.cache, lambda: self.cache.get_many(missing)))
         ws = k.obs.ws
         selected = ws.require(request.packages)
         observed_ms = (time.perf_counter() - started) * 1000
@@ -303,11 +305,17 @@ class Engine:
         stale = set(ws.packages) - hits.keys()
         memo = self._own_keys_for(spec)
         own_keys = {n: memo.get(n) or self._own_key(spec, n, memo) for n in ws.packages}
-        stored = self.cache.get_many(list(own_keys.values()))
+        stored, unseen = self.cache.in_memory(list(own_keys.values()))
+        if unseen:
+            stored.update(await anyio.to_thread.run_sync(self.cache.get_many, unseen))
         records = {n: stored.get(own_keys[n], {}) for n in ws.packages}
-        for name in hits:  # answered for these sources: the record of its last answer moves here
-            if records[name] != {"d": k.own[name], "g": k.context}:
-                self.cache.put(own_keys[name], {"d": k.own[name], "g": k.context})
+        moved_records = {
+            own_keys[name]: {"d": k.own[name], "g": k.context}
+            for name in hits  # answered for these sources: the record of its last answer moves here
+            if records[name] != {"d": k.own[name], "g": k.context}
+        }
+        if moved_records:
+            await anyio.to_thread.run_sync(self.cache.put_many, moved_records)
         own_changed = [n for n in stale if records[n].get("d") != k.own[n]]
         context_changed = [n for n in stale if records[n].get("g") != k.context]
         dev = spec.command.includes_tests
@@ -452,13 +460,20 @@ class Engine:
                 continue
             for name in recorded.fooled_packages:
                 recorded.answer.pop(name, None)
-            stored_keys = self.store.keys(now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded)
+            stored_keys = await anyio.to_thread.run_sync(
+                functools.partial(
+                    self.store.keys, now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded
+                )
+            )
             roots = _runs.roots_of(self.root, cargo_home(k.env))
             entries = {n: _runs.to_entry(r, roots) for n, r in kept.items()}
             unstored = await anyio.to_thread.run_sync(self.store.store, stored_keys, recorded, entries)
-            for name in kept:
-                if name not in unstored:
-                    self.cache.put(self._own_key(spec, name), {"d": now.own[name], "g": now.context})
+            records = {
+                self._own_key(spec, name): {"d": now.own[name], "g": now.context}
+                for name in kept
+                if name not in unstored
+            }
+            await anyio.to_thread.run_sync(self.cache.put_many, records)
             if unstored:
                 notes.append(f"not cached (cargo recorded no inputs for them): {', '.join(sorted(unstored))}")
             return _RunResult(outcome.argv, kept, moved, error, notes)
@@ -515,7 +530,8 @@ class Engine:
         async def batch() -> bool:
             k = await self.keys(request)
             keys = k.packages
-            found = self.cache.get_many([key for n in names if (key := keys.get(n)) is not None])
+            wanted = [key for n in names if (key := keys.get(n)) is not None]
+            found = await anyio.to_thread.run_sync(self.cache.get_many, wanted)
             todo = [
                 n for n in k.obs.ws.order(dev=spec.command.includes_tests) if n in names and keys.get(n) not in found
             ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+import threading
 import time
 from dataclasses import dataclass
 
@@ -31,14 +32,19 @@ class _Seen:
 
 
 class ExternalFiles:
-    """Stat-cached digests by absolute path; one per engine. Not thread-safe: use from one task."""
+    """Stat-cached digests by absolute path; one per engine, used from worker threads (a lock)."""
 
     def __init__(self) -> None:
         self._seen: dict[str, _Seen] = {}
         self.generation = 0
+        self._lock = threading.RLock()
 
     def digest(self, path: str) -> bytes:
         """The content digest of the file at `path` (following links), MISSING when there is none."""
+        with self._lock:
+            return self._digest(path)
+
+    def _digest(self, path: str) -> bytes:
         try:
             st = os.stat(path)
         except OSError:
@@ -77,6 +83,10 @@ class ExternalFiles:
     def refresh(self) -> int:
         """Stat every file seen so far; a generation that moves whenever one of them changed (so
         keys memoised for the previous generation are not reused)."""
+        with self._lock:
+            return self._refresh()
+
+    def _refresh(self) -> int:
         for path, seen in list(self._seen.items()):
             try:
                 st = os.stat(path)

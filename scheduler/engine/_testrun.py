@@ -11,16 +11,19 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import xxhash
 
-from ..cargo._run import run_cargo
+from ..cargo._run import CargoOutcome, run_cargo
+from ._keys import Command
 from ._report import fit_to_budget
 from ._runs import results_from_outcome, selection_args, unified_run_for
 
 if TYPE_CHECKING:
-    from ._engine import CheckRequest, Engine
+    from ._engine import CheckRequest, Engine, _Keys
 
 _RESULT = re.compile(r"test result: (\w+)\. (\d+) passed; (\d+) failed; (\d+) ignored")
 _FAILED_TEST = re.compile(r"^test (\S+) \.\.\. FAILED$")
@@ -48,12 +51,10 @@ async def run_tests(
     ws = k.obs.ws
     selected = ws.require(request.packages) or ws.members
     prefix = _passed_prefix(k.env, test_name)
-    passed_before = sorted(
-        n
-        for n in selected
-        if request.scope != "workspace" and not no_capture and not test_name and (key := k.packages[n]) is not None
-        if engine.cache.get(prefix + key)
-    )
+    plain = request.scope != "workspace" and not no_capture and not test_name
+    wanted = {n: prefix + key for n in selected if plain and (key := k.packages[n]) is not None}
+    passes = await anyio.to_thread.run_sync(engine.cache.get_many, list(wanted.values()))
+    passed_before = sorted(n for n, key in wanted.items() if key in passes)
     to_test = [n for n in ws.order(dev=True) if n in selected and n not in passed_before]
     head: dict[str, Any] = {"scope": request.scope, "packages": {"tested": to_test, "passed_before": passed_before}}
     if not to_test:
@@ -101,13 +102,9 @@ async def run_tests(
     if success:
         now = await engine.keys(test_request)
         kept = [n for n in to_test if now.keys.walk.get(n) == k.keys.walk[n]]  # not edited while tests ran
-        recorded = engine.store.record(
-            now.obs.ws, now.obs.snap, now.env, outcome, kept, target_dir=target_dir, started_ns=started_ns, blocked=()
+        await anyio.to_thread.run_sync(
+            _record_passes, engine, now, command, outcome, kept, target_dir, started_ns, prefix
         )
-        if not recorded.fooled:
-            stored = engine.store.keys(now.obs.ws, now.obs.snap, now.global_key, command, now.env, recorded)
-            passed = {"passed": True, "at": time.time()}
-            engine.store.store(stored, recorded, {n: {} for n in kept}, {n: {prefix: passed} for n in kept})
     head.update(
         success=success,
         counts=counts,
@@ -120,6 +117,28 @@ async def run_tests(
         head["stderr_tail"] = outcome.stderr.strip()[-2000:]
     items = [{"compile_error": e} for e in compile_errors] + failures
     return fit_to_budget(head, "failures", items, token_budget)
+
+
+def _record_passes(
+    engine: Engine,
+    now: _Keys,
+    command: Command,
+    outcome: CargoOutcome,
+    kept: list[str],
+    target_dir: Path,
+    started_ns: int,
+    prefix: str,
+) -> None:
+    """The test build's manifests, and a pass for each package, under keys that hold them (a worker
+    thread: it reads dep-info files and writes SQLite)."""
+    recorded = engine.store.record(
+        now.obs.ws, now.obs.snap, now.env, outcome, kept, target_dir=target_dir, started_ns=started_ns, blocked=()
+    )
+    if recorded.fooled:
+        return
+    stored = engine.store.keys(now.obs.ws, now.obs.snap, now.global_key, command, now.env, recorded)
+    passed = {"passed": True, "at": time.time()}
+    engine.store.store(stored, recorded, {n: {} for n in kept}, {n: {prefix: passed} for n in kept})
 
 
 def _failures(lines: list[str]) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Admission control for tool calls on one workspace: who may run together, and in what order.
 
-Why this exists (see FIELD-NOTES "Parallelism"):
+Why this exists (Codex's scheduling, measured with the real Codex CLI and a scripted model):
 
 - Codex dispatches all calls of one model response at once. Reads (hover, cached diagnostics, a
   check answered from the cache) are safe together and must not queue behind each other.

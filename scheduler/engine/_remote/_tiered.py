@@ -278,6 +278,20 @@ def question(cache: DiagnosticsCache) -> contextlib.AbstractContextManager[Quest
     return cache.question() if isinstance(cache, TieredCache) else contextlib.nullcontext()
 
 
+async def settle_in_thread(cache: DiagnosticsCache, compute: Callable[[], _T]) -> _T:
+    """`settle`, with each `compute()` in a worker thread: what it reads of the local cache's disk
+    (SQLite) never blocks the event loop."""
+    if not isinstance(cache, TieredCache):
+        return await anyio.to_thread.run_sync(compute)
+    with cache.question():
+        value = await anyio.to_thread.run_sync(compute)
+        for _ in range(_MAX_ROUNDS):
+            if not await cache.pull():
+                break
+            value = await anyio.to_thread.run_sync(compute)
+        return value
+
+
 async def settle(cache: DiagnosticsCache, compute: Callable[[], _T]) -> _T:
     """`compute()`, again after each pull that brought something from the remote, until none does.
     A plain `DiagnosticsCache` computes once. Opens a question when none is open."""
