@@ -243,9 +243,6 @@ class Engine:
             raise InvalidArgument("toolchain", f"`{' '.join(argv)}` failed: {why}")
         return result.stdout.decode(errors="replace")
 
-    async def rustc_version(self, toolchain: str | None, env: Mapping[str, str] | None = None) -> str:
-        return await self._toolchains.identity(self.env if env is None else env, toolchain)
-
     async def keys(self, request: CheckRequest, observed: _Observed | None = None) -> _Keys:
         obs = observed or await self.observe()
         spec = request.spec()

@@ -97,6 +97,3 @@ class ExternalFiles:
                 del self._seen[path]
                 self.generation += 1
         return self.generation
-
-    def forget(self) -> None:
-        self._seen.clear()

@@ -22,7 +22,7 @@ anywhere else.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,12 +176,3 @@ class Manifest:
         if not isinstance(files, list) or not isinstance(env, list):
             return None
         return Manifest(tuple(str(f) for f in files), tuple(str(e) for e in env))
-
-
-def merge(manifests: Iterable[Manifest]) -> Manifest:
-    files: set[str] = set()
-    env: set[str] = set()
-    for m in manifests:
-        files.update(m.files)
-        env.update(m.env)
-    return Manifest(tuple(sorted(files)), tuple(sorted(env)))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import xxhash
 
-from ..cargo._config import TOOLCHAIN_FILES
+from ..cargo._config import TOOLCHAIN_FILES, config_files
 
 VersionProbe = Callable[[list[str], Mapping[str, str]], Awaitable[str]]
 """Runs argv (`rustc -vV`) in the workspace with the environment; returns its stdout."""
@@ -57,10 +57,10 @@ def toolchain_inputs(root: Path, env: Mapping[str, str], toolchain: str | None) 
             h.update(f"{entry.name}:{s.st_mtime_ns}:{s.st_ino}\0".encode("utf-8", "surrogateescape"))
     except OSError:
         h.update(b"no-rustup")
-    for directory in [root, *root.parents]:
-        for name in TOOLCHAIN_FILES:
+    for path in config_files(root, env):  # the one memoised list; no paths built per question
+        if os.path.basename(path) in TOOLCHAIN_FILES:
             try:
-                with open(directory / name, "rb") as fh:
+                with open(path, "rb") as fh:
                     h.update(fh.read())
             except OSError:
                 h.update(b"-")
