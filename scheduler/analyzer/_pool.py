@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from .._analyzer_options import DEFAULT_OPTIONS, AnalyzerOptions
 from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, LspClosed, LspResponseError
 from .._version import __version__
 from ..cargo._groups import signal_group
@@ -104,8 +105,10 @@ class Analyzer(Queries):
         max_open_documents: int = 64,
         check_on_save: bool = False,
         separate_target_dir: bool = True,
+        options: AnalyzerOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.root = root
+        self.options = options
         self.wait = wait
         self.check_on_save = check_on_save
         self.separate_target_dir = separate_target_dir
@@ -178,8 +181,10 @@ class Analyzer(Queries):
 
     async def _serve_once(self, binary: Path, sysroot: Sysroot, once: Callable[[], None]) -> None:
         gen = _Generation(self)
-        options = initialization_options(
-            sysroot, check_on_save=self.check_on_save, separate_target_dir=self.separate_target_dir
+        options = self.options.apply(
+            initialization_options(
+                sysroot, check_on_save=self.check_on_save, separate_target_dir=self.separate_target_dir
+            )
         )
         env = dict(os.environ)
         if sysroot.src is not None:
@@ -260,6 +265,8 @@ class Analyzer(Queries):
             "sysroot": self.sysroot.as_dict() if self.sysroot else None,
             "restarts": self.restarts,
         }
+        if not self.options.is_default:
+            out["analysis"] = self.options.describe()
         if self.restarted_because:
             out["restarted_because"] = self.restarted_because
         if gen is not None:
@@ -387,7 +394,7 @@ class AnalyzerPool:
         self._check_on_save = check_on_save
         self._separate_target_dir = separate_target_dir
         self._max_open = max_open_documents
-        self._analyzers: dict[Path, Analyzer] = {}
+        self._analyzers: dict[tuple[Path, AnalyzerOptions], Analyzer] = {}
         self._lock = anyio.Lock()
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -409,13 +416,14 @@ class AnalyzerPool:
         await self._tg.__aexit__(None, None, None)
         return None
 
-    async def get(self, root: Path) -> Analyzer:
-        """The root's Analyzer, spawning rust-analyzer if needed; returns before it is ready. A
-        root directory replaced since its rust-analyzer started gets a fresh one."""
+    async def get(self, root: Path, options: AnalyzerOptions = DEFAULT_OPTIONS) -> Analyzer:
+        """The Analyzer of `root` analysed with `options`, spawning rust-analyzer if needed; returns
+        before it is ready. A root directory replaced since its rust-analyzer started gets a fresh one."""
         if self._tg is None:
             raise RuntimeError("AnalyzerPool used outside `async with`")
-        key = Path(await anyio.Path(root).resolve())
-        identity = await _identity(key)
+        resolved = Path(await anyio.Path(root).resolve())
+        key = (resolved, options)
+        identity = await _identity(resolved)
         async with self._lock:
             analyzer = self._analyzers.get(key)
             if analyzer is not None and analyzer.identity != identity:
@@ -423,13 +431,14 @@ class AnalyzerPool:
                 del self._analyzers[key]
                 replaced, analyzer = analyzer, None
                 if identity is None:
-                    raise AnalyzerError(f"the workspace directory {key} no longer exists")
+                    raise AnalyzerError(f"the workspace directory {resolved} no longer exists")
             else:
                 replaced = None
             if analyzer is None:
                 analyzer = Analyzer(
-                    key,
+                    resolved,
                     self._binary,
+                    options=options,
                     wait=self._wait,
                     max_open_documents=self._max_open,
                     check_on_save=self._check_on_save,

@@ -39,6 +39,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp.shared.message import SessionMessage
 
 from .. import _compat, _settings
+from .._analyzer_options import DEFAULT_OPTIONS, AnalyzerOptions
 from .._exceptions import ConfigError
 from .._version import __version__
 from ..cargo import _groups, _process
@@ -70,6 +71,7 @@ class Daemon:
         allow_unsafe_env: bool = False,
         allow_env: tuple[str, ...] = (),
         settings: _settings.Settings | None = None,
+        warm_analysis: AnalyzerOptions = DEFAULT_OPTIONS,
     ) -> None:
         from ..server._build import build_server
         from ..server._state import ServerState
@@ -81,6 +83,9 @@ class Daemon:
         # Built once: every connection and the HTTP app share this server and this state (engine,
         # cache, rust-analyzer), which is what keeps them warm for the next session.
         self.settings_env = _settings.fingerprint()
+        self.warm_analysis = warm_analysis
+        """The analysis options of the session whose front started us: the rust-analyzer warmed up
+        at start is the one that session will use."""
         self.state = ServerState(
             workspace,
             analyzer_binary=analyzer_binary,
@@ -270,7 +275,7 @@ class Daemon:
                 http_server = await tg.start(serve_http, self, http_port, token_file, http_done)
             self._write_pidfile()
             task_status.started()
-            tg.start_soon(self.state.warm_up, self.workspace)
+            tg.start_soon(self.state.warm_up, self.workspace, self.warm_analysis)
             log.info(
                 "serving %s on %s (pid %d, version %s)",
                 self.workspace,
@@ -333,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         help="let cargo_env also set NAME (or every variable starting with PREFIX, for PREFIX*); repeatable",
     )
     parser.add_argument("--report-version", default=None, help=argparse.SUPPRESS)  # tests: fake an old build
+    parser.add_argument("--warm-analysis", default=None, help=argparse.SUPPRESS)  # the starting front's options
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -367,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             allow_unsafe_env=args.allow_unsafe_env,
             allow_env=tuple(args.allow_env),
             settings=settings,
+            warm_analysis=AnalyzerOptions.from_wire(json.loads(args.warm_analysis or "null")),
         )
         anyio.run(daemon.run, args.port if args.http else None, args.token_file or paths.token)
     except Exception:

@@ -22,7 +22,13 @@ by line, to the workspace's daemon (`_daemon.py`), which answers exactly as the 
 thread reaches or starts the daemon, handing it our environment (the MCP client's: the session's cargo
 runs get it) with the session; requests arriving before the daemon is up are queued. If the daemon
 dies, each request it was handling is answered with an error saying so and asking for a retry, and the
-next request reconnects (starting a new daemon). A first request of neither kind gets a plain relay.
+next request reconnects (starting a new daemon).
+
+Framing, as the peers behave (their own tests check it): a call before any `initialize` is served as
+if the client had sent one (the daemon's session is opened on its behalf), and an `initialize`
+without params is answered; a request with `id: null` is dropped (MCP forbids it, and an answer
+could not be matched); after stdin closes, every request read before is still answered before the
+process exits (up to `EOF_DRAIN_S`); SIGINT, SIGTERM and SIGHUP end the process with exit 0.
 """
 
 from __future__ import annotations
@@ -31,8 +37,12 @@ import _thread
 import contextlib
 import json
 import os
+import signal
 import sys
+import time
 from typing import Any
+
+from ._serve_args import VALUED
 
 _NO_ID = object()
 WAKE_DELAY = 0.25
@@ -40,18 +50,26 @@ WAKE_DELAY = 0.25
 PROTOCOL_META = "io.modelcontextprotocol/protocolVersion"
 CAPABILITIES_META = "io.modelcontextprotocol/clientCapabilities"
 CLIENT_INFO_META = "io.modelcontextprotocol/clientInfo"
+EOF_DRAIN_S = 900.0
+"""After stdin closes, how long the front still waits for the daemon's answers to what was asked
+(a cold `cargo_test` can take minutes); then it exits and says so on stderr."""
 RETRY = "the cargo-scheduler daemon stopped while handling this call (crashed, replaced or stopped); retry it"
 
 
 class Front:
     """One stdio session: local handshake answers, a queue, and the relay to the daemon."""
 
-    def __init__(self, start: str, daemon_args: list[str], http: bool = False) -> None:
+    def __init__(
+        self, start: str, daemon_args: list[str], http: bool = False, *, analyzer: dict[str, Any] | None = None
+    ) -> None:
         self.start = start
-        self.daemon_args = daemon_args
+        self.analyzer = analyzer
+        # A daemon this front starts warms up the rust-analyzer this session will use.
+        warm = ["--warm-analysis", json.dumps(analyzer)] if analyzer is not None else []
+        self.daemon_args = [*daemon_args, *warm]
         self.http = http
         self.table: Any = None  # the shipped handshake table (`server._table.Table`), read on first use
-        self.mode: str | None = None  # "handshake" | "modern" (answered locally, replayed) | "relay"
+        self.mode: str | None = None  # "handshake" | "modern": answered locally, replayed to the daemon
         self.init_params: dict[str, Any] = {}
         self.modern_meta: dict[str, Any] = {}  # the envelope a modern session's daemon connections open with
         self.version = ""
@@ -59,6 +77,8 @@ class Front:
         self.lock = _thread.allocate_lock()  # guards everything below
         self.wake = _thread.allocate_lock()
         self.wake.acquire()
+        self.answered = _thread.allocate_lock()  # released when a request is answered (see `drain`)
+        self.answered.acquire()
         self.queue: list[tuple[bytes, Any]] = []
         self.sock: Any = None
         self.inflight: dict[str, Any] = {}
@@ -87,15 +107,44 @@ class Front:
 
     # -- client side ------------------------------------------------------------------------------------
     def run(self) -> int:
+        """Serve stdin until EOF, then answer what was asked before exiting (as the peers do: a
+        client that writes its requests and closes stdin reads every answer to EOF). SIGINT, SIGTERM
+        and SIGHUP end the session at once, with exit 0 (the daemon and its work go on)."""
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _exit_quietly)
         readline = sys.stdin.buffer.readline
-        while True:
-            line = readline()
-            if not line:
-                break
-            if line.strip():
-                self.on_client(line if line.endswith(b"\n") else line + b"\n")
-        self.close()
+        try:
+            while True:
+                line = readline()
+                if not line:
+                    break
+                if line.strip():
+                    self.on_client(line if line.endswith(b"\n") else line + b"\n")
+            self.drain(EOF_DRAIN_S)
+        except _Signalled:
+            pass
+        finally:
+            self.close()
         return 0
+
+    def pending(self) -> bool:
+        """A request of the client's is still unanswered (queued for the daemon, or in flight)."""
+        with self.lock:
+            return bool(self.inflight) or any(rid is not _NO_ID for _, rid in self.queue)
+
+    def drain(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) until every request read so far has been answered."""
+        deadline = time.monotonic() + timeout
+        while self.pending() and not self.closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                print("cargo-scheduler: stdin closed; gave up waiting for the daemon's last answers", file=sys.stderr)
+                return
+            self.answered.acquire(timeout=min(left, 1.0))
+
+    def note_answered(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already signalled
+            self.answered.release()
 
     def reply_raw(self, request_id: Any, result: bytes) -> None:
         """Answer with a result already in wire bytes (the table's), without parsing it."""
@@ -125,6 +174,11 @@ class Front:
         if method is None:  # the client's answer to a request the daemon sent it
             self.forward(line, "response", request_id)
             return
+        if request_id is None:
+            # MCP: the id "MUST NOT be null"; an answer would carry an id no client can match. The
+            # peers drop it, and so do we (a JSON-RPC notification is never answered either).
+            print(f"cargo-scheduler: ignored a {method!r} request with id null", file=sys.stderr)
+            return
         params = msg.get("params")
         if self.mode is None and request_id is not _NO_ID:
             if method == "initialize":
@@ -136,7 +190,11 @@ class Front:
             if meta is not None:
                 self.mode, self.modern_meta = "modern", meta
             else:
-                self.mode = "relay"
+                # A handshake-era call before any `initialize` (the peers answer those, statelessly):
+                # the daemon's session is opened with an `initialize` of our own on the client's behalf.
+                self.mode = "handshake"
+                self.version = str(self.load_table().latest_handshake)
+                self.init_params = {}
             self.start_connector()
         if self.mode == "modern":
             if request_id is not _NO_ID and self.answer_modern(method, request_id, params):
@@ -152,10 +210,13 @@ class Front:
             if method == "ping" and request_id is not _NO_ID:
                 self.reply(request_id, {})
                 return
+            if method == "initialize" and request_id is not _NO_ID:  # after calls, or again: answered here
+                self.answer_initialize(request_id, params if isinstance(params, dict) else {})
+                return
             if method == "notifications/initialized":
                 return  # replayed to each daemon connection right after its initialize
-        elif method == "initialize":
-            self.init_params = params if isinstance(params, dict) else {}  # relayed, replayed after a restart
+        elif method == "initialize":  # a second one, or a relayed session's
+            self.init_params = params if isinstance(params, dict) else {}  # replayed after a restart
         self.forward(line, "request" if request_id is not _NO_ID else None, request_id)
 
     def answer_modern(self, method: Any, request_id: Any, params: Any) -> bool:
@@ -255,16 +316,20 @@ class Front:
 
     def client(self) -> dict[str, Any]:
         """What the daemon needs to know about our client: the environment it spawned us with (the
-        session's cargo runs get it) and this session's own `cargo_env` permissions."""
+        session's cargo runs get it), this session's own `cargo_env` permissions and, when the command
+        line gave any, its rust-analyzer options."""
         allow_env, unsafe, rest = [], False, list(self.daemon_args)
         while rest:
             flag = rest.pop(0)
-            if flag in _VALUED and rest:
+            if flag in VALUED and rest:
                 value = rest.pop(0)
                 if flag == "--allow-env":
                     allow_env.append(value)
             unsafe = unsafe or flag == "--allow-unsafe-env"
-        return {"env": dict(os.environ), "allow_unsafe_env": unsafe, "allow_env": allow_env}
+        hello: dict[str, Any] = {"env": dict(os.environ), "allow_unsafe_env": unsafe, "allow_env": allow_env}
+        if self.analyzer is not None:
+            hello["analyzer"] = self.analyzer
+        return hello
 
     def fail_queued(self, message: str) -> None:
         with self.lock:
@@ -273,6 +338,7 @@ class Front:
         for rid in failed:
             self.reply(rid, error={"code": -32000, "message": message})
         print(message, file=sys.stderr)
+        self.note_answered()
 
     def pump(self, sock: Any, reader: Any) -> None:
         """Replay the handshake, flush the queue, then relay daemon lines until it goes away."""
@@ -314,6 +380,7 @@ class Front:
             self.server_requests.clear()
         for rid in lost:
             self.reply(rid, error={"code": -32000, "message": RETRY, "data": {"retry": True}})
+        self.note_answered()
         try:
             reader.close()
             sock.close()
@@ -327,8 +394,21 @@ class Front:
         if self.mode == "modern":
             return "server/discover", {"_meta": self.modern_meta}
         if self.mode == "handshake" or (self.init_params and self.generation > 1):
-            return "initialize", self.init_params
+            return "initialize", self.replayed_initialize()
         return None
+
+    def replayed_initialize(self) -> dict[str, Any]:
+        """The client's `initialize` params, completed where it left something out (the peers accept
+        an `initialize` without params; the SDK wants version, capabilities and client info)."""
+        params = dict(self.init_params)
+        if not isinstance(params.get("protocolVersion"), str):
+            params["protocolVersion"] = self.version or str(self.load_table().latest_handshake)
+        if not isinstance(params.get("capabilities"), dict):
+            params["capabilities"] = {}
+        info = params.get("clientInfo")
+        if not (isinstance(info, dict) and isinstance(info.get("name"), str) and isinstance(info.get("version"), str)):
+            params["clientInfo"] = {"name": "unnamed-client", "version": "0"}
+        return params
 
     def on_daemon(self, line: bytes) -> None:
         try:
@@ -343,6 +423,15 @@ class Front:
                 else:
                     self.inflight.pop(key, None)
         self.emit(line if line.endswith(b"\n") else line + b"\n")
+        self.note_answered()
+
+
+class _Signalled(BaseException):
+    """SIGINT, SIGTERM or SIGHUP arrived: leave `Front.run` (a BaseException, so no handler eats it)."""
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise _Signalled(signum)
 
 
 def envelope(params: Any) -> dict[str, Any] | None:
@@ -352,76 +441,20 @@ def envelope(params: Any) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) and PROTOCOL_META in meta else None
 
 
-_VALUED = ("--idle-timeout", "--port", "--token-file", "--rust-analyzer", "--allow-env")
-"""The daemon flags that take a value."""
-
-
-SERVE_HELP = """\
-usage: cargo-scheduler serve [--workspace PATH] [--idle-timeout S] [--rust-analyzer PATH]
-                             [--allow-env NAME]... [--allow-unsafe-env] [--http [--port N] [--token-file F]]
-
-The MCP server on stdio (drop-in for cargo-mcp and rust-analyzer-mcp): answers the handshake
-itself and relays every call to the workspace's shared daemon, starting it when none runs.
-
-options:
-  --workspace PATH     default workspace (any directory inside it); default: the current directory
-  --idle-timeout S     seconds a daemon with no session waits before it exits (default 1800, or
-                       CARGO_SCHEDULER_IDLE_TIMEOUT)
-  --rust-analyzer PATH the rust-analyzer binary (default: found on PATH, skipping the rustup proxy)
-  --allow-env NAME     let this session's cargo_env also set NAME (PREFIX* for every variable
-                       starting with PREFIX); repeatable
-  --allow-unsafe-env   let this session's cargo_env set any variable, also those that change what
-                       runs (RUSTC_WRAPPER, ...)
-  --http               the daemon also serves streamable HTTP on loopback (URL in
-                       `cargo-scheduler daemon status`); this session stays on stdio
-  --port N             with --http: the port (default: any free one)
-  --token-file F       with --http: the bearer token's file (default: in the state directory)
-  -h, --help           show this help and exit
-
-Environment: the CARGO_SCHEDULER_* settings (docs/mcp.md); the session's cargo runs in this
-process's environment (the MCP client's).
-"""
-"""`serve --help`, hand-written: argparse costs ~10 ms on the handshake's path. tests/cli checks that
-it names every flag `parse_args` takes and that docs/mcp.md documents each of them."""
-
-
-def parse_args(argv: list[str]) -> tuple[str, list[str], bool]:
-    """Hand-rolled (argparse costs ~10 ms): the flags of `SERVE_HELP`."""
-    start, daemon_args, http = os.getcwd(), [], False
-    rest = list(argv)
-    while rest:
-        flag = rest.pop(0)
-        if flag in ("-h", "--help"):
-            sys.stdout.write(SERVE_HELP)
-            raise SystemExit(0)
-        if flag == "--workspace" and rest:
-            start = rest.pop(0)
-        elif flag in _VALUED and rest:
-            daemon_args += [flag, rest.pop(0)]
-        elif flag == "--allow-unsafe-env":
-            daemon_args.append(flag)
-        elif flag == "--http":
-            http = True
-            daemon_args.append("--http")
-        elif flag in ("--workspace", *_VALUED):
-            raise SystemExit(f"cargo-scheduler serve: {flag} needs a value (see cargo-scheduler serve --help)")
-        else:
-            raise SystemExit(f"cargo-scheduler serve: unknown argument {flag!r} (see cargo-scheduler serve --help)")
-    return start, daemon_args, http
-
-
 def serve_main(argv: list[str]) -> int:
-    """`cargo-scheduler serve [--workspace P] [--idle-timeout S] [--rust-analyzer PATH] [--allow-env NAME]...
-    [--allow-unsafe-env] [--http [--port N] [--token-file F]]`.
+    """`cargo-scheduler serve [OPTIONS] [--] [WORKSPACE]` (SERVE_HELP).
 
-    The session's cargo runs get this process's environment (the MCP client's), and its `cargo_env`
-    the permissions of these flags; other sessions on the same daemon keep their own.
+    The session's cargo runs get this process's environment (the MCP client's), its `cargo_env` the
+    permissions of these flags, and its rust-analyzer the analysis options; other sessions on the
+    same daemon keep their own.
 
     With `--http` the session itself is still stdio; the daemon it reaches also serves streamable HTTP
     on loopback (URL in the daemon's status and in the state dir).
     """
-    start, daemon_args, http = parse_args(argv)
-    return Front(start, daemon_args, http).run()
+    from ._serve_args import parse_args
+
+    args = parse_args(argv)
+    return Front(args.start, args.daemon_args, args.http, analyzer=args.analyzer).run()
 
 
 def daemon_main(argv: list[str]) -> int:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._analyzer_options import AnalyzerOptions
+
 
 class AnalyzerClient(Protocol):
     """One workspace's rust-analyzer; each question may raise AnalyzerIndexing while it loads."""
@@ -32,5 +34,5 @@ class AnalyzerClient(Protocol):
 class AnalyzerSource(Protocol):
     """One AnalyzerClient per workspace root (returned at once: it loads in the background)."""
 
-    async def get(self, root: Path) -> AnalyzerClient: ...
+    async def get(self, root: Path, options: AnalyzerOptions = ...) -> AnalyzerClient: ...
     def status(self) -> list[dict[str, Any]]: ...

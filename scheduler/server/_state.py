@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import itertools
 import logging
 import os
@@ -38,10 +39,11 @@ from mcp_types import CallToolResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import _compat
+from .._analyzer_options import DEFAULT_OPTIONS, AnalyzerOptions
 from .._exceptions import AnalyzerNotFound, NoSession, NotAWorkspace, SchedulerError
 from .._settings import Scope, Settings
 from ..analyzer._pool import AnalyzerPool
-from ..engine._engine import Engine, EnginePool
+from ..engine._engine import CheckRequest, Engine, EnginePool
 from . import _paths
 from ._admission import CallClass, Scheduler
 from ._answer import answer, failure_for
@@ -62,6 +64,9 @@ class ClientSession(NamedTuple):
     allow_env: tuple[str, ...] = ()
     """The front's `--allow-unsafe-env` and `--allow-env` names: a session gets its own client's
     permissions, never those of whichever front happened to start the daemon."""
+    analyzer: AnalyzerOptions = DEFAULT_OPTIONS
+    """The front's rust-analyzer flags (`--features`, `--config`, ...): what this session's
+    rust-analyzer analyses; sessions with equal options share one."""
 
     @classmethod
     def from_hello(cls, data: object) -> ClientSession:
@@ -83,7 +88,7 @@ class ClientSession(NamedTuple):
             allowed = _paths.check_allow_names(names, "--allow-env")
         except SchedulerError as exc:
             raise ValueError(str(exc)) from None
-        return cls(tuple(sorted(env.items())), unsafe, allowed)
+        return cls(tuple(sorted(env.items())), unsafe, allowed, AnalyzerOptions.from_wire(data.get("analyzer")))
 
 
 CLIENT: contextvars.ContextVar[ClientSession | None] = contextvars.ContextVar("cargo_scheduler.client", default=None)
@@ -157,6 +162,24 @@ class ServerState:
         client = CLIENT.get()
         return None if client is None else client.env
 
+    @staticmethod
+    def analysed_features(request: CheckRequest) -> CheckRequest:
+        """`request` (the cargo side of a rust-analyzer tool) with the session's analysis features
+        (`serve --features ...`, as rust-analyzer-mcp takes them: they choose what is analysed *and*
+        checked), unless the request names features of its own."""
+        client = CLIENT.get()
+        options = client.analyzer if client is not None else None
+        if options is None or request.features or request.all_features or request.no_default_features:
+            return request
+        if not (options.features or options.all_features or options.no_default_features):
+            return request
+        return dataclasses.replace(
+            request,
+            features=options.features,
+            all_features=options.all_features,
+            no_default_features=options.no_default_features,
+        )
+
     def check_env(self, cargo_env: Mapping[str, str] | None) -> dict[str, str]:
         """A call's `cargo_env`, under its session's policy (else the server's) and the settings'."""
         client = CLIENT.get()
@@ -170,15 +193,17 @@ class ServerState:
         """A call's scope, or the configured default (CARGO_SCHEDULER_SCOPE) when it names none."""
         return scope if scope is not None else self.settings.scope
 
-    async def warm_up(self, root: Path) -> None:
+    async def warm_up(self, root: Path, analysis: AnalyzerOptions = DEFAULT_OPTIONS) -> None:
         """Start what a first call would otherwise wait for, as CARGO_SCHEDULER_PREWARM says:
         `index` starts rust-analyzer's load (it runs in the background) and the engine's metadata and
         stat cache; `check` also fills the cache with a background check of every member (it yields
-        to any call); `none` starts nothing. Failures are left for the first call to report."""
+        to any call); `none` starts nothing. Failures are left for the first call to report. The
+        rust-analyzer started is the one analysing `analysis` (the starting session's options)."""
         if self.settings.prewarm == "none":
             return
         with contextlib.suppress(Exception):
-            await self.analyzer(root)
+            if self.analyzers is not None:
+                await self.analyzers.get(root, analysis)
         with contextlib.suppress(Exception):
             engine = await self.engine(root)
             await engine.observe()
@@ -194,7 +219,8 @@ class ServerState:
         """The workspace's rust-analyzer client (returns at once; it loads in the background)."""
         if self.analyzers is None:
             raise AnalyzerNotFound("rust-analyzer support (scheduler.analyzer._pool) is not available in this build")
-        return await self.analyzers.get(root)
+        client = CLIENT.get()
+        return await self.analyzers.get(root, client.analyzer if client is not None else DEFAULT_OPTIONS)
 
     @asynccontextmanager
     async def slot(self, root: Path, call: Call, *, label: str) -> AsyncIterator[None]:

@@ -86,7 +86,9 @@ async def cargo_diagnostics_for(state: ServerState, root: Path, path: Path, max_
     if owner is None:
         return {"package": None, "note": "the file belongs to no package", "diagnostics": []}
     report = await engine.check(
-        CheckRequest(kind="check", scope="changed", packages=(owner,), env=state.question_env())
+        state.analysed_features(
+            CheckRequest(kind="check", scope="changed", packages=(owner,), env=state.question_env())
+        )
     )
     mine = [d.compact() for d in report.diagnostics if d.file and (ws.root / d.file).resolve() == path]
     head: dict[str, Any] = {
@@ -333,7 +335,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             request = _request(
                 state, "check", package=None, scope="workspace", toolchain=None, cargo_env=None, timeout_s=None
             )
-            return await workspace_diagnostics(state, root, request, max_tokens)
+            return await workspace_diagnostics(state, root, state.analysed_features(request), max_tokens)
 
         return await box.run(ctx, "rust_analyzer_workspace_diagnostics", workspace=workspace, call=Call.READ, body=body)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from daemon_env import REPO, Env, isolated_env
 
-from scheduler.daemon import _front
+from scheduler.daemon import _serve_args
 
 
 @pytest.fixture
@@ -35,14 +35,14 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_serve_help_documents_every_flag_serve_takes(tmp_path: Path) -> None:
     shown = cli("serve", "--help", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout == _front.SERVE_HELP
-    for flag in ("--workspace", *_front._VALUED, "--allow-unsafe-env", "--http"):
+    assert shown.stdout == _serve_args.SERVE_HELP
+    for flag in ("--workspace", *_serve_args.VALUED, "--allow-unsafe-env", "--http"):
         assert f"\n  {flag} " in shown.stdout, flag
     assert "\n  -h, --help " in shown.stdout
 
 
 def test_the_mcp_docs_print_serves_help_as_it_is() -> None:
-    assert _front.SERVE_HELP in (REPO / "docs" / "mcp.md").read_text()
+    assert _serve_args.SERVE_HELP in (REPO / "docs" / "mcp.md").read_text()
 
 
 def test_serve_refuses_an_unknown_flag_pointing_to_its_help(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from mcp import Client
 from server_env import call
 
 from scheduler import GeneratedWorkspace, ServerState, build_server
+from scheduler._analyzer_options import DEFAULT_OPTIONS, AnalyzerOptions
 from scheduler._exceptions import AnalyzerIndexing
 
 pytestmark = pytest.mark.anyio
@@ -99,7 +100,7 @@ class FakePool:
         self.analyzer = FakeAnalyzer()
         self.roots: list[Path] = []
 
-    async def get(self, root: Path) -> FakeAnalyzer:
+    async def get(self, root: Path, options: AnalyzerOptions = DEFAULT_OPTIONS) -> FakeAnalyzer:
         self.roots.append(root)
         return self.analyzer
 
