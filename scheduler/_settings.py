@@ -45,7 +45,8 @@ REMOTE_TTL_S = "CARGO_SCHEDULER_REMOTE_TTL_S"
 REMOTE_VARIABLES = (REMOTE, REMOTE_READONLY, REMOTE_HMAC_KEY, REMOTE_HMAC_KEY_FILE, REMOTE_BUDGET_MS, REMOTE_TTL_S)
 LATENCY_KNOBS = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR)
 """The knobs docs/tuning.md measures, one by one, on recorded agent sessions."""
-VARIABLES = (*LATENCY_KNOBS, ALLOW_ENV, *REMOTE_VARIABLES)
+JOB_AFTER = "CARGO_SCHEDULER_JOB_AFTER_S"
+VARIABLES = (*LATENCY_KNOBS, ALLOW_ENV, JOB_AFTER, *REMOTE_VARIABLES)
 _SECRET = (REMOTE, REMOTE_HMAC_KEY)
 """Values that may hold a password or a key: the fingerprint (shown in the daemon's status) holds a
 digest of them, enough to tell that a daemon was started with another one, never the secret."""
@@ -95,6 +96,11 @@ class Settings(NamedTuple):
     allow_env: tuple[str, ...] = ()
     """Variables `cargo_env` may set beyond its allow-list (names, or prefixes ending in `*`), as
     `serve --allow-env NAME` does for one session; docs/mcp.md lists what is allowed anyway."""
+    job_after_s: float = 50.0
+    """How long a test, build or check call is answered in the foreground before it becomes a job
+    (a handle to wait on, poll or cancel; progress notifications meanwhile). Below both hosts'
+    patience: Claude Code moves a call to the background after 2 minutes, Codex cuts one at its tool
+    timeout (300 s by default). 0 never makes a job (the call waits, as the peers do)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +133,7 @@ class Settings(NamedTuple):
                 hint="to move cargo's output elsewhere, set CARGO_TARGET_DIR",
             ),
             allow_env=_names(ALLOW_ENV, get(ALLOW_ENV)),
+            job_after_s=_seconds(JOB_AFTER, get(JOB_AFTER), d.job_after_s),
         )
 
     def changed(self) -> dict[str, object]:

@@ -38,7 +38,7 @@ PEER_TOOLS: dict[str, tuple[set[str], set[str]]] = {
     "rust_analyzer_set_workspace": ({"workspace_path"}, set()),
     "rust_analyzer_workspace_diagnostics": (set(), set()),
 }
-OUR_TOOLS = {"cargo_fmt", "cargo_affected", "scheduler_status"}
+OUR_TOOLS = {"cargo_fmt", "cargo_affected", "scheduler_status", "scheduler_job", "scheduler_job_cancel"}
 SESSION_TOOLS = {"set_working_directory", "rust_analyzer_set_workspace"}
 
 # The documented annotations (docs/mcp.md): (readOnly, destructive, openWorld).
@@ -52,6 +52,7 @@ NOT_READ_ONLY = {
     "cargo_run": (False, True, True),
     "set_working_directory": (False, False, False),
     "rust_analyzer_set_workspace": (False, False, False),
+    "scheduler_job_cancel": (False, False, False),
 }
 
 

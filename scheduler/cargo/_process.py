@@ -20,6 +20,7 @@ translate it into the error their answer needs.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import shlex
 import signal
@@ -44,6 +45,38 @@ _live: dict[int, _groups.Session] = {}
 _record: _groups.Record | None = None
 
 Consumer = Callable[[ByteReceiveStream], Coroutine[Any, Any, None]]
+
+
+class Activity:
+    """The children one piece of work (a job) has running and has run: its progress, for a caller
+    who waits. `ACTIVITY` carries it into every run the work makes, however deep."""
+
+    def __init__(self) -> None:
+        self.running: dict[int, tuple[str, float]] = {}
+        self.finished = 0
+
+    def describe(self) -> dict[str, Any]:
+        now = time.monotonic()
+        return {
+            "running": [{"command": cmd, "for_s": round(now - t, 1)} for cmd, t in self.running.values()],
+            "finished_runs": self.finished,
+        }
+
+    def summary(self) -> str:
+        """One line for a progress notification."""
+        now = time.monotonic()
+        running = "; ".join(f"{cmd} ({now - t:.0f} s)" for cmd, t in self.running.values())
+        return f"running {running}" if running else f"{self.finished} run(s) finished"
+
+
+ACTIVITY: contextvars.ContextVar[Activity | None] = contextvars.ContextVar("cargo_scheduler.activity", default=None)
+
+
+def _short(argv: Sequence[str]) -> str:
+    """`cargo test -p foo ...` without the program's directory, cut to a line."""
+    words = [Path(argv[0]).name, *argv[1:]] if argv else []
+    text = " ".join(words)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def record_sessions_in(path: str | None) -> None:
@@ -132,12 +165,18 @@ async def owned_process(
     )
     run.pid = process.pid
     _remember(process.pid)
+    activity = ACTIVITY.get()
+    if activity is not None:
+        activity.running[process.pid] = (_short(run.argv), time.monotonic())
     try:
         yield Child(process, run)
     except BaseException:
         run.cancelled = True
         raise
     finally:
+        if activity is not None:
+            activity.running.pop(process.pid, None)
+            activity.finished += 1
         with anyio.CancelScope(shield=True):
             await end_session(process, grace_s, exit_wait_s)
         if run.exit_code is None and not (run.timed_out or run.cancelled):

@@ -20,7 +20,7 @@ from pydantic import ConfigDict
 
 from .. import _compat
 from .._version import __version__
-from . import _search, _tools_analyzer, _tools_cargo, _tools_manifest
+from . import _search, _tools_analyzer, _tools_cargo, _tools_jobs, _tools_manifest
 from ._state import ServerState, Toolbox
 
 INSTRUCTIONS = """\
@@ -33,6 +33,8 @@ linking/binaries: cargo_build; formatting: cargo_fmt_check, cargo_fmt; lint fixe
 completion, rename, code actions): rust_analyzer_*. Positions are 0-based lines and UTF-16 columns. \
 While rust-analyzer is still indexing they answer status "indexing" instead of an empty result: retry.
 - which packages a change affects: cargo_affected; what is running, queued or cached: scheduler_status.
+Long runs: a test, build or check still running after ~50 s answers with a job; scheduler_job waits \
+for its answer, scheduler_job_cancel stops it.
 Cache: every cargo answer lists packages as ran (cargo ran now), cached (same sources as a previous \
 run, its diagnostics replayed; as current as a fresh run) and pending (still running in the background; \
 call again for them). cargo_test names packages whose tests passed for the same sources as passed_before.
@@ -73,6 +75,7 @@ def build_server(
     _tools_cargo.register(server, box)
     _tools_manifest.register(server, box)
     _tools_analyzer.register(server, box)
+    _tools_jobs.register(server, box)
     _refuse_unknown_arguments(server)
     _search.apply(server)
     return server

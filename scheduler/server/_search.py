@@ -39,6 +39,9 @@ LEADS: dict[str, str] = {
     "(reverse dependencies) and the workspace dependency graph.",
     "scheduler_status": "Status of cargo-scheduler: running and queued cargo jobs, background checks, "
     "what is cached, rust-analyzer indexing progress.",
+    "scheduler_job": "Wait for or poll a long-running cargo test, build or check job (background job status) "
+    "and get its answer.",
+    "scheduler_job_cancel": "Cancel a long-running cargo test, build or check job and kill its processes.",
     "set_working_directory": "Change the Rust project (Cargo workspace) directory this session works in.",
     "rust_analyzer_hover": "Type of this expression or variable, and the signature and documentation of a "
     "symbol (hover).",

@@ -28,12 +28,14 @@ import dataclasses
 import itertools
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -46,7 +48,8 @@ from ..analyzer._pool import AnalyzerPool
 from ..engine._engine import CheckRequest, Engine, EnginePool
 from . import _paths
 from ._admission import CallClass, Scheduler
-from ._answer import answer, failure_for
+from ._answer import answer, failure, failure_for
+from ._jobs import Job, Jobs, wait_for
 from ._ports import AnalyzerClient, AnalyzerSource
 
 log = logging.getLogger("cargo_scheduler.server")
@@ -125,6 +128,7 @@ class ServerState:
         self.engines: EnginePool | None = None
         self.analyzers: AnalyzerSource | None = None
         self.scheduler: Scheduler | None = None
+        self.jobs: Jobs | None = None
         self.calls_in_flight: dict[int, str] = {}
         self._meta_sessions: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -150,6 +154,7 @@ class ServerState:
             )
         )
         self.scheduler = Scheduler()
+        self.jobs = await self._stack.enter_async_context(Jobs())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -259,6 +264,8 @@ class ServerState:
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"calls_in_flight": sorted(self.calls_in_flight.values())}
+        if self.jobs is not None:
+            out["jobs"] = self.jobs.listing()
         if self.engines is not None:
             out["engines"] = [e.status() for e in self.engines.engines()]
             cache = self.engines.cache
@@ -350,27 +357,73 @@ class Toolbox:
         workspace: str | None,
         call: Call | Callable[[Path], Call],
         body: Callable[[ServerState, Path], Awaitable[dict[str, Any]]],
+        long: bool = False,
     ) -> CallToolResult:
         """Resolve the workspace, take a slot of the call's class, run `body`, answer.
 
         Our own exceptions become `isError` answers that say what to change; cancellation
-        propagates (the body's cargo runs kill their process groups on the way out).
+        propagates (the body's cargo runs kill their process groups on the way out). A `long` call
+        (tests, builds, checks) still running after `job_after_s` answers with a job (`_jobs`).
         """
         try:
             state = self.state(ctx)
             root = self.root(ctx, workspace)
             klass = call(root) if callable(call) else call
-            token = next(_call_ids)
-            state.calls_in_flight[token] = f"{tool} ({klass.value}) {root.name}"
-            try:
-                async with state.slot(root, klass, label=tool):
-                    data = await body(state, root)
-            finally:
-                state.calls_in_flight.pop(token, None)
-            return answer(data)
         except SchedulerError as exc:
             log.info("%s refused: %s", tool, exc)
             return failure_for(exc, tool)
-        except Exception as exc:
-            log.exception("%s crashed", tool)
-            return failure_for(exc, tool)
+
+        async def attempt() -> CallToolResult:
+            try:
+                token = next(_call_ids)
+                state.calls_in_flight[token] = f"{tool} ({klass.value}) {root.name}"
+                try:
+                    async with state.slot(root, klass, label=tool):
+                        data = await body(state, root)
+                finally:
+                    state.calls_in_flight.pop(token, None)
+                return answer(data)
+            except SchedulerError as exc:
+                log.info("%s refused: %s", tool, exc)
+                return failure_for(exc, tool)
+            except Exception as exc:
+                log.exception("%s crashed", tool)
+                return failure_for(exc, tool)
+
+        after = state.settings.job_after_s
+        if not long or after <= 0 or state.jobs is None:
+            return await attempt()
+        return await self.as_job(ctx, state, tool, attempt, after)
+
+    @staticmethod
+    async def as_job(
+        ctx: Ctx, state: ServerState, tool: str, work: Callable[[], Awaitable[CallToolResult]], after: float
+    ) -> CallToolResult:
+        """Run `work` as a job; its answer if it ends within `after` seconds, else the job's handle."""
+        assert state.jobs is not None
+        job = state.jobs.start(tool, work)
+        try:
+            ended = await wait_for(job, after, lambda j: progress(ctx, j))
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):  # the client gave up on the call: so do we
+                await state.jobs.cancel(job)
+            raise
+        if ended:
+            state.jobs.discard(job)
+            return job.result if job.result is not None else failure(f"{tool}: the run was cancelled")
+        return answer(
+            {
+                "job": job.view(),
+                "pending": f"{tool} is still running as a job",
+                "next": f"scheduler_job(job_id='{job.id}', wait_s=...) waits for its answer (or polls with "
+                "wait_s=0); scheduler_job_cancel(job_id=...) stops it and every process it started",
+            }
+        )
+
+
+async def progress(ctx: Ctx, job: Job) -> None:
+    """A progress notification for the waiting call (sent only if the client gave a progressToken)."""
+    with contextlib.suppress(Exception):
+        await ctx.report_progress(
+            round(time.monotonic() - job.started, 1), None, f"{job.tool}: {job.activity.summary()}"
+        )

@@ -234,7 +234,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             )
             return await engine_check(state, root, req, max_tokens)
 
-        return await box.run(ctx, "cargo_check", workspace=workspace, call=ENGINE, body=body)
+        return await box.run(ctx, "cargo_check", workspace=workspace, call=ENGINE, body=body, long=True)
 
     @server.tool(annotations=EDITS)
     async def cargo_clippy(
@@ -283,7 +283,9 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
                 refuse_dirty_fix(result["stderr_tail"])
             return result
 
-        return await box.run(ctx, "cargo_clippy", workspace=workspace, call=Call.MUTATION if fix else ENGINE, body=body)
+        return await box.run(
+            ctx, "cargo_clippy", workspace=workspace, call=Call.MUTATION if fix else ENGINE, body=body, long=not fix
+        )
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_test(
@@ -323,7 +325,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             )
             return await engine_tests(state, root, req, name, no_capture, max_tokens)
 
-        return await box.run(ctx, "cargo_test", workspace=workspace, call=ENGINE, body=body)
+        return await box.run(ctx, "cargo_test", workspace=workspace, call=ENGINE, body=body, long=True)
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_build(
@@ -354,7 +356,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             )
             return await engine_check(state, root, req, max_tokens)
 
-        return await box.run(ctx, "cargo_build", workspace=workspace, call=ENGINE, body=body)
+        return await box.run(ctx, "cargo_build", workspace=workspace, call=ENGINE, body=body, long=True)
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_fmt_check(
@@ -440,4 +442,4 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
                 state, root, args, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
 
-        return await box.run(ctx, "cargo_bench", workspace=workspace, call=Call.READ, body=body)
+        return await box.run(ctx, "cargo_bench", workspace=workspace, call=Call.READ, body=body, long=True)

@@ -193,7 +193,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
                 state, root, argv, toolchain=toolchain, cargo_env=cargo_env, timeout_s=timeout_s, max_tokens=max_tokens
             )
 
-        return await box.run(ctx, "cargo_run", workspace=workspace, call=Call.READ, body=body)
+        return await box.run(ctx, "cargo_run", workspace=workspace, call=Call.READ, body=body, long=True)
 
     @server.tool(annotations=READ_ONLY)
     async def cargo_affected(

@@ -43,7 +43,7 @@ def talk(args: list[str], messages: list[dict[str, Any]], cwd: Path = REPO) -> l
 
 
 def test_every_request_written_before_stdin_closes_is_answered_before_the_process_exits(env: Env) -> None:
-    messages = [INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
+    messages: list[dict[str, Any]] = [INIT, {"jsonrpc": "2.0", "method": "notifications/initialized"}]
     messages += [call(rid, "scheduler_status") for rid in range(1, 6)]
     answers = talk([str(env.workspace)], messages)
     assert sorted(a["id"] for a in answers) == [0, 1, 2, 3, 4, 5]

@@ -104,6 +104,7 @@ def required_base(server: Server, tool: str) -> dict[str, Any]:
         "files": [HUB_LIB],
         "path": str(server.ws.root),
         "workspace_path": str(server.ws.root),
+        "job_id": "job-0000000000000000",
     }
     required = server.schemas[tool].get("required", [])
     return {name: good[name] for name in required}
