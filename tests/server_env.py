@@ -38,7 +38,14 @@ PEER_TOOLS: dict[str, tuple[set[str], set[str]]] = {
     "rust_analyzer_set_workspace": ({"workspace_path"}, set()),
     "rust_analyzer_workspace_diagnostics": (set(), set()),
 }
-OUR_TOOLS = {"cargo_fmt", "cargo_affected", "scheduler_status", "scheduler_job", "scheduler_job_cancel"}
+OUR_TOOLS = {
+    "cargo_fmt",
+    "cargo_affected",
+    "scheduler_status",
+    "scheduler_job",
+    "scheduler_job_cancel",
+    "scheduler_more",
+}
 SESSION_TOOLS = {"set_working_directory", "rust_analyzer_set_workspace"}
 
 # The documented annotations (docs/mcp.md): (readOnly, destructive, openWorld).

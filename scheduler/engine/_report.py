@@ -7,9 +7,11 @@ the current sources is not known yet) or skipped (with the reason). Diagnostics 
 
 from __future__ import annotations
 
+import contextvars
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from .._settings import Scope
 
@@ -21,6 +23,18 @@ _LEVEL_ORDER = {"error": 0, "warning": 1}
 # A token is about four bytes of JSON; the budget is enforced on the serialised size.
 BYTES_PER_TOKEN = 4
 DEFAULT_TOKEN_BUDGET = 6000
+
+
+class Paging(NamedTuple):
+    """How the call being answered wants lists cut (set by the server around each tool call)."""
+
+    cap: int | None
+    """The most tokens the host keeps of one answer (a larger budget is clamped to it)."""
+    keep: Callable[[dict[str, Any], str, list[dict[str, Any]]], str] | None
+    """Stores what was left out and returns its cursor (`scheduler_more`)."""
+
+
+PAGING: contextvars.ContextVar[Paging | None] = contextvars.ContextVar("cargo_scheduler.paging", default=None)
 
 
 @dataclass(frozen=True)
@@ -150,10 +164,20 @@ class CheckReport:
 
 
 def fit_to_budget(head: dict[str, Any], key: str, items: list[dict[str, Any]], token_budget: int) -> dict[str, Any]:
-    """Put as many `items` under `key` as fit in the budget (in order), and say how many were omitted."""
+    """Put as many `items` under `key` as fit in the budget (in order), and say how many were omitted.
+
+    The one place answers are cut: under a server call (`PAGING`), a budget above the host's limit
+    is clamped to it, and what is left out is kept for `scheduler_more`'s cursor (`next_cursor`)."""
+    paging = PAGING.get()
+    reason = f"token budget {token_budget}"
+    if paging is not None and paging.cap is not None and token_budget > paging.cap:
+        token_budget = paging.cap
+        reason = f"the host keeps about {paging.cap} tokens of an answer"
     limit = max(token_budget, 200) * BYTES_PER_TOKEN
-    # Room for what is added to the head besides the items: the key and the omitted counts.
-    wrapper = {key: [], "omitted": {key: len(items), "reason": f"token budget {token_budget}"}}
+    # Room for what is added to the head besides the items: the key, the omitted counts, a cursor.
+    wrapper: dict[str, Any] = {key: [], "omitted": {key: len(items), "reason": reason}}
+    if paging is not None and paging.keep is not None:
+        wrapper["next_cursor"] = "page-0123456789abcdef"
     used = len(json.dumps(head, separators=(",", ":"))) + len(json.dumps(wrapper, separators=(",", ":")))
     kept: list[dict[str, Any]] = []
     for item in items:
@@ -165,7 +189,9 @@ def fit_to_budget(head: dict[str, Any], key: str, items: list[dict[str, Any]], t
     out = dict(head)
     out[key] = kept
     if len(kept) < len(items):
-        out["omitted"] = {key: len(items) - len(kept), "reason": f"token budget {token_budget}"}
+        out["omitted"] = {key: len(items) - len(kept), "reason": reason}
+        if paging is not None and paging.keep is not None:
+            out["next_cursor"] = paging.keep({"page_of": key}, key, items[len(kept) :])
     return out
 
 

@@ -20,7 +20,7 @@ from pydantic import ConfigDict
 
 from .. import _compat
 from .._version import __version__
-from . import _search, _tools_analyzer, _tools_cargo, _tools_jobs, _tools_manifest
+from . import _hosts, _search, _tools_analyzer, _tools_cargo, _tools_jobs, _tools_manifest, _tools_pages
 from ._state import ServerState, Toolbox
 
 INSTRUCTIONS = """\
@@ -76,8 +76,11 @@ def build_server(
     _tools_manifest.register(server, box)
     _tools_analyzer.register(server, box)
     _tools_jobs.register(server, box)
+    _tools_pages.register(server, box)
     _refuse_unknown_arguments(server)
     _search.apply(server)
+    for tool in _compat.registered_tools(server):  # Claude Code: keep answers inline (`_hosts`)
+        tool.meta = {**(tool.meta or {}), **_hosts.tool_meta()}
     return server
 
 

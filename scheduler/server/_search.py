@@ -41,6 +41,7 @@ LEADS: dict[str, str] = {
     "what is cached, rust-analyzer indexing progress.",
     "scheduler_job": "Wait for or poll a long-running cargo test, build or check job (background job status) "
     "and get its answer.",
+    "scheduler_more": "The next page of a long answer that was cut (more diagnostics, references, symbols).",
     "scheduler_job_cancel": "Cancel a long-running cargo test, build or check job and kill its processes.",
     "set_working_directory": "Change the Rust project (Cargo workspace) directory this session works in.",
     "rust_analyzer_hover": "Type of this expression or variable, and the signature and documentation of a "

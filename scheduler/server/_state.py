@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -46,9 +46,11 @@ from .._exceptions import AnalyzerNotFound, NoSession, NotAWorkspace, SchedulerE
 from .._settings import Scope, Settings
 from ..analyzer._pool import AnalyzerPool
 from ..engine._engine import CheckRequest, Engine, EnginePool
+from ..engine._report import PAGING, Paging
 from . import _paths
 from ._admission import CallClass, Scheduler
 from ._answer import answer, failure, failure_for
+from ._hosts import Pages, host_cap
 from ._jobs import Job, Jobs, wait_for
 from ._ports import AnalyzerClient, AnalyzerSource
 
@@ -129,6 +131,7 @@ class ServerState:
         self.analyzers: AnalyzerSource | None = None
         self.scheduler: Scheduler | None = None
         self.jobs: Jobs | None = None
+        self.pages = Pages()
         self.calls_in_flight: dict[int, str] = {}
         self._meta_sessions: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -374,26 +377,42 @@ class Toolbox:
             return failure_for(exc, tool)
 
         async def attempt() -> CallToolResult:
-            try:
-                token = next(_call_ids)
-                state.calls_in_flight[token] = f"{tool} ({klass.value}) {root.name}"
+            with self.paging(ctx, state):
                 try:
-                    async with state.slot(root, klass, label=tool):
-                        data = await body(state, root)
-                finally:
-                    state.calls_in_flight.pop(token, None)
-                return answer(data)
-            except SchedulerError as exc:
-                log.info("%s refused: %s", tool, exc)
-                return failure_for(exc, tool)
-            except Exception as exc:
-                log.exception("%s crashed", tool)
-                return failure_for(exc, tool)
+                    token = next(_call_ids)
+                    state.calls_in_flight[token] = f"{tool} ({klass.value}) {root.name}"
+                    try:
+                        async with state.slot(root, klass, label=tool):
+                            data = await body(state, root)
+                    finally:
+                        state.calls_in_flight.pop(token, None)
+                    return answer(data)
+                except SchedulerError as exc:
+                    log.info("%s refused: %s", tool, exc)
+                    return failure_for(exc, tool)
+                except Exception as exc:
+                    log.exception("%s crashed", tool)
+                    return failure_for(exc, tool)
 
         after = state.settings.job_after_s
         if not long or after <= 0 or state.jobs is None:
             return await attempt()
         return await self.as_job(ctx, state, tool, attempt, after)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def paging(ctx: Ctx, state: ServerState) -> Iterator[None]:
+        """Cut lists for this call's host, keeping what is cut for `scheduler_more` (`_hosts`)."""
+        name = None
+        with contextlib.suppress(Exception):  # no session info (an in-memory or odd client): no cap
+            params = ctx.request_context.session.client_params
+            name = params.client_info.name if params is not None else None
+        env = state.question_env()
+        token = PAGING.set(Paging(host_cap(name, dict(env) if env is not None else os.environ), state.pages.keep))
+        try:
+            yield
+        finally:
+            PAGING.reset(token)
 
     @staticmethod
     async def as_job(

@@ -105,6 +105,7 @@ def required_base(server: Server, tool: str) -> dict[str, Any]:
         "path": str(server.ws.root),
         "workspace_path": str(server.ws.root),
         "job_id": "job-0000000000000000",
+        "cursor": "page-0000000000000000",
     }
     required = server.schemas[tool].get("required", [])
     return {name: good[name] for name in required}

@@ -38,13 +38,13 @@ async def test_the_tool_set_is_the_peers_plus_ours(tools: dict[str, Any]) -> Non
     assert set(tools) == set(PEER_TOOLS) | OUR_TOOLS
 
 
-JOB_TOOLS = {"scheduler_job", "scheduler_job_cancel"}
+JOB_TOOLS = {"scheduler_job", "scheduler_job_cancel", "scheduler_more"}
 
 
 @pytest.mark.parametrize("name", sorted(set(PEER_TOOLS) | OUR_TOOLS))
 async def test_every_tool_but_the_session_setters_takes_an_optional_workspace(tools: dict[str, Any], name: str) -> None:
     properties = tools[name].input_schema["properties"]
-    if name in SESSION_TOOLS or name in JOB_TOOLS:  # a job id names its workspace
+    if name in SESSION_TOOLS or name in JOB_TOOLS:  # a job id or a cursor names its workspace
         assert "workspace" not in properties
     else:
         assert "description" in properties["workspace"]
