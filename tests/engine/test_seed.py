@@ -4,6 +4,7 @@ it cannot (ext4)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -109,7 +110,9 @@ def reflink_dir() -> Iterator[Path]:
     try:
         yield mount / uuid.uuid4().hex[:8]
     finally:
-        subprocess.run(["umount", str(mount)], capture_output=True, timeout=60)
+        gc.collect()  # diskcache's per-thread SQLite connections of the finished pools keep files open
+        if subprocess.run(["umount", str(mount)], capture_output=True, timeout=60).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(mount)], capture_output=True, timeout=60)
         shutil.rmtree(work, ignore_errors=True)
 
 
