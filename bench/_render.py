@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from _render_fleet import fleet_section
 from _stats import fmt_ratio, ms, spread
 
 BASE = "cargo --workspace"
@@ -191,6 +192,7 @@ def render(results: dict[str, Any], charts: dict[str, str]) -> str:
     for t in results.get("traces", []):
         if t.get("steps_table"):
             out += [f"### {t['label']}: per step (median ms)", "", *t["steps_table"], ""]
+    out += fleet_section(results.get("fleet"))
     out += [
         "## Micro-benchmarks (pytest-benchmark)",
         "",

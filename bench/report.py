@@ -136,6 +136,7 @@ def _part(results: dict[str, Any]) -> dict[str, Any]:
     what = [w["name"] for w in results["workspaces"]]
     what += ["the agent sessions"] if results.get("traces") else []
     what += ["the micro-benchmarks"] if results.get("micro") else []
+    what += ["the fleet"] if results.get("fleet") else []
     return {
         "command": results["command"],
         "at": results["generated_at"],
@@ -159,10 +160,10 @@ def merge_saved(results: dict[str, Any], saved_path: Path) -> None:
         kept + results["workspaces"], key=lambda w: (w["source"] != "generated", w["members"])
     )
     from_saved = {w["name"] for w in kept}
-    for key in ("traces", "micro"):
+    for key, label in (("traces", "the agent sessions"), ("micro", "the micro-benchmarks"), ("fleet", "the fleet")):
         if not results.get(key) and saved.get(key):
             results[key] = saved[key]
-            from_saved.add("the agent sessions" if key == "traces" else "the micro-benchmarks")
+            from_saved.add(label)
             if key == "traces":
                 results["traces_note"] = saved.get("traces_note", "")
     earlier = []
@@ -234,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="replay against this server only")
     parser.add_argument("--no-micro", action="store_true", help="skip the pytest-benchmark micro-benchmarks")
     parser.add_argument("--quick", action="store_true", help="10 crates, 2 repeats, one session: a smoke run")
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="also measure the fleet section (a second machine through Redis, sccache, a new worktree, the "
+        "tier's cost; bench/_fleet.py); alone: --sizes '' --no-traces --no-micro --fleet --append",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs", help="where benchmarks.md goes (default docs/)")
     parser.add_argument("--render-only", action="store_true", help="re-render from <out>/benchmarks/results.json")
     args = parser.parse_args(argv)
@@ -278,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
             traces=[t for t in args.traces.split(",") if t] or None,
             think=not args.no_think,
         )
+    if args.fleet:
+        from _fleet import measure
+
+        results["fleet"] = {"at": results["generated_at"], **measure(log)}
     if not args.no_micro:
         results["micro"] = run_micro(WORK_DIR)  # pytest-benchmark's own JSON names paths and hosts: kept out of docs/
     results["machine"]["loadavg_at_end"] = os.getloadavg()

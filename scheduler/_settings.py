@@ -11,9 +11,10 @@ never silently replaced by the default (CARGO_SCHEDULER_IDLE_TIMEOUT, which pred
 the one exception: see `idle_timeout_s`).
 
 Every environment variable the package consults for itself is read here. The settings in
-`VARIABLES` (the latency knobs, ALLOW_ENV, which widens `cargo_env`'s allow-list, and the shared
-tier's knobs) are the daemon's identity (`fingerprint`); the cache directory and the idle timeout
-are read where they are used, through `cache_dir()` and `idle_timeout_s()`, and are not. The shared
+`VARIABLES` (the latency knobs, ALLOW_ENV, which widens `cargo_env`'s allow-list, the shared
+tier's knobs, sccache and the target-dir seed) are the daemon's identity (`fingerprint`); the
+cache directory and the idle timeout are read where they are used, through `cache_dir()` and
+`idle_timeout_s()`, and are not. The shared
 tier's knobs (`remote()`, docs/fleet.md) may hold a password or a key: the fingerprint keeps a
 digest of those, never the secret.
 """
@@ -43,10 +44,15 @@ REMOTE_HMAC_KEY_FILE = "CARGO_SCHEDULER_REMOTE_HMAC_KEY_FILE"
 REMOTE_BUDGET_MS = "CARGO_SCHEDULER_REMOTE_BUDGET_MS"
 REMOTE_TTL_S = "CARGO_SCHEDULER_REMOTE_TTL_S"
 REMOTE_VARIABLES = (REMOTE, REMOTE_READONLY, REMOTE_HMAC_KEY, REMOTE_HMAC_KEY_FILE, REMOTE_BUDGET_MS, REMOTE_TTL_S)
+SCCACHE = "CARGO_SCHEDULER_SCCACHE"
+SEED = "CARGO_SCHEDULER_SEED"
+FLEET_VARIABLES = (SCCACHE, SEED)
+"""Compiled artifacts across checkouts (docs/fleet.md): sccache as the engine's rustc wrapper, and a
+new worktree's target dir seeded from a sibling's by reflink."""
 LATENCY_KNOBS = (SCOPE, PREWARM, RA_WAIT, RA_CHECK_ON_SAVE, RA_TARGET_DIR, CACHE_MB, TARGET_DIR)
 """The knobs docs/tuning.md measures, one by one, on recorded agent sessions."""
 JOB_AFTER = "CARGO_SCHEDULER_JOB_AFTER_S"
-VARIABLES = (*LATENCY_KNOBS, ALLOW_ENV, JOB_AFTER, *REMOTE_VARIABLES)
+VARIABLES = (*LATENCY_KNOBS, ALLOW_ENV, JOB_AFTER, *REMOTE_VARIABLES, *FLEET_VARIABLES)
 _SECRET = (REMOTE, REMOTE_HMAC_KEY)
 """Values that may hold a password or a key: the fingerprint (shown in the daemon's status) holds a
 digest of them, enough to tell that a daemon was started with another one, never the secret."""
@@ -238,6 +244,28 @@ def _hmac_key(inline: str | None, path: str | None) -> bytes | None:
     if len(key) < MIN_HMAC_KEY_CHARS:
         raise ConfigError(name, shown, f"a key of at least {MIN_HMAC_KEY_CHARS} characters (`openssl rand -hex 32`)")
     return key
+
+
+def sccache(env: Mapping[str, str] | None = None) -> str | None:
+    """The sccache the engine's cargo runs go through ($CARGO_SCHEDULER_SCCACHE): None when unset or
+    off, "sccache" (found on PATH) for `1`/`sccache`/`on`, else the path given, which must name an
+    executable. (A caller whose own RUSTC_WRAPPER is sccache gets it without this: cargo/_sccache.py.)
+    Raises ConfigError."""
+    value = (os.environ if env is None else env).get(SCCACHE, "").strip()
+    if not value or value.lower() in _FALSE:
+        return None
+    if value.lower() in (*_TRUE, "sccache"):
+        return "sccache"
+    if not (os.path.isfile(value) and os.access(value, os.X_OK)):
+        raise ConfigError(SCCACHE, value, "1 (the sccache on PATH), 0, or the path of an sccache executable")
+    return value
+
+
+def seed(env: Mapping[str, str] | None = None) -> bool:
+    """$CARGO_SCHEDULER_SEED: seed an empty target dir from a sibling worktree's by reflink (on by
+    default; a no-op where the filesystem cannot reflink). Raises ConfigError."""
+    value = (os.environ if env is None else env).get(SEED, "").strip()
+    return _flag(SEED, value or None, True)
 
 
 def cache_dir(env: Mapping[str, str] | None = None) -> str:

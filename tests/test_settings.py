@@ -149,3 +149,24 @@ def test_no_module_but_settings_reads_a_cargo_variable_from_the_environment() ->
         if p.name != "_settings.py" and reads.search(p.read_text())
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(None, None), ("0", None), ("off", None), ("1", "sccache"), ("sccache", "sccache")]
+)
+def test_sccache_is_off_unless_asked_for_and_one_means_the_one_on_path(raw: str | None, expected: str | None) -> None:
+    assert _settings.sccache({} if raw is None else {_settings.SCCACHE: raw}) == expected
+
+
+def test_sccache_given_as_a_path_must_be_an_executable() -> None:
+    import sys
+
+    assert _settings.sccache({_settings.SCCACHE: sys.executable}) == sys.executable
+    with pytest.raises(ConfigError, match="CARGO_SCHEDULER_SCCACHE"):
+        _settings.sccache({_settings.SCCACHE: "/nonexistent/sccache"})
+
+
+def test_the_target_dir_seed_is_on_by_default_and_has_an_off_switch() -> None:
+    assert _settings.seed({}) and not _settings.seed({_settings.SEED: "0"})
+    with pytest.raises(ConfigError, match="CARGO_SCHEDULER_SEED"):
+        _settings.seed({_settings.SEED: "maybe"})

@@ -145,7 +145,14 @@ async def _dispatch(args: argparse.Namespace) -> int:
         if args.action == "clear":
             print(f"removed {cache.clear()} entries from {cache.directory}")
         else:
-            out.print_json(cache.stats())
+            from .. import _settings
+            from ..cargo._run import stable_environment
+            from ..cargo._sccache import Wrapping
+
+            stats = cache.stats()
+            wrapping = Wrapping(_settings.sccache(), _settings.remote())
+            await wrapping.environment(stable_environment())  # probes the binary; starts no server
+            out.print_json({**stats, "sccache": wrapping.status})
         cache.close()
         return 0
     if args.command == "demo":

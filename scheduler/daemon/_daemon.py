@@ -347,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = _settings.Settings.from_env()
+        _settings.sccache()
+        _settings.seed()
     except ConfigError as exc:
         log.error("not starting: %s", exc)
         return 2

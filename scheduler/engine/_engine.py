@@ -30,6 +30,7 @@ from .._settings import Scope
 from ..cargo._config import cargo_home
 from ..cargo._process import run_bounded
 from ..cargo._run import CargoOutcome, run_cargo, stable_environment
+from ..cargo._sccache import Wrapping
 from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata
 from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
@@ -37,6 +38,7 @@ from ._fingerprint import Snapshot, TreeHasher
 from ._remote._open import open_cache
 from ._remote._tiered import TieredCache, question, settle_in_thread
 from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult
+from ._seed import Seeder
 from ._singleflight import SingleFlight
 from ._store import AnswerStore
 from ._targets import TargetGate, agent_target_base, choose_target_dir
@@ -141,6 +143,8 @@ class Engine:
         flight: SingleFlight[Any],
         *,
         private_target: bool = False,
+        wrapping: Wrapping | None = None,
+        seed: bool = True,
     ) -> None:
         self.root = root
         self.cache = cache
@@ -164,12 +168,23 @@ class Engine:
         self._background_idle = anyio.Event()
         self._background_idle.set()
         self.last_walk_ms = 0.0
+        self.wrapping = wrapping or Wrapping(None, None)
+        """sccache for cargo's compilations (CARGO_SCHEDULER_SCCACHE, or the caller's RUSTC_WRAPPER)."""
+        self.seeder = Seeder(seed)
+        self.seed_notes: list[str] = []
+        """What the seed did, said in the next answer (then forgotten)."""
 
     def environment(self, request: CheckRequest) -> dict[str, str]:
         """What cargo runs with for `request`: the question's environment (minus per-session noise)
         or the engine's own, then the call's extra variables."""
         base = self.env if request.env is None else stable_environment(dict(request.env))
         return {**base, **dict(request.extra_env)} if request.extra_env else base
+
+    async def compile_environment(self, env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        """`env` for a cargo run that compiles: through sccache where configured (outside the keys:
+        the wrapper does not change an answer), and what the answer should say about it."""
+        wrapped, notes = await self.wrapping.environment(env)
+        return dict(wrapped), notes
 
     # -- observing the workspace -------------------------------------------------------------
     async def observe(self) -> _Observed:
@@ -366,6 +381,9 @@ class Engine:
             if attempt == 1:
                 report.pending.extend(sorted(run.moved))
                 report.notes.append(f"sources kept changing during the run: {', '.join(sorted(run.moved))}")
+        if self.seed_notes:
+            report.notes.extend(self.seed_notes)
+            self.seed_notes.clear()
         # Read after the runs: a store that failed just now (disk full) must show in this answer.
         report.cache_available = self.cache.available
         report.timings_ms = {
@@ -411,13 +429,13 @@ class Engine:
         ws = k.obs.ws
         explicit_dir = None if target_dir == ws.target_dir else target_dir
         unified = await _runs.unified_run_for(ws, names, spec.command, env=k.env)
-        notes: list[str] = []
+        run_env, notes = await self.compile_environment(k.env)
         for attempt in range(2):
             started_ns = time.time_ns()
             outcome = await run_cargo(
                 spec.args(names, explicit_dir, unified),
                 cwd=self.root,
-                env=k.env,
+                env=run_env,
                 toolchain=request.toolchain,
                 timeout_s=request.timeout_s,
                 on_message=on_message,
@@ -479,7 +497,9 @@ class Engine:
     async def target_dir_for(self, ws: Workspace, request: CheckRequest) -> Path:
         """The request's own extra variables, and every variable a recorded input manifest reads
         whose value in the question differs from the engine's own environment, decide whether the
-        run needs a directory of its own (alternating them would rebuild units every time)."""
+        run needs a directory of its own (alternating them would rebuild units every time). An empty
+        target dir is first seeded from a sibling worktree's, where the filesystem can reflink."""
+        self.seed_notes.extend(await self.seeder.seed(ws))
         extra = dict(request.extra_env)
         if request.env is not None:
             env = self.environment(request)
@@ -597,6 +617,8 @@ class Engine:
             "target_dirs": {str(p): g.holder or "idle" for p, g in self._gates.items()},
             "background": sorted(spec.command.kind for spec, _ in self._background),
             "in_flight": self._flight.in_flight(),
+            "sccache": self.wrapping.status,
+            "target_seed": self.seeder.status,
         }
 
 
@@ -624,6 +646,9 @@ class EnginePool:
     def __init__(
         self, cache_dir: Path | None = None, *, cache_mb: int | None = None, private_target: bool = False
     ) -> None:
+        # Read (and refused, if wrong) before anything starts: ConfigError names the variable.
+        self._seed = _settings.seed()
+        self.wrapping = Wrapping(_settings.sccache(), None)
         self._cache_dir = cache_dir
         self._cache_mb = cache_mb
         self._private_target = private_target
@@ -635,7 +660,7 @@ class EnginePool:
 
     async def __aenter__(self) -> EnginePool:
         limit = None if self._cache_mb is None else self._cache_mb * 1024 * 1024
-        remote = _settings.remote()
+        remote = self.wrapping.remote = _settings.remote()
         self.cache = await anyio.to_thread.run_sync(
             lambda: open_cache(self._cache_dir, size_limit=limit, settings=remote)
         )
@@ -647,6 +672,9 @@ class EnginePool:
         self._tg = await self._stack.enter_async_context(anyio.create_task_group())
         # Background work ends with the pool: cancel it before the task group waits for it.
         self._stack.push_async_callback(self._cancel_background)
+        # Before that: our sccache server finishes its cache writes and stops.
+        self.wrapping.bind(self._tg)
+        self._stack.push_async_callback(self.wrapping.server.stop)
         return self
 
     async def _cancel_background(self) -> None:
@@ -665,7 +693,13 @@ class EnginePool:
         if engine is None:
             assert self._flight is not None
             engine = self._engines[resolved] = Engine(
-                resolved, self.cache, self._tg, self._flight, private_target=self._private_target
+                resolved,
+                self.cache,
+                self._tg,
+                self._flight,
+                private_target=self._private_target,
+                wrapping=self.wrapping,
+                seed=self._seed,
             )
         return engine
 

@@ -176,8 +176,10 @@ class TreeHasher:
                 continue
             if stat_mod.S_ISDIR(st.st_mode):
                 return None
-            if not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode)) or _ignored(
-                self._dir_specs[change.directory], rel, False
+            if (
+                not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode))
+                or change.name in _VCS_DIRS
+                or _ignored(self._dir_specs[change.directory], rel, False)
             ):
                 files.pop(rel, None)
                 continue
@@ -258,7 +260,9 @@ class TreeHasher:
                 child_owner = roots.get(rel, owner)
                 self._walk(rel, child_owner, roots, specs, snap, excluded, seen)
             elif stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode):
-                if _ignored(specs, rel, False):
+                # A linked git worktree's `.git` is a file naming its own git dir: hashed, it would
+                # give every worktree of one repository other keys for the same sources.
+                if entry.name in _VCS_DIRS or _ignored(specs, rel, False):
                     continue
                 seen.add(rel)
                 files[rel] = self._digest(rel, entry.path, st, snap.stats)

@@ -20,6 +20,7 @@ import xxhash
 
 from ..cargo import _graph
 from ..cargo._config import config_files
+from ..cargo._sccache import is_sccache
 from ..cargo._workspace import Workspace
 from ._fingerprint import Snapshot
 from ._inputs import Manifest
@@ -83,8 +84,17 @@ class Command:
 
 
 def cargo_environment(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """The part of an environment that cargo and rustc read as build inputs."""
-    return tuple(sorted((k, v) for k, v in env.items() if k in CARGO_ENV_EXACT or k.startswith(CARGO_ENV_PREFIXES)))
+    """The part of an environment that cargo and rustc read as build inputs. An sccache
+    RUSTC_WRAPPER is not one: it runs the same rustc on a miss and replays its output on a hit, so
+    answers with and without it are the same answers (`cargo/_sccache.py`)."""
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in env.items()
+            if (k in CARGO_ENV_EXACT or k.startswith(CARGO_ENV_PREFIXES))
+            and not (k == "RUSTC_WRAPPER" and is_sccache(v))
+        )
+    )
 
 
 def global_digest(

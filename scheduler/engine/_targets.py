@@ -43,7 +43,7 @@ RUNTIME_ONLY_ENV = frozenset(
 # Variables cargo puts in the unit hash: variants coexist in one directory.
 HASHED_ENV_PREFIXES = ("CARGO_PROFILE_", "CARGO_TERM_")
 POOL_SIZE = 3
-_MARKER = ".cargo-scheduler-root"
+MARKER = ".cargo-scheduler-root"
 
 
 def needs_private_dir(extra_env: Mapping[str, str]) -> bool:
@@ -85,7 +85,7 @@ def choose_target_dir(
 
 
 def _owned_base(workspace_root: Path, default: Path) -> Path:
-    marker = default / _MARKER
+    marker = default / MARKER
     try:
         owner = marker.read_text().strip()
     except OSError:

@@ -82,11 +82,12 @@ async def run_tests(
     if target_dir != ws.target_dir:
         args[1:1] = ["--target-dir", str(target_dir)]
     started_ns = time.time_ns()
+    run_env, _ = await engine.compile_environment(engine.environment(request))
     async with engine.gate(target_dir).foreground("test " + " ".join(to_test[:5])):
         outcome = await run_cargo(
             args,
             cwd=engine.root,
-            env=engine.environment(request),
+            env=run_env,
             toolchain=request.toolchain,
             timeout_s=request.timeout_s,
         )

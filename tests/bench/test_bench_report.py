@@ -265,3 +265,63 @@ def test_an_unknown_scenario_is_refused_by_name(capsys: pytest.CaptureFixture[st
     with pytest.raises(SystemExit):
         report.main(["--scenarios", "noop,nonsense", "--no-traces", "--no-micro"])
     assert "unknown scenario(s) nonsense" in capsys.readouterr().err
+
+
+def _fleet() -> dict[str, Any]:
+    return {
+        "at": "2026-01-01 00:00 +0000",
+        "second_machine": {
+            "crates": 150,
+            "b_first_answer_s": [0.2, 0.3, 0.25],
+            "b_ran": [0, 0, 0],
+            "b_remote": {"outcome": "hit", "found": 450, "ms": 12.0},
+            "b_cold_cargo_s": 50.0,
+            "edited": "leaf_042",
+            "hit_rate_edit_on_a": 1.0,
+            "hit_rate_edit_on_b": 0.99,
+            "ran_edit_on_b": 1,
+            "local_hit_ms": [2.0, 2.1, 2.2],
+            "local_hit_no_tier_ms": [2.0, 2.0, 2.0],
+            "miss_remote": {"outcome": "miss", "asked": 150, "ms": 0.6},
+        },
+        "worktree": {
+            "with_shared_cache_s": 0.5,
+            "with_shared_cache_ran": 0,
+            "without_shared_cache_s": 50.0,
+            "without_shared_cache_ran": 150,
+            "seed": {"outcome": "skipped", "reason": "the filesystem cannot reflink"},
+        },
+        "sccache": {
+            "members": 20,
+            "registry_packages": 28,
+            "sccache": {"version": "0.4.0-pre.6", "backend": "local disk"},
+            "b_engine_with_s": 10.0,
+            "b_engine_without_s": 25.0,
+            "b_build_with_s": 7.0,
+            "b_build_without_s": 32.0,
+            "stats": {"cache_hits": 31, "cache_misses": 19, "requests_not_cacheable": 70},
+        },
+    }
+
+
+def test_the_fleet_section_puts_each_figure_beside_its_alternative_with_the_ratio(tmp_path: Path) -> None:
+    import report
+
+    results = {**_results(), "fleet": _fleet()}
+    text = report.write(results, tmp_path).read_text()
+    assert "| first `workspace` answer, sources unchanged | 50.00 s | 250 ms" in text and "**1/200**" in text
+    assert "**100%** of B's members answered from the tier" in text and "**99%**" in text
+    assert (
+        "| answered by the local cache (`workspace`, 150 members, median of 3) | 2.00 ms | 2.10 ms | +0.10 ms |" in text
+    )
+    assert "**1/100**" in text and "skipped (the filesystem cannot reflink)" in text
+    assert "| `cargo build --workspace` | 32.00 s | 7.00 s | **0.22x** |" not in text and "**1/5**" in text
+
+
+def test_append_keeps_a_saved_fleet_section(tmp_path: Path) -> None:
+    import report
+
+    report.write({**_results(), "fleet": _fleet()}, tmp_path)
+    now = {**_results(), "notes": []}
+    report.merge_saved(now, tmp_path / "benchmarks" / "results.json")
+    assert now["fleet"]["second_machine"]["crates"] == 150 and now["parts"][0]["measured"] == ["the fleet"]

@@ -186,7 +186,7 @@ def test_a_change_to_a_workspace_wide_file_changes_every_key(
     [
         {"RUSTFLAGS": "-Awarnings"},
         {"CARGO_ENCODED_RUSTFLAGS": "--cfg\x1ffoo"},
-        {"RUSTC_WRAPPER": "sccache"},
+        {"RUSTC_WRAPPER": "/usr/bin/my-wrapper"},
         {"CARGO_PROFILE_DEV_OPT_LEVEL": "1"},
         {"CARGO_BUILD_TARGET": "wasm32-unknown-unknown"},
         {"CLIPPY_CONF_DIR": "/etc/clippy"},
@@ -205,8 +205,16 @@ def test_a_change_to_cargo_relevant_environment_changes_every_key(
 
 @pytest.mark.parametrize(
     "env_change",
-    [{"EDITOR": "emacs"}, {"PATH": "/opt/bin:/usr/bin"}, {"RUST_BACKTRACE": "1"}, {"HOME": "/elsewhere"}],
-    ids=lambda e: next(iter(e)),
+    [
+        {"EDITOR": "emacs"},
+        {"PATH": "/opt/bin:/usr/bin"},
+        {"RUST_BACKTRACE": "1"},
+        {"HOME": "/elsewhere"},
+        {"RUSTC_WRAPPER": "sccache"},
+        {"RUSTC_WRAPPER": "/usr/local/bin/sccache"},
+        {"SCCACHE_DIR": "/var/cache/sccache"},
+    ],
+    ids=lambda e: "=".join(next(iter(e.items()))),
 )
 @_SETTINGS
 @given(shape=workspaces())

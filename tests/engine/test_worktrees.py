@@ -4,6 +4,7 @@ answer names its own checkout's files."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,3 +51,24 @@ async def test_a_second_checkout_is_answered_from_the_first_ones_answers_with_it
     assert [d.message for d in again.diagnostics if "moved from" in d.message] == [
         d.message for d in first.diagnostics if "moved from" in d.message
     ]
+
+
+def _git_worktree(root: Path, dest: Path) -> None:
+    """Commit `root` in a new repository and add a linked worktree of it at `dest`."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    (root / ".gitignore").write_text("target/\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "x"], ["worktree", "add", "-q", str(dest)]):
+        subprocess.run([*git, *args], cwd=root, check=True, capture_output=True, timeout=60)
+
+
+async def test_a_new_git_worktree_is_answered_from_its_siblings_answers(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    """A linked worktree's `.git` is a file (naming its own git dir), the main checkout's a
+    directory: neither is a build input, so neither enters a key."""
+    ws = make_workspace()
+    _git_worktree(ws.root, tmp_path / "wt")
+    async with EnginePool(tmp_path / "shared-cache") as pool:
+        first = await (await pool.get(ws.root)).check(CheckRequest(scope="workspace"))
+        second = await (await pool.get(tmp_path / "wt")).check(CheckRequest(scope="workspace"))
+    assert first.ran() == sorted(ws.members) and second.ran() == [] and second.cached() == sorted(ws.members)
