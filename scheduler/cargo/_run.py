@@ -27,6 +27,9 @@ _STDERR_KEEP = 64 * 1024
 # Variables that differ between agent sessions and terminals but mean nothing to a build.
 _VOLATILE_PREFIXES = ("CODEX_", "CLAUDE", "MCP_", "TERM_SESSION", "WINDOWID", "KITTY_", "VSCODE_")
 _VOLATILE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "SSH_TTY", "GPG_TTY"})
+TARGET_KEY = "$cargo_scheduler_target"
+"""Added to each stored rustc message: the `target` object of cargo's `compiler-message` (answers
+stored before it existed lack it; readers fall back to the package's first target)."""
 _FAILED_UNIT = re.compile(
     r"(?:could not compile|failed to run custom build command for) `([A-Za-z0-9_\-]+)(?: v[^`]*)?`"
 )
@@ -69,7 +72,7 @@ class CargoOutcome:
     exit_code: int | None = None
     finished_success: bool | None = None
     messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    """rustc diagnostics (the inner `message` objects) by cargo package_id."""
+    """rustc diagnostics (the inner `message` objects, with TARGET_KEY) by cargo package_id."""
     artifacts: set[str] = field(default_factory=set)
     units: list[Unit] = field(default_factory=list)
     """Every unit cargo compiled or found fresh, in the order cargo reported them."""
@@ -112,7 +115,12 @@ async def run_cargo(
             return
         reason = msg.get("reason")
         if reason == "compiler-message":
-            outcome.messages.setdefault(msg.get("package_id", ""), []).append(msg.get("message", {}))
+            message = msg.get("message", {})
+            target = msg.get("target")
+            if isinstance(message, dict) and isinstance(target, dict):
+                # Which target said it: cargo's JSON and its summary lines name it (cli/_cargo_output).
+                message = {**message, TARGET_KEY: target}
+            outcome.messages.setdefault(msg.get("package_id", ""), []).append(message)
         elif reason == "compiler-artifact":
             outcome.artifacts.add(msg.get("package_id", ""))
             target = msg.get("target") or {}

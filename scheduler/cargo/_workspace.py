@@ -46,6 +46,8 @@ class Package:
     """It depends on a path crate that is not a member: sources no lockfile pins."""
     crate_names: frozenset[str] = frozenset()
     """Its targets' crate names (`-` as `_`), as rustc names their dep-info files."""
+    targets: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+    """cargo metadata's target objects, as cargo's JSON messages carry them."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class Workspace:
     target_dir: Path
     packages: dict[str, Package]
     signature: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
+    default_members: tuple[str, ...] = ()
+    """What cargo selects at the root with no -p: `default-members`, else the root package, else
+    every member (cargo metadata's `workspace_default_members`; empty from an older cargo)."""
     _by_root: dict[Path, str] = field(default_factory=dict, compare=False, repr=False)
     _memo: dict[tuple[str, bool], Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -230,10 +235,27 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
                 renamed_by=frozenset(renamed_by.get(p["name"], ())),
                 outside_path_deps=outside,
                 crate_names=frozenset(str(t["name"]).replace("-", "_") for t in p.get("targets", [])),
+                targets=tuple(_target_object(t) for t in p.get("targets", [])),
             )
-        return Workspace(root=root, target_dir=Path(data["target_directory"]), packages=packages, signature=signature)
+        names = {p["id"]: p["name"] for p in pkgs}
+        defaults = tuple(names[i] for i in data.get("workspace_default_members") or () if i in names)
+        return Workspace(
+            root=root,
+            target_dir=Path(data["target_directory"]),
+            packages=packages,
+            signature=signature,
+            default_members=defaults,
+        )
     except (KeyError, TypeError) as exc:
         raise MetadataError(f"cargo metadata output is not understood: missing {exc}") from exc
+
+
+_TARGET_FIELDS = ("kind", "crate_types", "name", "src_path", "edition", "doc", "doctest", "test")
+
+
+def _target_object(target: Mapping[str, Any]) -> dict[str, Any]:
+    """A metadata target as a `compiler-message` names it (the same keys, in cargo's order)."""
+    return {k: target[k] for k in _TARGET_FIELDS if k in target}
 
 
 def load_metadata_json(text: str) -> dict[str, Any]:

@@ -44,22 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cargo-scheduler", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"cargo-scheduler {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for kind in ("check", "clippy", "build", "test-build"):
-        c = sub.add_parser(kind, help=f"cargo {kind}, narrowed and cached")
-        c.add_argument("path", nargs="?", default=".", help="workspace (default: current directory)")
-        c.add_argument(
-            "--scope",
-            choices=["auto", "changed", "affected", "workspace"],
-            default=None,
-            help="default: $CARGO_SCHEDULER_SCOPE, else auto",
+    for kind in ("check", "clippy", "build", "test", "test-build"):
+        # Parsed by _flags (cargo's flags, stdlib only), not argparse; listed here for --help.
+        sub.add_parser(
+            kind, help=f"cargo {kind}, narrowed and cached (cargo's flags; --help lists them)", add_help=False
         )
-        c.add_argument("-p", "--package", action="append", default=[], help="restrict to this member")
-        c.add_argument("--features", default="")
-        c.add_argument("--all-targets", action="store_true")
-        c.add_argument("--release", action="store_true")
-        c.add_argument("--timeout", type=float, default=None, help="seconds before cargo is killed")
-        c.add_argument("--json", action="store_true", help="one JSON answer on stdout")
-        c.add_argument("--no-wait", action="store_true", help="auto scope: do not wait for dependents")
     g = sub.add_parser("graph", help="members, dependencies, and what a file change affects")
     g.add_argument("path", nargs="?", default=".")
     g.add_argument("--affected", nargs="+", metavar="FILE", help="files changed")
@@ -115,7 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         from ..daemon._front import daemon_main
 
         return daemon_main(args_list[1:])
-    args = _parser().parse_args(args_list)
+    if args_list[:1] and args_list[0] in ("check", "clippy", "build", "test", "test-build"):
+        return cargo_like_main(args_list[0], args_list[1:])
+    try:
+        args = _parser().parse_args(args_list)
+    except SystemExit as exc:  # argparse's usage errors exit 2; cargo's, and ours, exit 1
+        return 1 if exc.code == 2 else int(exc.code or 0)
     import anyio
 
     from .._exceptions import SchedulerError
@@ -130,12 +124,140 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def _dispatch(args: argparse.Namespace) -> int:
+def cargo_like_main(kind: str, argv: list[str]) -> int:
+    """`check|clippy|build|test|test-build ARGS`: cargo's flags (`_flags`), output and exit codes.
+
+    A flag the engine cannot honour execs the real cargo with the same argv. Without the old CLI's
+    own flags (PATH, --scope, --json...) the answer is cargo's (`_cargo_mode`), from the workspace's
+    running daemon when there is one (`_client`: no imports beyond the standard library), else
+    in-process; with them, the old CLI's answer (its scopes and summary line)."""
+    import os
+
+    from . import _flags
+
+    parsed = _flags.parse(kind, argv)
+    if parsed.help:
+        print(_flags.usage(kind))
+        return 0
+    if parsed.usage is not None:
+        print(
+            f"error: {parsed.usage}\n\nUsage: cargo-scheduler {kind} [OPTIONS]\n\nFor more information, try '--help'.",
+            file=sys.stderr,
+        )
+        return 1
+    if parsed.fall is not None:
+        from ._cargo_mode import exec_cargo
+
+        exec_cargo(kind, argv)
+    if parsed.own:
+        import anyio
+
+        from .._exceptions import SchedulerError
+
+        try:
+            code: int = anyio.run(_old_check, parsed)
+            return code
+        except SchedulerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return 130
+    from ._client import ask_daemon
+
+    cwd, tty = os.getcwd(), sys.stderr.isatty()
+    answer = ask_daemon(kind, argv, cwd, dict(os.environ), tty=tty, elapsed_s=elapsed())
+    if answer is None:
+        import anyio
+
+        try:
+            answer = anyio.run(_cargo_in_process, parsed, cwd, tty)
+        except KeyboardInterrupt:
+            return 130
+    code, out, err = answer
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return code
+
+
+async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str, str]:
     import os
     from pathlib import Path
 
+    from .._exceptions import SchedulerError
+    from .._settings import Settings
+    from ..engine._engine import EnginePool
+    from ._cargo_mode import COMPILE_FAILED, answer
+    from ._flags import start_dir
+
+    try:
+        settings = Settings.from_env()
+        async with EnginePool(cache_mb=settings.cache_mb, private_target=settings.target_dir == "private") as pool:
+            engine = await pool.get(Path(start_dir(parsed, cwd)))
+            return await answer(engine, parsed, cwd, dict(os.environ), tty=tty, elapsed_s=elapsed())
+    except SchedulerError as exc:
+        return COMPILE_FAILED, "", f"error: {exc}\n"
+
+
+async def _old_check(parsed: Any) -> int:
+    """The old CLI: PATH, --scope, --json, --timeout, --no-wait (diagnostics now on stderr, as cargo's)."""
+    import os
+    from pathlib import Path
+
+    from .._settings import Settings
     from ..engine._engine import CheckRequest, EnginePool
     from ..engine._report import Kind
+    from . import _output as out
+
+    settings = Settings.from_env()
+    async with EnginePool(cache_mb=settings.cache_mb, private_target=settings.target_dir == "private") as pool:
+        engine = await pool.get(Path(parsed.path or "."))
+        kind: Kind = "test" if parsed.kind in ("test", "test-build") else parsed.kind
+        # The environment of the question is the caller's: cargo runs in it and keys read it.
+        question_env = tuple(sorted(os.environ.items()))
+        request = CheckRequest(
+            kind=kind,
+            scope=parsed.scope or settings.scope,
+            packages=tuple(parsed.packages),
+            features=tuple(parsed.features),
+            all_features=parsed.all_features,
+            no_default_features=parsed.no_default_features,
+            all_targets=parsed.all_targets,
+            release=parsed.release,
+            deny_warnings=parsed.deny_warnings,
+            timeout_s=parsed.timeout,
+            env=question_env,
+        )
+        progress = out.Progress(enabled=not parsed.json and sys.stderr.isatty())
+        report = await engine.check(request, on_message=progress.on_message)
+        progress.done()
+        pending = list(report.pending)
+        if parsed.json:
+            answer: dict[str, Any] = report.to_dict(token_budget=1_000_000)
+            if pending and not parsed.no_wait:
+                await engine.wait_background(timeout_s=3600)
+                later = await engine.check(
+                    CheckRequest(kind=kind, scope="workspace", packages=tuple(pending), env=question_env)
+                )
+                answer["dependents"] = later.to_dict(token_budget=1_000_000)
+            out.print_json(answer)
+            return 0 if report.success and answer.get("dependents", {}).get("success", True) else 1
+        out.print_report(engine.root, report, elapsed_s=elapsed())
+        ok = report.success
+        if pending and not parsed.no_wait:
+            print(f"checking {len(pending)} dependent package(s) in the background...", file=sys.stderr)
+            await engine.wait_background(timeout_s=3600)
+            later = await engine.check(
+                CheckRequest(kind=kind, scope="workspace", packages=tuple(pending), env=question_env)
+            )
+            out.print_report(engine.root, later, heading="dependents", elapsed_s=elapsed())
+            ok = ok and later.success
+        return 0 if ok else 101
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..engine._engine import EnginePool
     from . import _output as out
 
     if args.command == "cache":
@@ -164,46 +286,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     async with EnginePool(cache_mb=settings.cache_mb, private_target=settings.target_dir == "private") as pool:
         engine = await pool.get(Path(args.path))
-        if args.command == "graph":
-            return await out.print_graph(engine, args.affected)
-        kind: Kind = "test" if args.command == "test-build" else args.command
-        # The environment of the question is the caller's: cargo runs in it and keys read it.
-        question_env = tuple(sorted(os.environ.items()))
-        request = CheckRequest(
-            kind=kind,
-            scope=args.scope or settings.scope,
-            packages=tuple(args.package),
-            features=tuple(f for f in args.features.replace(",", " ").split() if f),
-            all_targets=args.all_targets,
-            release=args.release,
-            timeout_s=args.timeout,
-            env=question_env,
-        )
-        progress = out.Progress(enabled=not args.json and sys.stderr.isatty())
-        report = await engine.check(request, on_message=progress.on_message)
-        progress.done()
-        pending = list(report.pending)
-        if args.json:
-            answer: dict[str, Any] = report.to_dict(token_budget=1_000_000)
-            if pending and not args.no_wait:
-                await engine.wait_background(timeout_s=3600)
-                later = await engine.check(
-                    CheckRequest(kind=kind, scope="workspace", packages=tuple(pending), env=question_env)
-                )
-                answer["dependents"] = later.to_dict(token_budget=1_000_000)
-            out.print_json(answer)
-            return 0 if report.success and answer.get("dependents", {}).get("success", True) else 1
-        out.print_report(engine.root, report, elapsed_s=elapsed())
-        ok = report.success
-        if pending and not args.no_wait:
-            print(f"checking {len(pending)} dependent package(s) in the background...", file=sys.stderr)
-            await engine.wait_background(timeout_s=3600)
-            later = await engine.check(
-                CheckRequest(kind=kind, scope="workspace", packages=tuple(pending), env=question_env)
-            )
-            out.print_report(engine.root, later, heading="dependents", elapsed_s=elapsed())
-            ok = ok and later.success
-        return 0 if ok else 1
+        return await out.print_graph(engine, args.affected)
 
 
 if __name__ == "__main__":

@@ -36,12 +36,12 @@ class Progress:
 
 
 def print_report(root: Path, report: CheckReport, heading: str | None = None, elapsed_s: float | None = None) -> None:
-    """Diagnostics on stdout, then one summary line on stderr; `elapsed_s` is the time the user
-    waited (the whole command's), which the report's own total (the engine's part) is not."""
-    colour = sys.stdout.isatty()
+    """Diagnostics, then one summary line, on stderr (where cargo prints them); `elapsed_s` is the
+    time the user waited (the whole command's), which the report's own total (the engine's part) is not."""
+    colour = sys.stderr.isatty()
     for diag in report.diagnostics:
         text = str(diag.raw.get("rendered") or diag.rendered) if colour else diag.rendered
-        sys.stdout.write(text.rstrip("\n") + "\n\n")
+        sys.stderr.write(text.rstrip("\n") + "\n\n")
     counts: dict[str, int] = {}
     for d in report.diagnostics:
         counts[d.level] = counts.get(d.level, 0) + 1

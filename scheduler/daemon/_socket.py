@@ -1,7 +1,9 @@
 """Where a workspace's daemon lives and who may talk to it; shared by the front and the daemon.
 
 Standard library only and cheap to import: the stdio front (`_front.py`) imports this module on its
-background thread, so nothing here may pull in anyio, pathlib-heavy code or the MCP SDK.
+background thread, and the shim's client (`cli/_client.py`) before it asks the daemon, so nothing
+here may pull in anyio, pathlib-heavy code, the MCP SDK, or even `typing` and `contextlib` (the
+exceptions module imports `typing`: it is imported only to raise).
 
 One daemon per (user, workspace root). Its socket sits in a directory only that user can enter
 (`$XDG_RUNTIME_DIR/cargo-scheduler/`, else `/tmp/cargo-scheduler-<uid>/`, mode 0700, checked to be a
@@ -12,12 +14,10 @@ spellings of one workspace share a daemon and two worktrees never do.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
 
-from .._exceptions import UnsafeDirectory
 from ..cargo._root import find_workspace_root
 
 PROTOCOL = 2
@@ -40,10 +40,12 @@ def runtime_dir() -> str:
     uid = os.getuid()
     if not base:
         candidate = f"/run/user/{uid}"
-        with contextlib.suppress(OSError):
+        try:
             st = os.lstat(candidate)
-            if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and stat.S_IMODE(st.st_mode) == 0o700:
-                base = candidate
+        except OSError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == uid and stat.S_IMODE(st.st_mode) == 0o700:
+            base = candidate
     path = os.path.join(base, "cargo-scheduler") if base else f"/tmp/cargo-scheduler-{uid}"
     ensure_private_dir(path, uid)
     return path
@@ -54,12 +56,19 @@ def ensure_private_dir(path: str, uid: int) -> None:
 
     A wrong mode on our own directory is repaired (chmod); someone else's directory is never touched.
     """
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
+    if not os.path.lexists(path):  # contextlib costs the shim's client 10 ms of imports
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:  # made meanwhile: checked below as any other
+            os.lstat(path)
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        from .._exceptions import UnsafeDirectory
+
         raise UnsafeDirectory(f"{path} is not a plain directory")
     if st.st_uid != uid:
+        from .._exceptions import UnsafeDirectory
+
         raise UnsafeDirectory(f"{path} is owned by uid {st.st_uid}, not {uid}")
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(path, 0o700)

@@ -1,0 +1,173 @@
+"""`cargo-scheduler check` as cargo: the same diagnostics, words, selection and exit codes as cargo
+1.95 on generated workspaces (both run for real, side by side)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from scheduler import GeneratedWorkspace
+
+STATUS = ("Checking ", "Compiling ", "Finished ", "Fresh ", "Blocking ", "Locking ", "Adding ", "Building ")
+
+
+def run(argv: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, **(extra_env or {})}, check=False
+    )
+
+
+def ours(*args: str, cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """In a target directory of its own: cargo replays a fresh unit's messages as first rendered
+    (short after a short run), so sharing one with the cargo runs would mix renderings."""
+    env = {"CARGO_SCHEDULER_TARGET_DIR": "private", **(extra_env or {})}
+    return run([sys.executable, "-m", "scheduler.cli._main", *args], cwd, env)
+
+
+def cargo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Short output in a target directory of its own: cargo replays a fresh unit's messages as they
+    were first rendered (a human run's after a short one, and the other way round)."""
+    short = any(a.startswith("--message-format=short") for a in args)
+    return run(["cargo", *args], cwd, {"CARGO_TARGET_DIR": str(cwd / "target-short")} if short else None)
+
+
+def lines(stderr: str) -> list[str]:
+    """What cargo said, in any order (units finish in any order), without its progress lines."""
+    said = [ln for ln in stderr.splitlines() if not ln.strip().startswith(STATUS)]
+    return sorted(ln for ln in said if ln != "warning: build failed, waiting for other jobs to finish...")
+
+
+class CargoMessages:
+    """Reads cargo's JSON as `cargo_metadata::Message::parse_stream` does: one object a line,
+    dispatched on `reason`; a compiler message must carry package_id, manifest_path, target
+    (kind, crate_types, name, src_path) and message (level, message, spans); anything else is
+    skipped, as the crate's `Unknown` variant is."""
+
+    def __init__(self, stdout: str) -> None:
+        self.diagnostics: list[tuple[Any, ...]] = []
+        self.finished: bool | None = None
+        for line in stdout.splitlines():
+            msg = json.loads(line)
+            if msg["reason"] == "compiler-message":
+                target, inner = msg["target"], msg["message"]
+                for key in ("kind", "crate_types", "name", "src_path", "edition", "doc", "doctest", "test"):
+                    assert key in target, (key, target)
+                assert Path(msg["manifest_path"]).is_file()
+                spans = tuple(
+                    (s["file_name"], s["line_start"], s["column_start"], s["is_primary"], s["label"])
+                    for s in inner["spans"]
+                )
+                code = inner["code"]["code"] if inner["code"] else None
+                self.diagnostics.append(
+                    (
+                        msg["package_id"],
+                        target["name"],
+                        tuple(target["kind"]),
+                        inner["level"],
+                        code,
+                        inner["message"],
+                        spans,
+                        inner["rendered"],
+                    )
+                )
+            elif msg["reason"] == "build-finished":
+                self.finished = msg["success"]
+
+
+def warn_everywhere(ws: GeneratedWorkspace) -> None:
+    """A warning in every member's library: which members a command shows is then visible. Not
+    in the proc-macro crate: cargo builds it twice there (for the host, and checked as a member) and
+    prints its second copy as `(1 duplicate)`, which the engine's one answer per member cannot tell."""
+    for name in ws.members:
+        if name == "macros":
+            continue
+        lib = ws.lib_rs(name)
+        lib.write_text(lib.read_text() + "\n#[allow(dead_code)]\nfn noisy() { let unused = 1; }\n")
+
+
+def test_diagnostics_words_and_exit_codes_are_cargos(make_workspace: Callable[..., GeneratedWorkspace]) -> None:
+    ws = make_workspace()
+    warn_everywhere(ws)
+    lib = ws.lib_rs(ws.leaves[0])
+    lib.write_text(lib.read_text() + '\npub fn broken() -> u32 { "no" }\n')
+    # --keep-going: without it, which other units cargo still finishes after the error is a race.
+    for args in (["--message-format=short"], [], ["-q"], ["-p", ws.leaves[1]]):
+        args = ["check", "--keep-going", *args]
+        theirs = cargo(*args, cwd=ws.root)
+        mine = ours(*args, cwd=ws.root)
+        assert mine.returncode == theirs.returncode, (args, mine.stderr)
+        assert lines(mine.stderr) == lines(theirs.stderr), args
+    assert ours("check", cwd=ws.root).returncode == 101
+    assert ours("check", cwd=ws.root).stdout == ""
+
+
+def test_a_parser_of_cargos_json_reads_the_same_diagnostics_from_both(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace()
+    warn_everywhere(ws)
+    lib = ws.lib_rs(ws.leaves[0])
+    lib.write_text(lib.read_text() + '\npub fn broken() -> u32 { "no" }\n')
+    theirs = CargoMessages(cargo("check", "--message-format=json", cwd=ws.root).stdout)
+    mine_run = ours("check", "--message-format=json", cwd=ws.root)
+    again = CargoMessages(ours("check", "--message-format=json", cwd=ws.root).stdout)  # from the cache
+    mine = CargoMessages(mine_run.stdout)
+    assert mine_run.returncode == 101
+    assert theirs.diagnostics and sorted(mine.diagnostics) == sorted(theirs.diagnostics)
+    assert sorted(again.diagnostics) == sorted(theirs.diagnostics)
+    assert mine.finished is theirs.finished is False
+
+
+def test_the_default_selection_is_cargos_in_a_member_at_the_root_and_with_default_members(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace()
+    warn_everywhere(ws)
+
+    def shown(result: subprocess.CompletedProcess[str]) -> set[str]:
+        return {d[0] for d in CargoMessages(result.stdout).diagnostics}
+
+    places = [ws.root, ws.crate_dir(ws.leaves[0]), ws.crate_dir(ws.leaves[0]) / "src", ws.crate_dir("hub")]
+    for cwd in places:
+        expected = shown(cargo("check", "--message-format=json", cwd=cwd))
+        assert shown(ours("check", "--message-format=json", cwd=cwd)) == expected, cwd
+    manifest = ws.root / "Cargo.toml"
+    manifest.write_text(manifest.read_text().replace("members = [", 'default-members = ["crates/hub"]\nmembers = [', 1))
+    for args in (["check", "--message-format=json"], ["check", "--message-format=json", "--workspace"]):
+        assert shown(ours(*args, cwd=ws.root)) == shown(cargo(*args, cwd=ws.root)), args
+
+
+def test_usage_errors_exit_1_and_flags_it_cannot_honour_run_the_real_cargo(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace()
+    bogus = ours("check", "--bogus", cwd=ws.root)  # falls through: cargo's own usage error
+    assert bogus.returncode == 1 and "unexpected argument '--bogus'" in bogus.stderr
+    mixed = ours("check", ".", "--scope", "everything", cwd=ws.root)
+    assert mixed.returncode == 1 and "--scope" in mixed.stderr
+    assert ours("graph", "--nonsense", cwd=ws.root).returncode == 1
+    tested = ours("test", "-q", cwd=ws.root)  # `test` runs the tests: that is the real cargo's job
+    assert tested.returncode == 0 and "test result: ok" in tested.stdout
+
+
+def test_colour_follows_the_flag_cargo_term_color_and_no_color(
+    make_workspace: Callable[..., GeneratedWorkspace],
+) -> None:
+    ws = make_workspace()
+    warn_everywhere(ws)
+    assert "\x1b[" in ours("check", "--color", "always", cwd=ws.root).stderr
+    assert "\x1b[" in ours("check", cwd=ws.root, extra_env={"CARGO_TERM_COLOR": "always"}).stderr
+    assert "\x1b[" not in ours("check", cwd=ws.root, extra_env={"CARGO_TERM_COLOR": "auto", "NO_COLOR": "1"}).stderr
+
+
+def test_test_build_builds_the_tests_without_keep_going(make_workspace: Callable[..., GeneratedWorkspace]) -> None:
+    ws = make_workspace()
+    for args in (["test-build"], ["test", "--no-run"]):
+        result = ours(*args, cwd=ws.root)
+        assert result.returncode == 0, result.stderr
+        assert "Finished `test` profile" in result.stderr
