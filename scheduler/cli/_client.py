@@ -1,5 +1,8 @@
 """Asking the workspace's running daemon for a cargo-style answer: the fast path of the CLI and the shim.
 
+Not wired yet: the daemon does not answer `cli-check` (its side must not import the CLI; it needs a
+home below both), so `ask_daemon` gets "unknown control" and the CLI answers in process.
+
 Standard library only (os, json, socket and this package's stdlib-only modules; no argparse, anyio,
 typing or the MCP SDK), as the MCP front is: a cache hit must cost less than cargo's own no-op, and
 the interpreter's start plus these imports are most of what it costs (tests/cli/test_client.py

@@ -128,9 +128,8 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
     """`check|clippy|build|test|test-build ARGS`: cargo's flags (`_flags`), output and exit codes.
 
     A flag the engine cannot honour execs the real cargo with the same argv. Without the old CLI's
-    own flags (PATH, --scope, --json...) the answer is cargo's (`_cargo_mode`), from the workspace's
-    running daemon when there is one (`_client`: no imports beyond the standard library), else
-    in-process; with them, the old CLI's answer (its scopes and summary line)."""
+    own flags (PATH, --scope, --json...) the answer is cargo's (`_cargo_mode`), asked of the
+    workspace's running daemon first (`_client`; the daemon side is not wired yet), else in-process; with them, the old CLI's answer (its scopes and summary line)."""
     import os
 
     from . import _flags

@@ -101,7 +101,8 @@ class Daemon:
         self.sessions = 0
         self.http_inflight = 0
         self.cli_inflight = 0
-        """`cli-check` requests being answered (`_cli.py`): busy, like a session."""
+        """`cli-check` requests being answered (none yet: the daemon side is not wired; the CLI
+        answers in process): busy, like a session."""
         self.messages = 0
         self.started = time.time()
         self.last_activity = time.monotonic()
@@ -149,12 +150,6 @@ class Daemon:
             command = request.get("control") if isinstance(request, dict) else None
             if command is None:  # a bare MCP client (no hello): serve it, the first line included
                 await self.session(stream, reader, first)
-                return
-            if command == "cli-check":  # a cargo command line from the CLI or the shim (cli/_client.py)
-                from ._cli import answer_cli
-
-                reply = await answer_cli(self, request)
-                await stream.send(json.dumps(reply, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n")
                 return
             if command not in ("hello", "status", "stop"):
                 await stream.send(json.dumps({"error": f"unknown control {command!r}"}).encode() + b"\n")

@@ -121,8 +121,6 @@ class Front:
                 if line.strip():
                     self.on_client(line if line.endswith(b"\n") else line + b"\n")
             self.drain(EOF_DRAIN_S)
-        except _Signalled:
-            pass
         finally:
             self.close()
         return 0
@@ -426,12 +424,9 @@ class Front:
         self.note_answered()
 
 
-class _Signalled(BaseException):
-    """SIGINT, SIGTERM or SIGHUP arrived: leave `Front.run` (a BaseException, so no handler eats it)."""
-
-
 def _exit_quietly(signum: int, frame: Any) -> None:
-    raise _Signalled(signum)
+    """SIGINT, SIGTERM or SIGHUP: leave `Front.run` (closing the daemon connection) with exit 0."""
+    raise SystemExit(0)
 
 
 def envelope(params: Any) -> dict[str, Any] | None:
