@@ -129,7 +129,8 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
 
     A flag the engine cannot honour execs the real cargo with the same argv. Without the old CLI's
     own flags (PATH, --scope, --json...) the answer is cargo's (`_cargo_mode`), asked of the
-    workspace's running daemon first (`_client`; the daemon side is not wired yet), else in-process; with them, the old CLI's answer (its scopes and summary line)."""
+    workspace's running daemon first (`_client`; the daemon side is not wired yet), else
+    in-process; with them, the old CLI's answer (its scopes and summary line)."""
     import os
 
     from . import _flags
