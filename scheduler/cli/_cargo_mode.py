@@ -91,7 +91,6 @@ async def answer(
     """(exit code, stdout, stderr) of the command, as cargo would give them."""
     import time
 
-    from ..engine._engine import CheckRequest
     from ..engine._report import Kind
 
     started = time.monotonic()
@@ -106,16 +105,10 @@ async def answer(
         ws = await engine.workspace()
         selected = selection(ws, parsed, cwd)
         dev = kind == "test" or parsed.all_targets
-        request = CheckRequest(
-            kind=kind,
+        request = parsed.request(
+            kind,
             scope="workspace",
             packages=tuple(answered_members(ws, selected, dev=dev)),
-            features=tuple(parsed.features),
-            all_features=parsed.all_features,
-            no_default_features=parsed.no_default_features,
-            all_targets=parsed.all_targets,
-            release=parsed.release,
-            deny_warnings=parsed.deny_warnings,
             env=tuple(sorted(env.items())),
         )
         report = await engine.check(request)

@@ -13,6 +13,7 @@ usage error (exit 1, as cargo's are).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 MAP, ACCEPT, FALL = "map", "accept", "fall"
 
@@ -111,6 +112,33 @@ class Parsed:
 
     def to_json(self) -> dict[str, object]:
         return dict(vars(self))
+
+    def request(
+        self,
+        kind: str,
+        *,
+        scope: str,
+        packages: tuple[str, ...],
+        env: tuple[tuple[str, str], ...],
+        timeout_s: float | None = None,
+    ) -> Any:
+        """The engine's CheckRequest for these flags (imported here: this module stays stdlib-only
+        for the daemon client, which never builds one)."""
+        from ..engine._engine import CheckRequest
+
+        return CheckRequest(
+            kind=kind,  # type: ignore[arg-type]  # one of the engine's kinds, by `parse`
+            scope=scope,  # type: ignore[arg-type]
+            packages=packages,
+            features=tuple(self.features),
+            all_features=self.all_features,
+            no_default_features=self.no_default_features,
+            all_targets=self.all_targets,
+            release=self.release,
+            deny_warnings=self.deny_warnings,
+            timeout_s=timeout_s,
+            env=env,
+        )
 
 
 def parse(kind: str, argv: list[str]) -> Parsed:

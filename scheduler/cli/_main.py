@@ -110,12 +110,17 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(args_list)
     except SystemExit as exc:  # argparse's usage errors exit 2; cargo's, and ours, exit 1
         return 1 if exc.code == 2 else int(exc.code or 0)
+    return _run(_dispatch, args)
+
+
+def _run(main: Any, arg: Any) -> int:
+    """Run an async subcommand: our errors are one line on stderr (exit 2), ^C exits 130."""
     import anyio
 
     from .._exceptions import SchedulerError
 
     try:
-        code: int = anyio.run(_dispatch, args)
+        code: int = anyio.run(main, arg)
         return code
     except SchedulerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -150,18 +155,7 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
 
         exec_cargo(kind, argv)
     if parsed.own:
-        import anyio
-
-        from .._exceptions import SchedulerError
-
-        try:
-            code: int = anyio.run(_old_check, parsed)
-            return code
-        except SchedulerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            return 130
+        return _run(_old_check, parsed)
     from ._client import ask_daemon
 
     cwd, tty = os.getcwd(), sys.stderr.isatty()
@@ -214,18 +208,12 @@ async def _old_check(parsed: Any) -> int:
         kind: Kind = "test" if parsed.kind in ("test", "test-build") else parsed.kind
         # The environment of the question is the caller's: cargo runs in it and keys read it.
         question_env = tuple(sorted(os.environ.items()))
-        request = CheckRequest(
-            kind=kind,
+        request = parsed.request(
+            kind,
             scope=parsed.scope or settings.scope,
             packages=tuple(parsed.packages),
-            features=tuple(parsed.features),
-            all_features=parsed.all_features,
-            no_default_features=parsed.no_default_features,
-            all_targets=parsed.all_targets,
-            release=parsed.release,
-            deny_warnings=parsed.deny_warnings,
-            timeout_s=parsed.timeout,
             env=question_env,
+            timeout_s=parsed.timeout,
         )
         progress = out.Progress(enabled=not parsed.json and sys.stderr.isatty())
         report = await engine.check(request, on_message=progress.on_message)

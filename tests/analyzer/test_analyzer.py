@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from analyzer_env import LOAD, needs_ra
 
 from scheduler import GeneratedWorkspace, generate_workspace
 from scheduler._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound
@@ -22,20 +23,8 @@ from scheduler.analyzer import _setup
 from scheduler.analyzer._pool import Analyzer, AnalyzerPool
 from scheduler.analyzer._setup import find_rust_analyzer
 
-LOAD = 180.0  # a generous bound for a cold load on a 2-core CI machine
 HUB_VALUE = (5, 8)  # `pub fn hub_value(` in the hub's lib.rs, 0-based
 LEAF_CALL = (4, 10)  # `hub::hub_value(x)` in a member's `value`, 0-based
-
-
-def _have_rust_analyzer() -> bool:
-    try:
-        anyio.run(find_rust_analyzer, None)
-    except AnalyzerNotFound:
-        return False
-    return True
-
-
-needs_ra = pytest.mark.skipif(not _have_rust_analyzer(), reason="rust-analyzer is not installed")
 
 
 @pytest.fixture(scope="module")

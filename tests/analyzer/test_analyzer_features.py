@@ -11,24 +11,10 @@ from typing import Any
 
 import anyio
 import pytest
+from analyzer_env import LOAD, needs_ra
 
 from scheduler._analyzer_options import DEFAULT_OPTIONS, AnalyzerOptions
-from scheduler._exceptions import AnalyzerNotFound
 from scheduler.analyzer._pool import AnalyzerPool
-from scheduler.analyzer._setup import find_rust_analyzer
-
-LOAD = 180.0  # a generous bound for a cold load on a 2-core CI machine
-
-
-def _have_rust_analyzer() -> bool:
-    try:
-        anyio.run(find_rust_analyzer, None)
-    except AnalyzerNotFound:
-        return False
-    return True
-
-
-needs_ra = pytest.mark.skipif(not _have_rust_analyzer(), reason="rust-analyzer is not installed")
 
 GATED = """pub fn helper() -> u32 {
     1

@@ -21,12 +21,11 @@ from typing import Any
 import anyio
 import diskcache
 import pytest
+from analyzer_env import needs_ra
 from mcp import Client
 from server_env import call
 
 from scheduler import GeneratedWorkspace, ServerState, build_server, fresh_cargo_check
-from scheduler._exceptions import AnalyzerNotFound
-from scheduler.analyzer._setup import find_rust_analyzer
 
 pytestmark = pytest.mark.anyio
 
@@ -345,16 +344,8 @@ async def _is(value: Awaitable[int], expected: int) -> bool:
 
 
 # -- rust-analyzer killed mid-session --------------------------------------------------------------------
-def _have_rust_analyzer() -> bool:
-    try:
-        anyio.run(find_rust_analyzer, None)
-    except AnalyzerNotFound:
-        return False
-    return True
-
-
 @pytest.mark.analyzer
-@pytest.mark.skipif(not _have_rust_analyzer(), reason="rust-analyzer is not installed")
+@needs_ra
 async def test_killing_rust_analyzer_mid_session_restarts_it_and_the_next_hover_works(
     ws: GeneratedWorkspace, tmp_path: Path
 ) -> None:
