@@ -20,8 +20,9 @@ ALLOWED: dict[str, set[str]] = {
     "analyzer": {"", "cargo"},
     "testing": {"", "cargo", "engine"},
     "server": {"", "cargo", "engine", "analyzer"},
-    "daemon": {"", "cargo", "server"},
-    "cli": {"", "cargo", "engine", "server", "daemon", "testing"},
+    "shell": {"", "cargo", "engine"},
+    "daemon": {"", "cargo", "server", "shell"},
+    "cli": {"", "cargo", "engine", "server", "daemon", "testing", "shell"},
 }
 PUBLIC_API = "scheduler/__init__.py"
 

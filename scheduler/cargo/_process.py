@@ -13,7 +13,8 @@ Three forms: `owned_process` (a context manager, for a child talked to for a lon
 server), `run_streaming` (consumers for stdout and stderr, a timeout: cargo runs) and `run_bounded`
 (collect the output of a short command: `cargo metadata`, `rustc -vV`). Each run writes one line to
 the `cargo_scheduler.process` logger (the daemon log): argv, exit code, duration, timed out or
-cancelled, so the log shows what cargo did. OSError from starting the program propagates: callers
+cancelled, so the log shows what cargo did. No child sees cargo-scheduler's shim on PATH
+(`_shimless`): our cargo must be the real one. OSError from starting the program propagates: callers
 translate it into the error their answer needs.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import shlex
 import signal
 import subprocess
@@ -35,6 +37,7 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 
 from . import _groups
+from ._shimless import shimless_env
 
 log = logging.getLogger("cargo_scheduler.process")
 
@@ -157,7 +160,7 @@ async def owned_process(
     process = await anyio.open_process(
         run.argv,
         cwd=cwd,
-        env=dict(env) if env is not None else None,
+        env=shimless_env(dict(os.environ if env is None else env)),
         stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -118,7 +118,7 @@ async def run_cargo(
             message = msg.get("message", {})
             target = msg.get("target")
             if isinstance(message, dict) and isinstance(target, dict):
-                # Which target said it: cargo's JSON and its summary lines name it (cli/_cargo_output).
+                # Which target said it: cargo's JSON and its summary lines name it (shell/_cargo_output).
                 message = {**message, TARGET_KEY: target}
             outcome.messages.setdefault(msg.get("package_id", ""), []).append(message)
         elif reason == "compiler-artifact":

@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="the MCP server on stdio (drop-in for cargo-mcp + rust-analyzer-mcp)", add_help=False)
     sub.add_parser("daemon", help="the shared daemon: status | stop | logs", add_help=False)
     sub.add_parser(
+        "shim", help="a `cargo` on PATH answered by the daemon: install | uninstall | status", add_help=False
+    )
+    sub.add_parser(
         "bench", help="the benchmark report (bench/report.py of a source checkout; --help there)", add_help=False
     )
     return p
@@ -100,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(args_list[1:])
     if args_list[:1] == ["bench"]:
         return bench_main(args_list[1:])
+    if args_list[:1] == ["shim"]:
+        from .._exceptions import SchedulerError
+        from ._shim import main as shim_main
+
+        try:
+            return shim_main(args_list[1:])
+        except SchedulerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args_list[:1] == ["daemon"]:
         from ..daemon._front import daemon_main
 
@@ -134,11 +146,11 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
 
     A flag the engine cannot honour execs the real cargo with the same argv. Without the old CLI's
     own flags (PATH, --scope, --json...) the answer is cargo's (`_cargo_mode`), asked of the
-    workspace's running daemon first (`_client`; the daemon side is not wired yet), else
+    workspace's running daemon first (`_client`; its side is `shell/_served`), else
     in-process; with them, the old CLI's answer (its scopes and summary line)."""
     import os
 
-    from . import _flags
+    from ..shell import _flags
 
     parsed = _flags.parse(kind, argv)
     if parsed.help:
@@ -151,7 +163,7 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
         )
         return 1
     if parsed.fall is not None:
-        from ._cargo_mode import exec_cargo
+        from ..shell._cargo_mode import exec_cargo
 
         exec_cargo(kind, argv)
     if parsed.own:
@@ -180,8 +192,8 @@ async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str,
     from .._exceptions import SchedulerError
     from .._settings import Settings
     from ..engine._engine import EnginePool
-    from ._cargo_mode import COMPILE_FAILED, answer
-    from ._flags import start_dir
+    from ..shell._cargo_mode import COMPILE_FAILED, answer
+    from ..shell._flags import start_dir
 
     try:
         settings = Settings.from_env()

@@ -141,7 +141,7 @@ def stop(paths: _socket.Paths, timeout: float = 15.0) -> dict[str, Any] | None:
     return reply
 
 
-def spawn(paths: _socket.Paths, extra_args: list[str]) -> int:
+def spawn(paths: _socket.Paths, extra_args: list[str], env: dict[str, str] | None = None) -> int:
     """Start a detached daemon (own session, stdio off the client's pipes, stderr to its log).
 
     `posix_spawn(setsid=True)` is `Popen(start_new_session=True)` without importing subprocess
@@ -149,7 +149,7 @@ def spawn(paths: _socket.Paths, extra_args: list[str]) -> int:
     daemon to the very package this front runs from.
     """
     pkg_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
+    env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_parent, env.get("PYTHONPATH")) if p)
     argv = [sys.executable, "-P", "-m", "scheduler.daemon._daemon", "--workspace", paths.workspace, *extra_args]
     actions = [
@@ -158,6 +158,26 @@ def spawn(paths: _socket.Paths, extra_args: list[str]) -> int:
         (os.POSIX_SPAWN_OPEN, 2, paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
     ]
     return os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
+
+
+def start_detached(paths: _socket.Paths, env: dict[str, str]) -> bool:
+    """Start a daemon for `paths` without waiting for it (the shim's miss path); False when one is
+    running or starting already (its lifetime lock is held, or a front holds the spawn lock)."""
+    fd = os.open(paths.spawn_lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        try:
+            if os.path.exists(paths.socket) or _lock_held(paths.lock):
+                return False
+            spawn(paths, [], env)
+            return True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def log_tail(paths: _socket.Paths, lines: int = 20) -> str:

@@ -101,8 +101,7 @@ class Daemon:
         self.sessions = 0
         self.http_inflight = 0
         self.cli_inflight = 0
-        """`cli-check` requests being answered (none yet: the daemon side is not wired; the CLI
-        answers in process): busy, like a session."""
+        """`cli-check` requests being answered (`_served`): busy, like a session."""
         self.messages = 0
         self.started = time.time()
         self.last_activity = time.monotonic()
@@ -151,6 +150,9 @@ class Daemon:
             if command is None:  # a bare MCP client (no hello): serve it, the first line included
                 await self.session(stream, reader, first)
                 return
+            if command == "cli-check":
+                await self.cli_check(stream, request)
+                return
             if command not in ("hello", "status", "stop"):
                 await stream.send(json.dumps({"error": f"unknown control {command!r}"}).encode() + b"\n")
                 return
@@ -170,6 +172,28 @@ class Daemon:
                 self.stopping.set()
             elif command == "hello":
                 await self.session(stream, reader, None, client)
+
+    async def cli_check(self, stream: anyio.abc.SocketStream, request: dict[str, Any]) -> None:
+        """One cargo-style command from the stdlib client (the CLI's and the shim's fast path):
+        answered by the shared engine, admitted as a read like a check tool call, one line back."""
+        from ..server._admission import CallClass
+        from ..shell._served import frame, serve
+
+        self.cli_inflight += 1
+        self.touch()
+        try:
+            async with self.state.slot(self.workspace, CallClass.READ, label="cli-check"):
+                reply = await serve(
+                    request, self.workspace, self.settings_env, lambda: self.state.engine(self.workspace)
+                )
+        except Exception as exc:  # the caller then answers without us; the daemon stays up
+            log.exception("cli-check failed")
+            reply = {"unfit": f"the daemon failed: {type(exc).__name__}: {exc}"}
+        finally:
+            self.cli_inflight -= 1
+            self.touch()
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await stream.send(frame(reply))
 
     async def session(
         self,

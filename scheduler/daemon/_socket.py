@@ -92,10 +92,18 @@ def workspace_root(start: str) -> str:
 
 
 def workspace_key(root: str) -> str:
-    """A short stable name for a resolved workspace root (sha256 prefix: collisions would cross wires)."""
-    import hashlib
+    """A short stable name for a resolved workspace root (sha256 prefix: collisions would cross wires).
 
-    return hashlib.sha256(os.fsencode(root)).hexdigest()[:20]
+    CPython's own sha256 where it has one: hashlib loads OpenSSL, ~4 ms of the shim's client."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]  # CPython 3.11
+    except ImportError:  # pragma: no cover - 3.12+ calls it _sha2; hashlib gives the same digest
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
+
+    return str(sha256(os.fsencode(root)).hexdigest()[:20])
 
 
 class Paths:

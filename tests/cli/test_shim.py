@@ -1,0 +1,109 @@
+"""The shim: a `cargo` on PATH that answers check/clippy/build from the daemon, as the real cargo would.
+
+Real parts only: the installed script run by the shell's PATH lookup, the daemon it starts, the real
+cargo beside it, and a parser of cargo's JSON reading both."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cargo_json import CargoMessages, warn_everywhere
+from daemon_env import Env, isolated_env
+
+from scheduler import generate_workspace
+from scheduler.cargo import _shimless
+from scheduler.cli import _shim
+
+REAL_CARGO = _shimless.real_cargo(os.environ["PATH"])
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    yield from isolated_env(tmp_path, monkeypatch)
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler.cli._main", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def shell(*argv: str, cwd: Path, shim: Path) -> subprocess.CompletedProcess[str]:
+    """`argv` as a shell with the shim first on PATH runs it."""
+    path = f"{shim}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        list(argv), cwd=cwd, capture_output=True, text=True, timeout=300, env={**os.environ, "PATH": path}
+    )
+
+
+def test_cargo_through_the_shim_gives_a_json_parser_the_same_diagnostics_as_the_real_cargo(
+    env: Env, tmp_path: Path
+) -> None:
+    ws = generate_workspace(env.workspace, crates=6)
+    warn_everywhere(ws)
+    lib = ws.lib_rs(ws.leaves[0])
+    lib.write_text(lib.read_text() + '\npub fn broken() -> u32 { "no" }\n')
+    shim = tmp_path / "shim"
+    installed = cli("shim", "install", "--dir", str(shim), cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+    assert installed.stdout.strip() == f'export PATH={shim}:"$PATH"'
+
+    first = shell("cargo", "check", "--message-format=json", cwd=ws.root, shim=shim)  # no daemon: the real cargo
+    env.wait_status()  # ... and the shim started one for the next command
+    theirs = subprocess.run(
+        [str(REAL_CARGO), "check", "--message-format=json"], cwd=ws.root, capture_output=True, text=True, timeout=300
+    )
+    mine = shell("cargo", "check", "--message-format=json", cwd=ws.root, shim=shim)
+    again = shell("cargo", "c", "-v", cwd=ws.root, shim=shim)
+
+    assert first.returncode == theirs.returncode == mine.returncode == again.returncode == 101
+    assert "note: cargo-scheduler answered" in again.stderr, again.stderr  # the daemon's answer, not cargo's
+    expected = sorted(CargoMessages(theirs.stdout).diagnostics)
+    assert expected and sorted(CargoMessages(first.stdout).diagnostics) == expected
+    assert sorted(CargoMessages(mine.stdout).diagnostics) == expected
+    assert CargoMessages(mine.stdout).finished is False
+
+
+def test_the_shim_hands_other_subcommands_and_unkeyed_flags_to_the_real_cargo(env: Env, tmp_path: Path) -> None:
+    shim = tmp_path / "shim"
+    _shim.install(shim, start=False)
+    metadata = shell("cargo", "metadata", "--no-deps", "--format-version", "1", cwd=env.workspace, shim=shim)
+    assert metadata.returncode == 0 and '"packages"' in metadata.stdout
+    elsewhere = tmp_path / "elsewhere"
+    falls = shell("cargo", "check", "--target-dir", str(elsewhere), cwd=env.workspace, shim=shim)
+    assert falls.returncode == 0, falls.stderr
+    assert (elsewhere / "debug").is_dir()  # the real cargo honoured the flag the engine does not take
+    assert not Path(env.paths.log).exists()  # installed with --no-start: no daemon was started
+
+
+def test_our_own_cargo_never_runs_a_shim_on_path(env: Env, tmp_path: Path) -> None:
+    """A daemon whose cargo came back to the shim would wait for its own answer."""
+    trap = tmp_path / "trap"
+    _shim.install(trap)
+    touched = tmp_path / "touched"
+    (trap / "cargo").write_text(f"#!/bin/sh\ntouch {touched}\nexit 1\n# cargo-scheduler trap\n")
+    checked = shell(sys.executable, "-m", "scheduler.cli._main", "check", cwd=env.workspace, shim=trap)
+    assert checked.returncode == 0, checked.stderr
+    assert not touched.exists()
+    assert _shimless.real_cargo(f"{trap}{os.pathsep}{os.environ['PATH']}") == REAL_CARGO
+
+
+def test_install_replaces_only_its_own_script_and_uninstall_removes_only_its_files(tmp_path: Path) -> None:
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "cargo").write_text("#!/bin/sh\necho mine\n")
+    refused = cli("shim", "install", "--dir", str(shim), cwd=tmp_path)
+    assert refused.returncode == 2 and "is not a cargo-scheduler shim" in refused.stderr
+    assert (shim / "cargo").read_text() == "#!/bin/sh\necho mine\n"
+    (shim / "cargo").unlink()
+    (shim / "keep").write_text("x")
+    _shim.install(shim)
+    _shim.install(shim)  # again: replaces its own script
+    assert _shim.status(shim)["installed"] is True
+    assert sorted(p.name for p in _shim.uninstall(shim)) == [_shimless.MARKER, "cargo"]
+    assert sorted(p.name for p in shim.iterdir()) == ["keep"]
