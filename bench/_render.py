@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from _render_fleet import fleet_section
+from _render_shim import shim_section
 from _stats import fmt_ratio, ms, spread
 
 BASE = "cargo --workspace"
@@ -193,6 +194,7 @@ def render(results: dict[str, Any], charts: dict[str, str]) -> str:
         if t.get("steps_table"):
             out += [f"### {t['label']}: per step (median ms)", "", *t["steps_table"], ""]
     out += fleet_section(results.get("fleet"))
+    out += shim_section(results.get("shim"))
     out += [
         "## Micro-benchmarks (pytest-benchmark)",
         "",

@@ -137,6 +137,7 @@ def _part(results: dict[str, Any]) -> dict[str, Any]:
     what += ["the agent sessions"] if results.get("traces") else []
     what += ["the micro-benchmarks"] if results.get("micro") else []
     what += ["the fleet"] if results.get("fleet") else []
+    what += ["the shim"] if results.get("shim") else []
     return {
         "command": results["command"],
         "at": results["generated_at"],
@@ -160,7 +161,12 @@ def merge_saved(results: dict[str, Any], saved_path: Path) -> None:
         kept + results["workspaces"], key=lambda w: (w["source"] != "generated", w["members"])
     )
     from_saved = {w["name"] for w in kept}
-    for key, label in (("traces", "the agent sessions"), ("micro", "the micro-benchmarks"), ("fleet", "the fleet")):
+    for key, label in (
+        ("traces", "the agent sessions"),
+        ("micro", "the micro-benchmarks"),
+        ("fleet", "the fleet"),
+        ("shim", "the shim"),
+    ):
         if not results.get(key) and saved.get(key):
             results[key] = saved[key]
             from_saved.add(label)
@@ -241,6 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the fleet section (a second machine through Redis, sccache, a new worktree, the "
         "tier's cost; bench/_fleet.py); alone: --sizes '' --no-traces --no-micro --fleet --append",
     )
+    parser.add_argument(
+        "--shim",
+        action="store_true",
+        help="also measure `cargo check` through the shim vs the real cargo (bench/_shim.py) on --shim-sizes "
+        "and every --shim-workspace; alone: --sizes '' --no-traces --no-micro --shim --append",
+    )
+    parser.add_argument("--shim-sizes", default="10,150,400", help="generated workspaces for --shim")
+    parser.add_argument("--shim-workspace", action="append", type=Path, default=[], help="a real workspace for --shim")
     parser.add_argument("--out", type=Path, default=REPO / "docs", help="where benchmarks.md goes (default docs/)")
     parser.add_argument("--render-only", action="store_true", help="re-render from <out>/benchmarks/results.json")
     args = parser.parse_args(argv)
@@ -289,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         from _fleet import measure
 
         results["fleet"] = {"at": results["generated_at"], **measure(log)}
+    if args.shim:
+        from _shim import measure as measure_shim
+
+        shim_sizes = [int(s) for s in args.shim_sizes.split(",") if s.strip()]
+        shim = measure_shim(log, shim_sizes, [p.resolve() for p in args.shim_workspace], repeats=args.repeats * 3)
+        results["shim"] = {"at": results["generated_at"], **shim}
     if not args.no_micro:
         results["micro"] = run_micro(WORK_DIR)  # pytest-benchmark's own JSON names paths and hosts: kept out of docs/
     results["machine"]["loadavg_at_end"] = os.getloadavg()
@@ -296,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     results["parts"] = [_part(results)]
     if args.append:
         merge_saved(results, args.out / "benchmarks" / "results.json")
-    page = write(results, args.out, {str(p.resolve()): str(p) for p in args.workspace})
+    shown = {str(p.resolve()): str(p) for p in (*args.workspace, *args.shim_workspace)}
+    page = write(results, args.out, shown)
     print(page)
     return 0
 

@@ -8,9 +8,13 @@ processes to look past it (`cargo/_shimless`), and prints the `export PATH=...` 
 `uninstall` removes what `install` wrote and nothing else: a `cargo` in that directory that is not
 ours is refused, never overwritten.
 
-The script runs this interpreter with `-I -S` (isolated, no site: ~10 ms less than a plain start)
-and finds this package by the path it was installed from: after moving or reinstalling the package,
-run `install` again (it replaces its own script).
+The `cargo` is native when rustc (which comes with every cargo) can build `shim.rs`: a cache hit
+then costs a process start of about a millisecond plus the daemon's answer, where Python's start
+alone is ~12 ms. The Python shim (`_shim_run`, run with `-IS`: isolated, no site) is always written
+beside it: the native one hands it what it does not do itself (start a daemon, `--manifest-path`),
+and it is the `cargo` when no native one could be built (`--python` asks for that). Both find this
+package by the path it was installed from: after moving or reinstalling the package, run `install`
+again (it replaces its own files).
 """
 
 from __future__ import annotations
@@ -24,16 +28,23 @@ from .._exceptions import InvalidArgument
 from .._version import __version__
 from ..cargo._shimless import MARKER, real_cargo
 
+SIGNATURE = "cargo-scheduler-shim-v1"
+"""In both forms of the shim (the script's comment, the binary's messages): how `install` and
+`uninstall` know a `cargo` is theirs to replace or remove."""
+PYTHON = ".cargo-scheduler-shim.py"
+"""The Python shim: the `cargo` itself when no native one could be built, else where the native
+one hands what it does not do itself (no daemon yet: start one; `--manifest-path`; odd bytes)."""
+SOURCE = Path(__file__).with_name("shim.rs")
 SCRIPT = """\
 #!{python} -IS
-# cargo-scheduler {version} shim: `cargo check|clippy|build|test` from the daemon, the real cargo otherwise.
+# {signature} ({version}): `cargo check|clippy|build|test` from the daemon, the real cargo otherwise.
 # Written by `cargo-scheduler shim install`; `cargo-scheduler shim uninstall` removes it.
 import sys
 sys.path.insert(0, {package_parent!r})
 from scheduler.cli._shim_run import main
 main(start={start!r})
 """
-TAG = "# cargo-scheduler "
+COMPILE_S = 300.0
 
 
 def default_dir() -> Path:
@@ -43,23 +54,64 @@ def default_dir() -> Path:
 
 def _ours(script: Path) -> bool:
     try:
-        return TAG in script.read_text(errors="replace").splitlines()[1]
-    except (OSError, IndexError):
+        return SIGNATURE.encode() in script.read_bytes()
+    except OSError:
         return False
 
 
-def install(directory: Path, *, start: bool = True) -> Path:
-    """Write the shim into `directory`; refuses to replace a `cargo` that is not a shim."""
+def _write(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.chmod(0o755)
+    temporary.replace(path)
+
+
+def compile_native(directory: Path, *, start: bool) -> str | None:
+    """Build the native shim into `directory`/cargo with the rustc on PATH; None, or why not."""
+    import subprocess
+
+    from ..cargo._shimless import shimless
+
+    temporary = directory / ".cargo.native.tmp"
+    env = {
+        **os.environ,
+        "PATH": shimless(os.environ.get("PATH", "")),
+        "CSHIM_VERSION": __version__,
+        "CSHIM_PYTHON": str(directory / PYTHON),
+        "CSHIM_START": "1" if start else "0",
+    }
+    argv = ["rustc", "--edition", "2021", "-C", "opt-level=2", "-C", "strip=symbols", "-o", str(temporary)]
+    try:
+        built = subprocess.run(
+            [*argv, str(SOURCE)], env=env, capture_output=True, text=True, timeout=COMPILE_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"rustc did not run: {exc}"
+    if built.returncode != 0:
+        temporary.unlink(missing_ok=True)
+        return f"rustc failed: {built.stderr.strip()[-500:]}"
+    temporary.replace(directory / "cargo")
+    return None
+
+
+def install(directory: Path, *, start: bool = True, native: bool = True) -> Path:
+    """Write the shim into `directory`; refuses to replace a `cargo` that is not a shim.
+
+    The native shim is built when `native` and rustc can; else the Python one is the `cargo`."""
     script = directory / "cargo"
     if script.exists() and not _ours(script):
         raise InvalidArgument("--dir", f"{script} exists and is not a cargo-scheduler shim; not replacing it")
     directory.mkdir(parents=True, exist_ok=True)
     package_parent = str(Path(__file__).resolve().parents[2])
-    text = SCRIPT.format(python=sys.executable, version=__version__, package_parent=package_parent, start=start)
-    temporary = directory / ".cargo.tmp"
-    temporary.write_text(text)
-    temporary.chmod(0o755)
-    temporary.replace(script)
+    text = SCRIPT.format(
+        python=sys.executable, signature=SIGNATURE, version=__version__, package_parent=package_parent, start=start
+    )
+    _write(directory / PYTHON, text)
+    why = compile_native(directory, start=start) if native else "not asked for"
+    if why is not None:
+        if native:
+            print(f"cargo-scheduler: the native shim was not built ({why}); the Python one answers", file=sys.stderr)
+        _write(script, text)
     (directory / MARKER).write_text(__version__ + "\n")
     return script
 
@@ -70,7 +122,7 @@ def uninstall(directory: Path) -> list[Path]:
     if script.exists() and not _ours(script):
         raise InvalidArgument("--dir", f"{script} is not a cargo-scheduler shim; not removing it")
     removed = []
-    for path in (script, directory / MARKER):
+    for path in (script, directory / PYTHON, directory / MARKER):
         if path.exists():
             path.unlink()
             removed.append(path)
@@ -95,6 +147,7 @@ def status(directory: Path) -> dict[str, object]:
     return {
         "directory": str(directory),
         "installed": installed,
+        "native": installed and not script.read_bytes().startswith(b"#!"),
         "active": installed and first is not None and os.path.realpath(first) == str(script.resolve()),
         "cargo_on_path": first,
         "real_cargo": real_cargo(path),
@@ -112,6 +165,7 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--no-start", action="store_true", help="install: do not start a daemon when none serves the workspace"
     )
+    p.add_argument("--python", action="store_true", help="install: the Python shim only (no rustc needed)")
     p.set_defaults(dir=None)
     try:
         args = p.parse_args(argv)
@@ -119,7 +173,7 @@ def main(argv: list[str]) -> int:
         return 1 if exc.code == 2 else int(exc.code or 0)
     directory = (args.dir or default_dir()).absolute()
     if args.action == "install":
-        script = install(directory, start=not args.no_start)
+        script = install(directory, start=not args.no_start, native=not args.python)
         print(f"installed {script}; enable it with the line below (eval it, or add it to a profile)", file=sys.stderr)
         print(status(directory)["enable"])
     elif args.action == "uninstall":

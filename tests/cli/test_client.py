@@ -55,7 +55,12 @@ def test_the_control_word_is_the_daemons() -> None:
 
 def _reply_through_a_socket(wire: bytes) -> tuple[int, str, str] | None:
     ours, theirs = socket.socketpair()
-    sender = threading.Thread(target=lambda: (theirs.sendall(wire), theirs.close()))
+
+    def send() -> None:
+        theirs.sendall(wire)
+        theirs.close()
+
+    sender = threading.Thread(target=send)
     sender.start()
     try:
         ours.settimeout(10)

@@ -41,17 +41,19 @@ def shell(*argv: str, cwd: Path, shim: Path) -> subprocess.CompletedProcess[str]
     )
 
 
+@pytest.mark.parametrize("form", ["native", "python"])
 def test_cargo_through_the_shim_gives_a_json_parser_the_same_diagnostics_as_the_real_cargo(
-    env: Env, tmp_path: Path
+    env: Env, tmp_path: Path, form: str
 ) -> None:
     ws = generate_workspace(env.workspace, crates=6)
     warn_everywhere(ws)
     lib = ws.lib_rs(ws.leaves[0])
     lib.write_text(lib.read_text() + '\npub fn broken() -> u32 { "no" }\n')
     shim = tmp_path / "shim"
-    installed = cli("shim", "install", "--dir", str(shim), cwd=tmp_path)
+    installed = cli("shim", "install", "--dir", str(shim), *(["--python"] if form == "python" else []), cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
     assert installed.stdout.strip() == f'export PATH={shim}:"$PATH"'
+    assert _shim.status(shim)["native"] is (form == "native"), installed.stderr
 
     first = shell("cargo", "check", "--message-format=json", cwd=ws.root, shim=shim)  # no daemon: the real cargo
     env.wait_status()  # ... and the shim started one for the next command
@@ -86,7 +88,7 @@ def test_our_own_cargo_never_runs_a_shim_on_path(env: Env, tmp_path: Path) -> No
     trap = tmp_path / "trap"
     _shim.install(trap)
     touched = tmp_path / "touched"
-    (trap / "cargo").write_text(f"#!/bin/sh\ntouch {touched}\nexit 1\n# cargo-scheduler trap\n")
+    (trap / "cargo").write_text(f"#!/bin/sh\ntouch {touched}\nexit 1\n")
     checked = shell(sys.executable, "-m", "scheduler.cli._main", "check", cwd=env.workspace, shim=trap)
     assert checked.returncode == 0, checked.stderr
     assert not touched.exists()
@@ -105,5 +107,5 @@ def test_install_replaces_only_its_own_script_and_uninstall_removes_only_its_fil
     _shim.install(shim)
     _shim.install(shim)  # again: replaces its own script
     assert _shim.status(shim)["installed"] is True
-    assert sorted(p.name for p in _shim.uninstall(shim)) == [_shimless.MARKER, "cargo"]
+    assert sorted(p.name for p in _shim.uninstall(shim)) == sorted([_shim.PYTHON, _shimless.MARKER, "cargo"])
     assert sorted(p.name for p in shim.iterdir()) == ["keep"]
