@@ -172,7 +172,7 @@ def start_detached(paths: _socket.Paths, env: dict[str, str]) -> bool:
         try:
             if os.path.exists(paths.socket) or _lock_held(paths.lock):
                 return False
-            spawn(paths, [], env)
+            spawn(paths, ["--no-analyzer-warmup"], env)  # a shell's cargo never asks rust-analyzer
             return True
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -72,6 +73,7 @@ class Daemon:
         allow_env: tuple[str, ...] = (),
         settings: _settings.Settings | None = None,
         warm_analysis: AnalyzerOptions = DEFAULT_OPTIONS,
+        warm_analyzer: bool = True,
     ) -> None:
         from ..server._build import build_server
         from ..server._state import ServerState
@@ -84,6 +86,7 @@ class Daemon:
         # cache, rust-analyzer), which is what keeps them warm for the next session.
         self.settings_env = _settings.fingerprint()
         self.warm_analysis = warm_analysis
+        self.warm_analyzer = warm_analyzer
         """The analysis options of the session whose front started us: the rust-analyzer warmed up
         at start is the one that session will use."""
         self.state = ServerState(
@@ -302,7 +305,9 @@ class Daemon:
                 http_server = await tg.start(serve_http, self, http_port, token_file, http_done)
             self._write_pidfile()
             task_status.started()
-            tg.start_soon(self.state.warm_up, self.workspace, self.warm_analysis)
+            tg.start_soon(
+                functools.partial(self.state.warm_up, analyzer=self.warm_analyzer), self.workspace, self.warm_analysis
+            )
             log.info(
                 "serving %s on %s (pid %d, version %s)",
                 self.workspace,
@@ -366,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report-version", default=None, help=argparse.SUPPRESS)  # tests: fake an old build
     parser.add_argument("--warm-analysis", default=None, help=argparse.SUPPRESS)  # the starting front's options
+    parser.add_argument("--no-analyzer-warmup", action="store_true", help=argparse.SUPPRESS)  # started by the shim
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -403,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             allow_env=tuple(args.allow_env),
             settings=settings,
             warm_analysis=AnalyzerOptions.from_wire(json.loads(args.warm_analysis or "null")),
+            warm_analyzer=not args.no_analyzer_warmup,
         )
         anyio.run(daemon.run, args.port if args.http else None, args.token_file or paths.token)
     except Exception:

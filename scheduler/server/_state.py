@@ -201,16 +201,18 @@ class ServerState:
         """A call's scope, or the configured default (CARGO_SCHEDULER_SCOPE) when it names none."""
         return scope if scope is not None else self.settings.scope
 
-    async def warm_up(self, root: Path, analysis: AnalyzerOptions = DEFAULT_OPTIONS) -> None:
+    async def warm_up(self, root: Path, analysis: AnalyzerOptions = DEFAULT_OPTIONS, *, analyzer: bool = True) -> None:
         """Start what a first call would otherwise wait for, as CARGO_SCHEDULER_PREWARM says:
         `index` starts rust-analyzer's load (it runs in the background) and the engine's metadata and
         stat cache; `check` also fills the cache with a background check of every member (it yields
         to any call); `none` starts nothing. Failures are left for the first call to report. The
-        rust-analyzer started is the one analysing `analysis` (the starting session's options)."""
+        rust-analyzer started is the one analysing `analysis` (the starting session's options); none
+        when not `analyzer` (a daemon the shim started: a shell's cargo never asks rust-analyzer, whose
+        load would take a core from the cargo runs it is there to speed up)."""
         if self.settings.prewarm == "none":
             return
         with contextlib.suppress(Exception):
-            if self.analyzers is not None:
+            if self.analyzers is not None and analyzer:
                 await self.analyzers.get(root, analysis)
         with contextlib.suppress(Exception):
             engine = await self.engine(root)

@@ -65,10 +65,31 @@ def test_cargo_through_the_shim_gives_a_json_parser_the_same_diagnostics_as_the_
 
     assert first.returncode == theirs.returncode == mine.returncode == again.returncode == 101
     assert "note: cargo-scheduler answered" in again.stderr, again.stderr  # the daemon's answer, not cargo's
+    assert "rust-analyzer" not in _descendants(int(env.wait_status()["pid"]))  # a shell's cargo never asks it
     expected = sorted(CargoMessages(theirs.stdout).diagnostics)
     assert expected and sorted(CargoMessages(first.stdout).diagnostics) == expected
     assert sorted(CargoMessages(mine.stdout).diagnostics) == expected
     assert CargoMessages(mine.stdout).finished is False
+
+
+def _descendants(pid: int) -> list[str]:
+    """The command names of every process below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            names[int(entry.name)] = stat[stat.index("(") + 1 : stat.rindex(")")]
+            children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(names.get(child, "?"))
+        todo += children.get(child, [])
+    return found
 
 
 def test_the_shim_hands_other_subcommands_and_unkeyed_flags_to_the_real_cargo(env: Env, tmp_path: Path) -> None:
