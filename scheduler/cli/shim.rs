@@ -134,11 +134,13 @@ fn ask(kind: &str, rest: &[OsString], path: &OsString) -> Option<Outcome> {
     line.push_str("},\"tty\":");
     line.push_str(if std::io::stderr().is_terminal() { "true" } else { "false" });
     line.push_str(",\"elapsed_s\":0.0}\n");
-    Some(talk(&socket, line.as_bytes()).unwrap_or(Outcome::Unfit))
+    let Ok(mut stream) = UnixStream::connect(&socket) else {
+        return Some(Outcome::NoDaemon); // a socket a killed daemon left behind
+    };
+    Some(talk(&mut stream, line.as_bytes()).unwrap_or(Outcome::Unfit))
 }
 
-fn talk(socket: &Path, line: &[u8]) -> Option<Outcome> {
-    let mut stream = UnixStream::connect(socket).ok()?;
+fn talk(stream: &mut UnixStream, line: &[u8]) -> Option<Outcome> {
     stream.write_all(line).ok()?;
     let mut data = Vec::with_capacity(64 * 1024);
     let mut buf = [0u8; 64 * 1024];

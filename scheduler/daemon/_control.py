@@ -170,7 +170,7 @@ def start_detached(paths: _socket.Paths, env: dict[str, str]) -> bool:
         except BlockingIOError:
             return False
         try:
-            if os.path.exists(paths.socket) or _lock_held(paths.lock):
+            if _lock_held(paths.lock):  # not the socket file: a killed daemon leaves its socket behind
                 return False
             spawn(paths, ["--no-analyzer-warmup"], env)  # a shell's cargo never asks rust-analyzer
             return True

@@ -6,6 +6,7 @@ cargo beside it, and a parser of cargo's JSON reading both."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -90,6 +91,21 @@ def _descendants(pid: int) -> list[str]:
         found.append(names.get(child, "?"))
         todo += children.get(child, [])
     return found
+
+
+@pytest.mark.parametrize("form", ["native", "python"])
+def test_a_socket_a_killed_daemon_left_behind_does_not_stop_the_shim_starting_one(
+    env: Env, tmp_path: Path, form: str
+) -> None:
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(env.paths.socket)
+    stale.close()  # the file stays, nobody listens
+    shim = tmp_path / "shim"
+    _shim.install(shim, native=form == "native")
+    first = shell("cargo", "check", cwd=env.workspace, shim=shim)
+    assert first.returncode == 0, first.stderr
+    env.wait_status()
+    assert "note: cargo-scheduler answered" in shell("cargo", "check", "-v", cwd=env.workspace, shim=shim).stderr
 
 
 def test_the_shim_hands_other_subcommands_and_unkeyed_flags_to_the_real_cargo(env: Env, tmp_path: Path) -> None:
