@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--crates", type=int, default=40)
     sub.add_parser("serve", help="the MCP server on stdio (drop-in for cargo-mcp + rust-analyzer-mcp)", add_help=False)
     sub.add_parser("daemon", help="the shared daemon: status | stop | logs", add_help=False)
+    sub.add_parser("hook", help="claude|codex: a PreToolUse hook steering shell cargo to the tools", add_help=False)
     sub.add_parser(
         "bench", help="the benchmark report (bench/report.py of a source checkout; --help there)", add_help=False
     )
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(args_list[1:])
     if args_list[:1] == ["bench"]:
         return bench_main(args_list[1:])
+    if args_list[:1] == ["hook"]:
+        from ._hook import hook_main
+
+        return hook_main(args_list[1:])
     if args_list[:1] == ["daemon"]:
         from ..daemon._front import daemon_main
 
