@@ -97,7 +97,9 @@ def hook_main(argv: list[str]) -> int:
         return 1
     try:
         event = json.loads(sys.stdin.read() or "null")
-        if not isinstance(event, dict) or event.get("tool_name") not in ("Bash", "shell", "exec_command"):
+        # The host's matcher picks the shell tool ("Bash"); the name on stdin may be the host's own
+        # canonical one (Codex keeps it), so only MCP tools, which never run a shell, are skipped.
+        if not isinstance(event, dict) or str(event.get("tool_name", "")).startswith("mcp__"):
             return 0
         answer = decision(event.get("tool_input"))
     except (ValueError, TypeError):  # unreadable input, unbalanced quotes: let the call through

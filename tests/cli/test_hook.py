@@ -75,8 +75,9 @@ def test_a_steered_call_inside_a_chain_keeps_the_rest_of_the_line() -> None:
     assert "`cd crates/a && RUSTFLAGS=-Dwarnings cargo-scheduler test 2>&1 | tail -5`" in reason
 
 
-def test_input_it_cannot_read_and_other_tools_are_let_through() -> None:
-    assert run_hook("claude", "cargo check", tool_name="Write").stdout == ""
+def test_input_it_cannot_read_and_mcp_tools_are_let_through() -> None:
+    assert run_hook("claude", "cargo check", tool_name="mcp__other__run").stdout == ""
+    assert denied(run_hook("codex", "cargo check", tool_name="local_shell").stdout)  # the host's own name
     assert run_hook("claude", "cargo check 'unbalanced").stdout == ""
     bad = subprocess.run(
         [sys.executable, "-m", "scheduler.cli._main", "hook", "claude"],
