@@ -157,3 +157,22 @@ class Front:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+def analyzer_pids(env: Env) -> list[int]:
+    """rust-analyzer processes the daemon started (its children whose command is rust-analyzer)."""
+    daemon = int(env.wait_status()["pid"])
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == daemon and b"rust-analyzer" in cmd:
+            found.append(int(name))
+    return found

@@ -38,7 +38,14 @@ from ..cargo._groups import signal_group
 from . import _lsp
 from ._documents import OpenDocuments, uri_to_path
 from ._queries import Queries
-from ._setup import Sysroot, client_capabilities, find_rust_analyzer, find_sysroot_src, initialization_options
+from ._setup import (
+    Sysroot,
+    client_capabilities,
+    find_rust_analyzer,
+    find_sysroot_src,
+    initialization_options,
+    real_binary,
+)
 
 DEFAULT_WAIT = 30.0
 REQUEST_TIMEOUT = 60.0
@@ -115,6 +122,8 @@ class Analyzer(Queries):
         self._explicit = binary
         self._max_open = max_open_documents
         self.binary: Path | None = None
+        self.found_as: Path | None = None
+        """The path `binary` was found as, when that is another file (rustup's proxy)."""
         self.sysroot: Sysroot | None = None
         self._gen: _Generation | None = None
         self._state = "starting"
@@ -216,6 +225,9 @@ class Analyzer(Queries):
                         },
                     )
                     await client.notify(_lsp.INITIALIZED, {})
+                real = await real_binary(binary, client.pid, self.root)  # the proxy has exec'd by now
+                self.binary, self.found_as = real, (binary if real != binary else None)
+                self._changed()
                 await client.wait_closed()
                 self._error = f"rust-analyzer exited (pid {client.pid})" + client.stderr_hint()
         except TimeoutError:
@@ -262,6 +274,7 @@ class Analyzer(Queries):
             "state": self.state,
             "pid": self.pid,
             "binary": str(self.binary) if self.binary else None,
+            **({"found_as": str(self.found_as)} if self.found_as else {}),
             "sysroot": self.sysroot.as_dict() if self.sysroot else None,
             "restarts": self.restarts,
         }

@@ -101,6 +101,23 @@ async def find_rust_analyzer(explicit: str | None = None) -> Path:
     raise AnalyzerNotFound(f"no usable rust-analyzer found{why}; {INSTALL_HINT}")
 
 
+async def real_binary(found: Path, pid: int | None, cwd: Path) -> Path:
+    """The rust-analyzer that really runs as `pid`, where `found` may be rustup's proxy (a link to
+    `rustup` that execs the toolchain's binary): the process's own executable (Linux: /proc), else
+    `rustup which rust-analyzer` in the workspace (its toolchain file applies), else `found`.
+    `scheduler_status` names this one: the proxy's path says nothing about which version answers."""
+    if pid is not None:
+        with contextlib.suppress(OSError):
+            return Path(await anyio.to_thread.run_sync(os.readlink, f"/proc/{pid}/exe"))
+    if not (await anyio.Path(found).resolve()).name.startswith("rustup"):
+        return found
+    with contextlib.suppress(OSError):
+        done = await run_bounded(["rustup", "which", "rust-analyzer"], cwd=cwd, timeout_s=_PROBE_TIMEOUT)
+        if done.ok and (path := done.stdout.decode(errors="replace").strip()):
+            return Path(path)
+    return found
+
+
 def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", path.parent.name)) or (0,)
 

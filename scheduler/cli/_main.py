@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--crates", type=int, default=40)
     sub.add_parser("serve", help="the MCP server on stdio (drop-in for cargo-mcp + rust-analyzer-mcp)", add_help=False)
     sub.add_parser("daemon", help="the shared daemon: status | stop | logs", add_help=False)
+    sub.add_parser("hook", help="claude|codex: a PreToolUse hook steering shell cargo to the tools", add_help=False)
     sub.add_parser(
         "shim", help="a `cargo` on PATH answered by the daemon: install | uninstall | status", add_help=False
     )
@@ -112,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         except SchedulerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    if args_list[:1] == ["hook"]:
+        from ._hook import hook_main
+
+        return hook_main(args_list[1:])
     if args_list[:1] == ["daemon"]:
         from ..daemon._front import daemon_main
 

@@ -11,7 +11,8 @@ turns the connection into one MCP session served by the shared server's low-leve
 streams adapted the way the SDK's stdio transport adapts stdin/stdout.
 
 The daemon exits after `--idle-timeout` seconds with no connection and no call (default 30 min, env
-CARGO_SCHEDULER_IDLE_TIMEOUT), on `stop`, or on SIGTERM/SIGINT, removing its socket and pid file and
+CARGO_SCHEDULER_IDLE_TIMEOUT), on `stop`, on SIGTERM/SIGINT, or once its installation is gone
+(`_installation`), removing its socket and pid file and
 killing every process session it started (`cargo._process`; after a SIGKILL the next daemon or
 `daemon stop` kills them from the record it kept, `cargo._groups`). It
 holds a lifetime flock, so a second daemon for the same workspace cannot start and a stale socket
@@ -46,6 +47,7 @@ from .._version import __version__
 from ..cargo import _groups, _process
 from . import _socket
 from ._control import daemon_main
+from ._installation import CHECK_S, Installation
 
 if TYPE_CHECKING:
     from ..server._state import ClientSession
@@ -265,14 +267,20 @@ class Daemon:
             CLIENT.reset(token)
 
     async def watch_idle(self) -> None:
-        """Stop after `idle_timeout` seconds without a connection or a call."""
+        """Stop after `idle_timeout` seconds without a connection or a call, or as soon as the
+        installation it runs from is gone (`_installation`: an uninstall cannot stop a daemon)."""
+        installation = Installation()
         while not self.stopping.is_set():
+            if (gone := installation.missing()) is not None:
+                log.info("the installation is gone (%s no longer exists); stopping", gone)
+                self.stopping.set()
+                return
             idle_for = time.monotonic() - self.last_activity
             if not self.busy() and idle_for >= self.idle_timeout:
                 log.info("idle for %.1f s; stopping", idle_for)
                 self.stopping.set()
                 return
-            await anyio.sleep(max(0.05, self.idle_timeout - idle_for))
+            await anyio.sleep(min(CHECK_S, max(0.05, self.idle_timeout - idle_for)))
 
     async def watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -135,19 +135,38 @@ def peer_allowed(peer_uid: int, own_uid: int | None = None) -> bool:
 
 
 def peer_uid(sock: object) -> int:
-    """The uid of the process at the other end of a connected unix socket (SO_PEERCRED; Linux)."""
+    """The uid of the process at the other end of a connected unix socket.
+
+    Linux (the supported platform) asks the kernel: SO_PEERCRED. Elsewhere (macOS, the BSDs:
+    untested, and CPython offers no `getpeereid`) the answer comes from the filesystem instead: a
+    process can only connect to the socket if it may enter its directory, so while the directory
+    is a real one owned by this uid with mode 0700 and the socket is this uid's with no group or
+    other permission, the peer is this uid (or root, which this rule cannot tell apart and
+    therefore admits there). When they are not, -1: nobody's uid, refused."""
     import socket
-    import struct
 
     assert isinstance(sock, socket.socket)
     if sys.platform.startswith("linux"):
+        import struct
+
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         _pid, uid, _gid = struct.unpack("3i", raw)
         return int(uid)
-    getpeereid = getattr(os, "getpeereid", None)  # pragma: no cover - BSD/macOS have no SO_PEERCRED
-    if getpeereid is None:  # pragma: no cover
-        raise OSError("cannot read peer credentials on this platform")
-    return int(getpeereid(sock.fileno())[0])  # pragma: no cover
+    return uid_by_permissions(str(sock.getsockname()))
+
+
+def uid_by_permissions(path: str) -> int:
+    """This uid when `path` is a socket only it can reach (`peer_uid` off Linux), else -1."""
+    uid = os.getuid()
+    try:
+        directory, sock = os.lstat(os.path.dirname(path) or "."), os.lstat(path)
+    except OSError:
+        return -1
+    private_dir = (
+        stat.S_ISDIR(directory.st_mode) and directory.st_uid == uid and stat.S_IMODE(directory.st_mode) == 0o700
+    )
+    private_sock = stat.S_ISSOCK(sock.st_mode) and sock.st_uid == uid and not sock.st_mode & 0o077
+    return uid if private_dir and private_sock else -1
 
 
 def pid_alive(pid: int) -> bool:

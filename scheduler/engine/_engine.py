@@ -130,6 +130,9 @@ class _Widening:
     scope: anyio.CancelScope
     names: set[str]
     """What is left to check; a later `auto` answer adds its pending members here."""
+    running: bool = False
+    """True while its cargo holds the target dir (`status` says "running"), False while it waits
+    for a foreground call to leave it ("waiting")."""
 
 
 class Engine:
@@ -545,6 +548,13 @@ class Engine:
         scope = widening.scope
 
         async def batch() -> bool:
+            widening.running = True
+            try:
+                return await checked()
+            finally:
+                widening.running = False
+
+        async def checked() -> bool:
             k = await self.keys(request)
             keys = k.packages
             wanted = [key for n in names if (key := keys.get(n)) is not None]
@@ -588,6 +598,22 @@ class Engine:
         for widening in list(self._background.values()):
             widening.scope.cancel()
 
+    def background_status(self) -> list[dict[str, Any]]:
+        """The background checks of this workspace, the one account of them `scheduler_status` shows
+        (in its engine and its scheduler sections alike): command, whether its cargo runs now or
+        waits for the target dir, and how many packages it was asked to check."""
+        return sorted(
+            (
+                {
+                    "kind": spec.command.kind,
+                    "state": "running" if w.running else "waiting",
+                    "packages": len(w.names),
+                }
+                for (spec, _), w in self._background.items()
+            ),
+            key=lambda b: (b["kind"], b["state"]),
+        )
+
     def members(self) -> list[str]:
         return self._ws.members if self._ws else []
 
@@ -615,7 +641,7 @@ class Engine:
             "members": len(self._ws.packages) if self._ws else None,
             "last_walk_ms": round(self.last_walk_ms, 2),
             "target_dirs": {str(p): g.holder or "idle" for p, g in self._gates.items()},
-            "background": sorted(spec.command.kind for spec, _ in self._background),
+            "background": self.background_status(),
             "in_flight": self._flight.in_flight(),
             "sccache": self.wrapping.status,
             "target_seed": self.seeder.status,

@@ -283,7 +283,14 @@ class ServerState:
                     "misses": cache.misses,
                 }
         if self.scheduler is not None:
-            out["scheduler"] = self.scheduler.status()
+            # Background checks are the engine's, not admitted calls: each workspace's entry shows
+            # the same account its engine's does, so no section says "idle" while one runs.
+            background = {e["root"]: e["background"] for e in out.get("engines", [])}
+            out["scheduler"] = {
+                "workspaces": [
+                    {**w, "background": background.get(w["root"], [])} for w in self.scheduler.status()["workspaces"]
+                ]
+            }
         if self.analyzers is not None:
             out["analyzers"] = self.analyzers.status()
         out["settings"] = {"non_default": self.settings.changed(), "docs": "docs/tuning.md"}

@@ -348,3 +348,48 @@ def test_the_newest_known_std_sources_win_by_version_not_by_spelling(
     assert _setup._known_sources() == tmp_path / "rustc-1.100.1" / "library"
     options = _setup.initialization_options(_setup.Sysroot(tmp_path, "known location", ""))
     assert options["cargo"] == {"targetDir": True, "sysrootSrc": str(tmp_path)} and options["checkOnSave"] is False
+
+
+def _working_proxy(directory: Path, real: Path) -> Path:
+    """rustup's layout: `rust-analyzer` is a link to `rustup`, which execs the toolchain's binary
+    when called by that name and answers `rustup which rust-analyzer`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rustup = directory / "rustup"
+    rustup.write_text(
+        "#!/bin/sh\n"
+        f'case "$(basename "$0")" in rust-analyzer) exec "{real}" "$@";; esac\n'
+        f'[ "$1 $2" = "which rust-analyzer" ] && echo "{real}" && exit 0\n'
+        "exit 1\n"
+    )
+    rustup.chmod(0o755)
+    (directory / "rust-analyzer").symlink_to("rustup")
+    return directory / "rust-analyzer"
+
+
+@pytest.mark.anyio
+@pytest.mark.analyzer
+@needs_ra
+async def test_status_names_the_binary_rustups_proxy_runs_not_the_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = next(p.resolve() for p in _setup._candidates(None) if not p.resolve().name.startswith("rustup"))
+    proxy = _working_proxy(tmp_path / "rustup-bin", real)
+    monkeypatch.setenv("PATH", f"{proxy.parent}{os.pathsep}{os.environ['PATH']}")
+    ws = generate_workspace(tmp_path / "ws", crates=4)
+    async with AnalyzerPool() as pool:
+        analyzer = await pool.get(ws.root)
+        await analyzer.wait_until_ready(LOAD)
+        status = analyzer.status()
+    assert status["binary"] == str(real) and status["found_as"] == str(proxy)
+
+
+@pytest.mark.anyio
+async def test_without_a_process_the_proxy_is_resolved_by_rustup_which(tmp_path: Path) -> None:
+    real = tmp_path / "toolchain" / "rust-analyzer"
+    proxy = _working_proxy(tmp_path / "rustup-bin", real)
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("PATH", f"{proxy.parent}{os.pathsep}{os.environ['PATH']}")
+        with anyio.fail_after(30):
+            assert await _setup.real_binary(proxy, None, tmp_path) == real
+            plain = tmp_path / "plain-rust-analyzer"
+            assert await _setup.real_binary(plain, None, tmp_path) == plain

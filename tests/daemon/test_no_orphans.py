@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_env import REPO, Env, isolated_env, wait_dead
+from daemon_env import REPO, Env, analyzer_pids, isolated_env, wait_dead
 from processes import carrying, kill_carrying, new_marker, wait_for, wait_none_carrying
 
 from scheduler.daemon import _control
@@ -98,7 +98,7 @@ def kill_daemon(env: Env) -> None:
 
 def test_daemon_stop_leaves_no_cargo_build_script_or_rust_analyzer_behind(env: Env, marker: str) -> None:
     hang_under_both(env, marker)
-    analyzer = wait_for(lambda: _analyzer_pids(env), 30, "rust-analyzer's pid")
+    analyzer = wait_for(lambda: analyzer_pids(env), 30, "rust-analyzer's pid")
     daemon_stop(env)
     wait_none_carrying(marker, GONE_TIMEOUT)
     assert all(wait_dead(pid, GONE_TIMEOUT) for pid in analyzer)
@@ -130,22 +130,3 @@ def test_after_a_daemon_is_killed_the_next_daemon_kills_what_it_left(
     _control.spawn(env.paths, [])
     env.wait_status()
     wait_none_carrying(marker, GONE_TIMEOUT)
-
-
-def _analyzer_pids(env: Env) -> list[int]:
-    """rust-analyzer processes the daemon started (its children whose command is rust-analyzer)."""
-    daemon = int(env.wait_status()["pid"])
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if ppid == daemon and b"rust-analyzer" in cmd:
-            found.append(int(name))
-    return found
