@@ -4,7 +4,8 @@ Positions are 0-based (LSP, UTF-16 columns) as the peer's clients send them; `fi
 workspace-relative, absolute or a file:// URI, and is confined to the workspace after resolving
 symlinks. Two differences an agent can rely on: while rust-analyzer is still loading the workspace
 the answer says so (`{"status": "indexing", ...}`) instead of an empty result that looks like "no
-references"; and `rust_analyzer_diagnostics` adds cargo's own diagnostics for the file (from the
+references" (symbols alone, read from the file's parse, answer at once and say `"analysis":
+"pending"` until the load is done); and `rust_analyzer_diagnostics` adds cargo's own diagnostics for the file (from the
 engine, usually cached), since rust-analyzer's native ones miss borrow-check and most lints.
 Rename and code actions return the edits; like the peer, they do not apply them. Locations come
 back compact (`_locations`): workspace-relative `file` paths and `[line, character, end_line,
@@ -63,10 +64,13 @@ FileQuery = Callable[[AnalyzerClient, Path], Awaitable[object]]
 async def ask(
     state: ServerState, root: Path, question: Callable[[AnalyzerClient], Awaitable[T]]
 ) -> tuple[T | None, dict[str, Any] | None]:
-    """Ask the workspace's analyzer; (result, None), or (None, status) while it is still indexing."""
+    """Ask the workspace's analyzer. (result, None) once it has loaded the workspace; (None,
+    indexing status) while it is still loading past the wait bound; and (result, `pending`) when it
+    answered while still loading, which only a question answered from the file's parse alone
+    (symbols) does: the answer says so rather than pass for a full analysis."""
     analyzer = await state.analyzer(root)
     try:
-        return await question(analyzer), None
+        result = await question(analyzer)
     except AnalyzerIndexing as exc:
         status: dict[str, Any] = {
             "status": "indexing",
@@ -75,6 +79,29 @@ async def ask(
             "Call again shortly, or use cargo_check meanwhile",
         }
         return None, status
+    return result, pending(analyzer.status())
+
+
+def pending(status: dict[str, Any]) -> dict[str, Any] | None:
+    """What an answer given before the load finished says about it; None once loaded."""
+    if status.get("state", "ready") == "ready":
+        return None
+    progress = status.get("progress") or {}
+    return {
+        "analysis": "pending",
+        "progress": {
+            "state": status.get("state"),
+            "text": progress.get("text"),
+            "percentage": progress.get("percentage"),
+        },
+        "analysis_note": "rust-analyzer is still loading the workspace; this answer comes from the file's own "
+        "parse (complete for it); types, definitions and references wait for the load",
+    }
+
+
+def indexing(status: dict[str, Any] | None) -> bool:
+    """`ask`'s status says there is no result yet (not just an early one)."""
+    return status is not None and status.get("status") == "indexing"
 
 
 async def cargo_diagnostics_for(state: ServerState, root: Path, path: Path, max_tokens: int) -> dict[str, Any]:
@@ -184,9 +211,10 @@ def _shape(
         head["position"] = where
     if isinstance(positions, Positions):
         positions.note(head)
-    if status is not None:
+    if status is not None and indexing(status):
         return {**head, **status}
     head["status"] = "ready"
+    head.update(status or {})
     result = compact(result, root)
     if isinstance(result, list):
         return fit_to_budget(head, "result", result, max_tokens)
@@ -258,11 +286,11 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             positions = Positions(source.path)
             at = positions.character(line, character)
             result, status = await ask(state, root, lambda an: an.completion(source.path, line, at))
-            if status is not None:
+            if indexing(status):
                 return _shape(source, root, None, status, max_tokens, line=line, character=at, positions=positions)
             items, incomplete = compact_completion(result, documentation=documentation)
             head = positions.note({**source.head(root), "position": {"line": line, "character": at}})
-            head.update(status="ready", is_incomplete=incomplete)
+            head.update(status="ready", is_incomplete=incomplete, **(status or {}))
             return fit_to_budget(head, "result", items, max_tokens)
 
         return await box.run(ctx, "rust_analyzer_completion", workspace=workspace, call=Call.READ, body=body)
@@ -311,8 +339,15 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             out: dict[str, Any] = source.head(root)
             try:
                 native, status = await ask(state, root, lambda an: an.diagnostics(path))
-                out["rust_analyzer"] = status or fit_to_budget(
-                    {"status": "ready"}, "diagnostics", compact(list(native or []), root), max_tokens // 2
+                out["rust_analyzer"] = (
+                    status
+                    if indexing(status)
+                    else fit_to_budget(
+                        {"status": "ready", **(status or {})},
+                        "diagnostics",
+                        compact(list(native or []), root),
+                        max_tokens // 2,
+                    )
                 )
             except (AnalyzerNotFound, AnalyzerError) as exc:
                 out["rust_analyzer"] = {"status": "unavailable", "error": str(exc)}

@@ -44,6 +44,7 @@ COMPLETION_ITEMS = [
 class FakeAnalyzer:
     def __init__(self) -> None:
         self.indexing = False
+        self.state = "ready"  # what status() says; "indexing" with indexing=False: answers from the parse
         self.asked: list[tuple[Any, ...]] = []
         self.native: dict[Path, list[dict[str, Any]]] = {}
 
@@ -51,6 +52,9 @@ class FakeAnalyzer:
         self.asked.append(question)
         if self.indexing:
             raise AnalyzerIndexing("still loading", {"done": 3, "total": 10})
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "progress": {"text": "Loading metadata", "percentage": None, "active": []}}
 
     async def hover(self, path: Path, line: int, character: int) -> dict[str, Any]:
         self._answer("hover", path, line, character)
@@ -141,6 +145,18 @@ async def test_while_indexing_the_answer_says_so_instead_of_an_empty_result(env:
     is_error, data = await call(client, "rust_analyzer_references", {"file_path": HUB_LIB, "line": 0, "character": 0})
     assert not is_error and data["status"] == "indexing" and data["progress"] == {"done": 3, "total": 10}
     assert "result" not in data
+
+
+async def test_an_answer_given_while_still_loading_says_the_analysis_is_pending(env: tuple[Client, FakePool]) -> None:
+    client, pool = env
+    pool.analyzer.state = "indexing"
+    is_error, data = await call(client, "rust_analyzer_symbols", {"file_path": HUB_LIB})
+    assert not is_error and data["status"] == "ready" and data["result"] == [{"name": "shared_fn", "kind": 12}]
+    assert data["analysis"] == "pending" and data["progress"]["text"] == "Loading metadata"
+    assert "parse" in data["analysis_note"]
+    pool.analyzer.state = "ready"
+    is_error, data = await call(client, "rust_analyzer_symbols", {"file_path": HUB_LIB})
+    assert not is_error and "analysis" not in data and "progress" not in data, "loaded: nothing to qualify"
 
 
 async def test_a_long_result_is_cut_to_the_budget_with_a_count_of_what_was_left_out(

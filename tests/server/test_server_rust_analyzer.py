@@ -7,11 +7,14 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import anyio
 import pytest
+from analyzer_env import LOAD, hold_the_load
 from mcp import Client
 from server_env import call
 
 from scheduler import GeneratedWorkspace, ServerState, build_server
+from scheduler._settings import RA_WAIT
 
 pytestmark = [
     pytest.mark.anyio,
@@ -100,6 +103,31 @@ async def test_a_path_outside_the_workspace_is_refused_naming_the_argument(clien
     )
     assert error
     assert "file_path" in str(data)
+
+
+async def test_symbols_of_a_cold_workspace_come_from_the_parse_while_semantic_questions_wait_for_the_load(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace()
+    gate = hold_the_load(ws.crate_dir("hub"), tmp_path / "gate")  # the load cannot finish before `gate`
+    monkeypatch.setenv(RA_WAIT, "1")
+    position = {"file_path": HUB, "line": 5, "character": 8}
+    async with ServerState(ws.root, cache_dir=tmp_path / "c") as state, Client(build_server(ws.root, state=state)) as c:
+        with anyio.fail_after(LOAD):
+            error, data = await call(c, "rust_analyzer_symbols", {"file_path": HUB})
+            assert not error, data
+            assert {"hub_value", "Record", "Describe"} <= {s["name"] for s in data["result"]}
+            assert data["analysis"] == "pending" and "parse" in data["analysis_note"], data
+            for tool, args in (("rust_analyzer_hover", position), ("rust_analyzer_format", {"file_path": HUB})):
+                error, data = await call(c, tool, args)  # rustfmt answers [] before the crate is known
+                assert not error and data["status"] == "indexing" and "result" not in data, (tool, data)
+            gate.touch()
+            while data["status"] == "indexing":  # each call waits up to RA_WAIT for the load
+                error, data = await call(c, "rust_analyzer_hover", position)
+                assert not error, data
+        assert "pub fn hub_value(x: u32) -> u32" in str(data["result"]) and "analysis" not in data
+        error, data = await call(c, "rust_analyzer_symbols", {"file_path": HUB})
+        assert not error and "analysis" not in data, "loaded: the outline is no longer qualified"
 
 
 async def test_diagnostics_merge_rust_analyzer_and_cargo_for_the_file(
