@@ -42,13 +42,16 @@ from ._tools_manifest import SESSION, set_session_workspace
 
 FilePath = Annotated[str, Field(description="File: workspace-relative, absolute, or a file:// URI")]
 LSP_UINTEGER_MAX = 2**31 - 1
-Line = Annotated[int, Field(description="0-based line", ge=0, le=LSP_UINTEGER_MAX)]
+_POSITION_RANGE = {"minimum": 0, "maximum": LSP_UINTEGER_MAX}
+"""Advertised in the schema but checked by `Positions` (not pydantic), so that a line of 2**32 - 1
+(the peer's clients send u32::MAX) or -1 gets an answer naming the argument and the range, like
+every other bad argument, instead of pydantic's validation dump."""
+Line = Annotated[int, Field(description="0-based line", json_schema_extra=_POSITION_RANGE)]
 Character = Annotated[
     int,
     Field(
         description="0-based column (UTF-16 code units); past the end of the line means its end",
-        ge=0,
-        le=LSP_UINTEGER_MAX,
+        json_schema_extra=_POSITION_RANGE,
     ),
 ]
 
@@ -161,6 +164,13 @@ class Positions:
 
     def character(self, line: int, character: int, line_arg: str = "line", character_arg: str = "character") -> int:
         """`character`, or the end of `line` when it is past it."""
+        for value, argument in ((line, line_arg), (character, character_arg)):
+            if not 0 <= value <= LSP_UINTEGER_MAX:
+                raise InvalidArgument(
+                    argument,
+                    f"{value} is out of range: positions are 0-based LSP integers from 0 to {LSP_UINTEGER_MAX} "
+                    f"(the first {'line' if argument.endswith('line') else 'column'} is 0)",
+                )
         count = len(self.lines)
         if line >= count:
             raise InvalidArgument(

@@ -145,6 +145,38 @@ async def test_diagnostics_merge_rust_analyzer_and_cargo_for_the_file(
     assert "cargo" in data and "rust_analyzer" in data, sorted(data)
 
 
+U32_MAX = 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    ("line", "character", "argument"),
+    [
+        (U32_MAX, 0, "line"),
+        (U32_MAX, U32_MAX, "line"),
+        (0, U32_MAX, "character"),
+        (-1, 0, "line"),
+        (0, -1, "character"),
+    ],
+)
+async def test_a_position_outside_lsps_range_is_refused_naming_the_argument_and_the_range(
+    client: Client, line: int, character: int, argument: str
+) -> None:
+    # the peer's own invalid-position test sends u32::MAX; LSP positions stop at 2**31 - 1
+    error, data = await call(
+        client, "rust_analyzer_definition", {"file_path": HUB, "line": line, "character": character}
+    )
+    assert error and data["argument"] == argument, data
+    assert f"argument '{argument}'" in data["error"] and "from 0 to 2147483647" in data["error"], data
+    assert "validation error" not in data["error"] and "pydantic" not in data["error"]
+
+
+async def test_the_position_range_is_still_advertised_in_the_schema(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    for name in ("line", "character"):
+        schema = tools["rust_analyzer_definition"].input_schema["properties"][name]
+        assert (schema["minimum"], schema["maximum"]) == (0, 2**31 - 1), schema
+
+
 async def test_a_definition_in_the_standard_library_can_be_read_further_but_not_edited(
     client: Client, module_ws: GeneratedWorkspace
 ) -> None:
