@@ -21,7 +21,7 @@ the workspace (std's sources, `$CARGO_HOME` registry and git sources, path depen
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -193,29 +193,42 @@ class Positions:
         return head
 
 
-async def _file(state: ServerState, root: Path, file_path: str, tool: str, *, writable: bool = False) -> Source:
-    path, outside = await _readable.resolve_source(state, file_path, root, tool=tool, writable=writable)
-    return Source(file_path, path, outside)
+async def _file(
+    state: ServerState, root: Path, file_path: str, tool: str, workspaces: Sequence[Path], *, writable: bool = False
+) -> Source:
+    """The file a call names, in the call's workspace `root` or in another workspace this session
+    set (`workspaces`); the call then asks that workspace's analyzer (`Source.root`), which has
+    the file in its crate graph."""
+    path, outside, owner = await _readable.resolve_source(
+        state, file_path, root, tool=tool, writable=writable, workspaces=workspaces
+    )
+    return Source(file_path, path, outside, owner, root)
 
 
 class Source:
-    """The file a call is about: where it is, and what kind of file outside the workspace it is."""
+    """The file a call is about: where it is, the workspace it belongs to (`root`), and what kind
+    of file outside every workspace it is (`outside`)."""
 
-    def __init__(self, spelled: str, path: Path, outside: str | None) -> None:
+    def __init__(self, spelled: str, path: Path, outside: str | None, root: Path, call_root: Path) -> None:
         self.spelled = spelled
         self.path = path
         self.outside = outside
+        self.root = root
+        self.call_root = call_root
 
-    def head(self, root: Path) -> dict[str, Any]:
-        if self.outside is None:
-            return {"file": str(self.path.relative_to(root))}
-        return {"file": str(self.path), "outside_workspace": self.outside, "read_only": True}
+    def head(self) -> dict[str, Any]:
+        if self.outside is not None:
+            return {"file": str(self.path), "outside_workspace": self.outside, "read_only": True}
+        head: dict[str, Any] = {"file": str(self.path.relative_to(self.root))}
+        if self.root != self.call_root:  # an earlier workspace of this session: paths are relative to it
+            head["workspace"] = str(self.root)
+        return head
 
 
 def _shape(
     source: Source, root: Path, result: Any, status: dict[str, Any] | None, max_tokens: int, **where: Any
 ) -> dict[str, Any]:
-    head = source.head(root)
+    head = source.head()
     positions = where.pop("positions", None)
     if where:
         head["position"] = where
@@ -249,7 +262,8 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             max_tokens: MaxTokens = 6000,
         ) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
-                source = await _file(state, root, file_path, tool)
+                source = await _file(state, root, file_path, tool, box.session_workspaces(ctx, root))
+                root = source.root
                 positions = Positions(source.path)
                 at = positions.character(line, character)
                 result, status = await ask(state, root, lambda an: query(an, source.path, line, at))
@@ -292,14 +306,15 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         differs), in rust-analyzer's order; documentation only with documentation=true."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            source = await _file(state, root, file_path, "rust_analyzer_completion")
+            source = await _file(state, root, file_path, "rust_analyzer_completion", box.session_workspaces(ctx, root))
+            root = source.root
             positions = Positions(source.path)
             at = positions.character(line, character)
             result, status = await ask(state, root, lambda an: an.completion(source.path, line, at))
             if indexing(status):
                 return _shape(source, root, None, status, max_tokens, line=line, character=at, positions=positions)
             items, incomplete = compact_completion(result, documentation=documentation)
-            head = positions.note({**source.head(root), "position": {"line": line, "character": at}})
+            head = positions.note({**source.head(), "position": {"line": line, "character": at}})
             head.update(status="ready", is_incomplete=incomplete, **(status or {}))
             return fit_to_budget(head, "result", items, max_tokens)
 
@@ -310,7 +325,8 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             ctx: Ctx, file_path: FilePath, workspace: Workspace = None, max_tokens: MaxTokens = 6000
         ) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
-                source = await _file(state, root, file_path, tool, writable=writable)
+                source = await _file(state, root, file_path, tool, box.session_workspaces(ctx, root), writable=writable)
+                root = source.root
                 _source(source.path)
                 result, status = await ask(state, root, lambda an: query(an, source.path))
                 return _shape(source, root, result, status, max_tokens)
@@ -343,10 +359,11 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         (1-based lines, from a check of the owning package, usually cached)."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            source = await _file(state, root, file_path, "rust_analyzer_diagnostics")
+            source = await _file(state, root, file_path, "rust_analyzer_diagnostics", box.session_workspaces(ctx, root))
+            root = source.root
             path = source.path
             _source(path)
-            out: dict[str, Any] = source.head(root)
+            out: dict[str, Any] = source.head()
             try:
                 native, status = await ask(state, root, lambda an: an.diagnostics(path))
                 out["rust_analyzer"] = (
@@ -398,7 +415,10 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         """Code actions (quick fixes, refactors) for a 0-based range, with their edits; not applied."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            source = await _file(state, root, file_path, "rust_analyzer_code_actions", writable=True)
+            source = await _file(
+                state, root, file_path, "rust_analyzer_code_actions", box.session_workspaces(ctx, root), writable=True
+            )
+            root = source.root
             path = source.path
             positions = Positions(path)
             start = positions.character(line, character)
@@ -436,7 +456,10 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         """The workspace edit that renames the symbol at a 0-based position; returned, not applied."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            source = await _file(state, root, file_path, "rust_analyzer_rename", writable=True)
+            source = await _file(
+                state, root, file_path, "rust_analyzer_rename", box.session_workspaces(ctx, root), writable=True
+            )
+            root = source.root
             positions = Positions(source.path)
             at = positions.character(line, character)
             _check_identifier(new_name)

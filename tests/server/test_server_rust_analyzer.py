@@ -130,6 +130,38 @@ async def test_symbols_of_a_cold_workspace_come_from_the_parse_while_semantic_qu
         assert not error and "analysis" not in data, "loaded: the outline is no longer qualified"
 
 
+async def test_after_set_workspace_the_first_workspaces_files_are_still_answered_by_its_own_analyzer(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    first, second = make_workspace(name="first"), make_workspace(name="second", crates=4)
+    hub = first.lib_rs("hub")
+    hub.write_text(hub.read_text().replace("pub fn hub_value(x: u32) -> u32", "pub fn hub_value(x: u64) -> u64"))
+    leaf = first.lib_rs(first.leaves[0]).resolve()
+    stray = tmp_path / "stray.rs"
+    stray.write_text("pub fn stray() {}\n")
+    async with (
+        ServerState(first.root, cache_dir=tmp_path / "c") as state,
+        Client(build_server(first.root, state=state), mode="legacy") as c,  # a session that remembers
+    ):
+        error, data = await call(c, "rust_analyzer_set_workspace", {"workspace_path": str(second.root)})
+        assert not error, data
+        data = {"status": "indexing"}
+        with anyio.fail_after(LOAD):
+            while data["status"] == "indexing":  # each call waits up to the bound for the load
+                error, data = await call(c, "rust_analyzer_hover", {"file_path": str(leaf), "line": 4, "character": 10})
+                assert not error, data
+        # the first workspace's own crate graph: its hub takes a u64 (the second's takes a u32)
+        assert "pub fn hub_value(x: u64) -> u64" in str(data["result"]), data
+        assert data["workspace"] == str(first.root.resolve()) and data["file"] == str(
+            leaf.relative_to(first.root.resolve())
+        )
+        error, data = await call(c, "rust_analyzer_symbols", {"file_path": HUB})
+        assert not error and "workspace" not in data, "relative paths are the current workspace's"
+        error, data = await call(c, "rust_analyzer_symbols", {"file_path": str(stray)})
+        assert error and str(stray) in data["error"], data
+        assert str(first.root.resolve()) in data["error"] and str(second.root.resolve()) in data["error"], data
+
+
 async def test_diagnostics_merge_rust_analyzer_and_cargo_for_the_file(
     make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
 ) -> None:
