@@ -5,8 +5,10 @@ workspace-relative, absolute or a file:// URI, and is confined to the workspace 
 symlinks. Two differences an agent can rely on: while rust-analyzer is still loading the workspace
 the answer says so (`{"status": "indexing", ...}`) instead of an empty result that looks like "no
 references" (symbols alone, read from the file's parse, answer at once and say `"analysis":
-"pending"` until the load is done); and `rust_analyzer_diagnostics` adds cargo's own diagnostics for the file (from the
-engine, usually cached), since rust-analyzer's native ones miss borrow-check and most lints.
+"pending"` until the load is done); and `rust_analyzer_diagnostics` adds cargo's own diagnostics
+for the file (from the engine, usually cached), since rust-analyzer's native ones miss borrow-check
+and most lints. A file of another workspace this session set is answered by that workspace's
+analyzer (`Source.root`).
 Rename and code actions return the edits; like the peer, they do not apply them. Locations come
 back compact (`_locations`): workspace-relative `file` paths and `[line, character, end_line,
 end_character]` ranges, 0-based like the parameters.
@@ -234,8 +236,8 @@ def _shape(
         head["position"] = where
     if isinstance(positions, Positions):
         positions.note(head)
-    if status is not None and indexing(status):
-        return {**head, **status}
+    if indexing(status):
+        return {**head, **(status or {})}
     head["status"] = "ready"
     head.update(status or {})
     result = compact(result, root)
