@@ -5,6 +5,7 @@
     │   ├── NotAWorkspace         no Cargo.toml at or above the path
     │   ├── MetadataError         `cargo metadata` failed or said something we cannot read
     │   └── PathOutsideWorkspace  a path argument resolves (after symlinks) outside the workspace root
+    │                             (and outside the session's other workspaces, where those count)
     ├── InvalidArgument           an argument is malformed; `.argument` names it
     │   └── UnknownPackage        a package name that is not a workspace member
     ├── NoSession                 set_working_directory on a request that belongs to no MCP session
@@ -65,11 +66,13 @@ class MetadataError(WorkspaceError):
 class PathOutsideWorkspace(WorkspaceError):
     hint = "pass a path inside it"
 
-    def __init__(self, argument: str, path: str, root: str) -> None:
-        super().__init__(f"{argument} {path!r} is outside the workspace {root}")
+    def __init__(self, argument: str, path: str, root: str, others: tuple[str, ...] = ()) -> None:
+        also = f" and outside this session's other workspaces ({', '.join(others)})" if others else ""
+        super().__init__(f"{argument} {path!r} is outside the workspace {root}{also}")
         self.argument = argument
         self.path = path
         self.root = root
+        self.others = others
 
 
 class InvalidArgument(SchedulerError):

@@ -5,6 +5,10 @@ std plus a workspace takes seconds to tens of seconds), and its progress shows i
 A query waits for readiness (`experimental/serverStatus` with `quiescent: true`) up to a bound and
 then raises `AnalyzerIndexing` with the progress, because rust-analyzer answers a question about a
 workspace it has not loaded with `null`/`[]`, which an agent cannot tell from "no references".
+A question rust-analyzer answers from the file's parse alone (its outline) waits only for
+`initialize` and is asked at once (`parse_only`): a cold load takes seconds, the parse milliseconds.
+Formatting is not one: before the load rust-analyzer knows no crate, hence no edition, and answers
+`[]` ("already formatted") for a file that is not.
 
 A workspace directory deleted and re-created under a running server (a fresh clone, a test that
 regenerates its fixture) is a new directory: rust-analyzer's watches were on the old one, so it
@@ -67,6 +71,7 @@ class _Generation:
         self.progress: dict[str, dict[str, Any]] = {}  # active $/progress by token
         self.published: dict[Path, list[Any]] = {}
         self.ready_after: float | None = None  # seconds from spawn to the first quiescent status
+        self.initialized = False  # `initialize` answered: it takes documents and answers from their parse
 
     @property
     def alive(self) -> bool:
@@ -225,6 +230,8 @@ class Analyzer(Queries):
                         },
                     )
                     await client.notify(_lsp.INITIALIZED, {})
+                gen.initialized = True
+                self._changed()  # a file's parse can be asked from here (symbols), before the name below
                 real = await real_binary(binary, client.pid, self.root)  # the proxy has exec'd by now
                 self.binary, self.found_as = real, (binary if real != binary else None)
                 self._changed()
@@ -301,7 +308,9 @@ class Analyzer(Queries):
         await self._ready(wait)
 
     # -- asking ----------------------------------------------------------------------------------
-    async def _ready(self, wait: float | None) -> _Generation:
+    async def _ready(self, wait: float | None, *, parse_only: bool = False) -> _Generation:
+        """The live generation once it can answer: loaded (quiescent), or for a question answered
+        from the file's parse alone (`parse_only`), just initialized."""
         bound = self.wait if wait is None else wait
         with anyio.move_on_after(bound):
             while True:
@@ -311,7 +320,7 @@ class Analyzer(Queries):
                     await find_rust_analyzer(self._explicit)  # still missing: raises AnalyzerNotFound
                     self._want_restart()
                 gen = self._gen
-                if gen is not None and gen.alive and gen.quiescent:
+                if gen is not None and gen.alive and (gen.quiescent or (parse_only and gen.initialized)):
                     return gen
                 if self.state == "crashed":
                     self._want_restart()
@@ -333,9 +342,10 @@ class Analyzer(Queries):
         wait: float | None = None,
         *,
         open_document: bool = True,
+        parse_only: bool = False,
     ) -> Any:
         for attempt in range(2):
-            gen = await self._ready(wait)
+            gen = await self._ready(wait, parse_only=parse_only)
             assert gen.client is not None and gen.docs is not None
             try:
                 with anyio.fail_after(self.request_timeout):

@@ -35,6 +35,7 @@ class Queries:
         wait: float | None = None,
         *,
         open_document: bool = True,
+        parse_only: bool = False,
     ) -> Any:
         raise NotImplementedError
 
@@ -86,7 +87,10 @@ class Queries:
         )
 
     async def document_symbols(self, path: Path, *, wait: float | None = None) -> Any:
-        return await self._ask(path, "textDocument/documentSymbol", lambda uri: {"textDocument": {"uri": uri}}, wait)
+        """The file's outline. Answered from its parse alone, so it does not wait for the workspace to load."""
+        return await self._ask(
+            path, "textDocument/documentSymbol", lambda uri: {"textDocument": {"uri": uri}}, wait, parse_only=True
+        )
 
     async def formatting(self, path: Path, *, wait: float | None = None) -> list[Any]:
         """rustfmt's edits as TextEdits (UTF-16 ranges); [] when the file is formatted. Not applied."""

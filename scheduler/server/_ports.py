@@ -29,6 +29,9 @@ class AnalyzerClient(Protocol):
         self, path: Path, line: int, character: int, end_line: int, end_character: int
     ) -> list[Any]: ...
     async def rename(self, path: Path, line: int, character: int, new_name: str) -> object: ...
+    def status(self) -> dict[str, Any]:
+        """At least `state` ("ready" once loaded) and, while loading, `progress` (`text`, `percentage`)."""
+        ...
 
 
 class AnalyzerSource(Protocol):

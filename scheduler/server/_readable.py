@@ -10,6 +10,10 @@ the chain the answer invited. What rust-analyzer itself reads is allowed, read-o
 - the workspace's path dependencies outside its root (from its manifests, followed transitively,
   and `[patch]` entries), since rust-analyzer loads them as part of the crate graph.
 
+Besides, a file of any other workspace this session has set (rust_analyzer_set_workspace,
+set_working_directory) or started in is a file of the session's own: an absolute path an earlier
+answer gave keeps working after a switch, and is asked of that workspace's analyzer.
+
 Nothing else: `/etc/passwd` or a sibling checkout stays refused. Every root is resolved (symlinks
 too) before a path is compared with it, as inside the workspace. The roots are only gathered when a
 path already fell outside the workspace, so the common call pays nothing; and tools that produce
@@ -21,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,18 +126,27 @@ def _resolved_roots(found: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
 
 
 async def resolve_source(
-    state: ServerState, value: str, root: Path, *, tool: str, writable: bool
-) -> tuple[Path, str | None]:
-    """The file an analyzer tool names: (path, None) inside the workspace, (path, kind) in one of
-    `readable_roots` when the tool only reads. Anything else outside is refused naming the argument."""
+    state: ServerState, value: str, root: Path, *, tool: str, writable: bool, workspaces: Sequence[Path] = ()
+) -> tuple[Path, str | None, Path]:
+    """The file an analyzer tool names, as (path, kind, workspace): inside `root` (kind None,
+    workspace `root`); inside another of the session's `workspaces` (kind None, that workspace:
+    any tool, since it is a workspace of the session's own choosing); or in one of
+    `readable_roots` when the tool only reads (kind says which). Anything else is refused naming
+    the argument, the workspace and the session's other workspaces."""
     try:
-        return _paths.resolve_file(value, root), None
+        return _paths.resolve_file(value, root), None, root
     except PathOutsideWorkspace as refused:
         path = _paths.as_local_path(value, "file_path")
         try:
             full = (path if path.is_absolute() else root / path).resolve()
         except (OSError, RuntimeError):
             raise refused from None
+        others = [w for w in dict.fromkeys(workspaces) if w != root]
+        for other in sorted(others, key=lambda w: len(w.parts), reverse=True):  # the innermost owns it
+            if full.is_relative_to(other):
+                if not full.is_file():
+                    raise InvalidArgument("file_path", f"{value!r} does not exist; check the path") from None
+                return full, None, other
         for kind, base in await readable_roots(state, root):
             if full.is_relative_to(base):
                 if writable:
@@ -144,8 +158,8 @@ async def resolve_source(
                     ) from None
                 if not full.is_file():
                     raise InvalidArgument("file_path", f"{value!r} does not exist; check the path") from None
-                return full, kind
-        raise refused from None
+                return full, kind, root
+        raise PathOutsideWorkspace("file_path", value, refused.root, tuple(map(str, others))) from None
 
 
 def _article(kind: str) -> str:

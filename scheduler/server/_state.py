@@ -56,6 +56,7 @@ from ._ports import AnalyzerClient, AnalyzerSource
 
 log = logging.getLogger("cargo_scheduler.server")
 _SESSION_KEY = "cargo_scheduler.workspace"
+_SESSION_WORKSPACES_KEY = "cargo_scheduler.workspaces"
 _call_ids = itertools.count()
 _MAX_META_SESSIONS = 1024
 
@@ -360,6 +361,19 @@ class Toolbox:
                 "working directory cannot be remembered; pass workspace= on each call instead"
             )
         store[_SESSION_KEY] = root
+        seen = store.setdefault(_SESSION_WORKSPACES_KEY, [])
+        if root not in seen:
+            seen.append(root)
+
+    def session_workspaces(self, ctx: Ctx, root: Path) -> list[Path]:
+        """Every workspace this session has worked in, the call's `root` first: the server's own
+        directory (where a session starts) and each one it set since. A file an earlier answer
+        named stays readable after the session switches workspace, as with rust-analyzer-mcp."""
+        store = self.session_store(ctx)
+        seen = store.get(_SESSION_WORKSPACES_KEY, []) if store is not None else []
+        default = self.default_workspace or self.state(ctx).workspace
+        start = [default.resolve()] if default is not None and (default / "Cargo.toml").is_file() else []
+        return list(dict.fromkeys([root, *start, *seen]))
 
     async def run(
         self,

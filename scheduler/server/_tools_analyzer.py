@@ -4,8 +4,11 @@ Positions are 0-based (LSP, UTF-16 columns) as the peer's clients send them; `fi
 workspace-relative, absolute or a file:// URI, and is confined to the workspace after resolving
 symlinks. Two differences an agent can rely on: while rust-analyzer is still loading the workspace
 the answer says so (`{"status": "indexing", ...}`) instead of an empty result that looks like "no
-references"; and `rust_analyzer_diagnostics` adds cargo's own diagnostics for the file (from the
-engine, usually cached), since rust-analyzer's native ones miss borrow-check and most lints.
+references" (symbols alone, read from the file's parse, answer at once and say `"analysis":
+"pending"` until the load is done); and `rust_analyzer_diagnostics` adds cargo's own diagnostics
+for the file (from the engine, usually cached), since rust-analyzer's native ones miss borrow-check
+and most lints. A file of another workspace this session set is answered by that workspace's
+analyzer (`Source.root`).
 Rename and code actions return the edits; like the peer, they do not apply them. Locations come
 back compact (`_locations`): workspace-relative `file` paths and `[line, character, end_line,
 end_character]` ranges, 0-based like the parameters.
@@ -20,7 +23,7 @@ the workspace (std's sources, `$CARGO_HOME` registry and git sources, path depen
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -41,13 +44,16 @@ from ._tools_manifest import SESSION, set_session_workspace
 
 FilePath = Annotated[str, Field(description="File: workspace-relative, absolute, or a file:// URI")]
 LSP_UINTEGER_MAX = 2**31 - 1
-Line = Annotated[int, Field(description="0-based line", ge=0, le=LSP_UINTEGER_MAX)]
+_POSITION_RANGE = {"minimum": 0, "maximum": LSP_UINTEGER_MAX}
+"""Advertised in the schema but checked by `Positions` (not pydantic), so that a line of 2**32 - 1
+(the peer's clients send u32::MAX) or -1 gets an answer naming the argument and the range, like
+every other bad argument, instead of pydantic's validation dump."""
+Line = Annotated[int, Field(description="0-based line", json_schema_extra=_POSITION_RANGE)]
 Character = Annotated[
     int,
     Field(
         description="0-based column (UTF-16 code units); past the end of the line means its end",
-        ge=0,
-        le=LSP_UINTEGER_MAX,
+        json_schema_extra=_POSITION_RANGE,
     ),
 ]
 
@@ -63,10 +69,13 @@ FileQuery = Callable[[AnalyzerClient, Path], Awaitable[object]]
 async def ask(
     state: ServerState, root: Path, question: Callable[[AnalyzerClient], Awaitable[T]]
 ) -> tuple[T | None, dict[str, Any] | None]:
-    """Ask the workspace's analyzer; (result, None), or (None, status) while it is still indexing."""
+    """Ask the workspace's analyzer. (result, None) once it has loaded the workspace; (None,
+    indexing status) while it is still loading past the wait bound; and (result, `pending`) when it
+    answered while still loading, which only a question answered from the file's parse alone
+    (symbols) does: the answer says so rather than pass for a full analysis."""
     analyzer = await state.analyzer(root)
     try:
-        return await question(analyzer), None
+        result = await question(analyzer)
     except AnalyzerIndexing as exc:
         status: dict[str, Any] = {
             "status": "indexing",
@@ -75,6 +84,29 @@ async def ask(
             "Call again shortly, or use cargo_check meanwhile",
         }
         return None, status
+    return result, pending(analyzer.status())
+
+
+def pending(status: dict[str, Any]) -> dict[str, Any] | None:
+    """What an answer given before the load finished says about it; None once loaded."""
+    if status.get("state", "ready") == "ready":
+        return None
+    progress = status.get("progress") or {}
+    return {
+        "analysis": "pending",
+        "progress": {
+            "state": status.get("state"),
+            "text": progress.get("text"),
+            "percentage": progress.get("percentage"),
+        },
+        "analysis_note": "rust-analyzer is still loading the workspace; this answer comes from the file's own "
+        "parse (complete for it); types, definitions and references wait for the load",
+    }
+
+
+def indexing(status: dict[str, Any] | None) -> bool:
+    """`ask`'s status says there is no result yet (not just an early one)."""
+    return status is not None and status.get("status") == "indexing"
 
 
 async def cargo_diagnostics_for(state: ServerState, root: Path, path: Path, max_tokens: int) -> dict[str, Any]:
@@ -134,6 +166,13 @@ class Positions:
 
     def character(self, line: int, character: int, line_arg: str = "line", character_arg: str = "character") -> int:
         """`character`, or the end of `line` when it is past it."""
+        for value, argument in ((line, line_arg), (character, character_arg)):
+            if not 0 <= value <= LSP_UINTEGER_MAX:
+                raise InvalidArgument(
+                    argument,
+                    f"{value} is out of range: positions are 0-based LSP integers from 0 to {LSP_UINTEGER_MAX} "
+                    f"(the first {'line' if argument.endswith('line') else 'column'} is 0)",
+                )
         count = len(self.lines)
         if line >= count:
             raise InvalidArgument(
@@ -156,37 +195,51 @@ class Positions:
         return head
 
 
-async def _file(state: ServerState, root: Path, file_path: str, tool: str, *, writable: bool = False) -> Source:
-    path, outside = await _readable.resolve_source(state, file_path, root, tool=tool, writable=writable)
-    return Source(file_path, path, outside)
+async def _file(
+    state: ServerState, root: Path, file_path: str, tool: str, workspaces: Sequence[Path], *, writable: bool = False
+) -> Source:
+    """The file a call names, in the call's workspace `root` or in another workspace this session
+    set (`workspaces`); the call then asks that workspace's analyzer (`Source.root`), which has
+    the file in its crate graph."""
+    path, outside, owner = await _readable.resolve_source(
+        state, file_path, root, tool=tool, writable=writable, workspaces=workspaces
+    )
+    return Source(file_path, path, outside, owner, root)
 
 
 class Source:
-    """The file a call is about: where it is, and what kind of file outside the workspace it is."""
+    """The file a call is about: where it is, the workspace it belongs to (`root`), and what kind
+    of file outside every workspace it is (`outside`)."""
 
-    def __init__(self, spelled: str, path: Path, outside: str | None) -> None:
+    def __init__(self, spelled: str, path: Path, outside: str | None, root: Path, call_root: Path) -> None:
         self.spelled = spelled
         self.path = path
         self.outside = outside
+        self.root = root
+        self.call_root = call_root
 
-    def head(self, root: Path) -> dict[str, Any]:
-        if self.outside is None:
-            return {"file": str(self.path.relative_to(root))}
-        return {"file": str(self.path), "outside_workspace": self.outside, "read_only": True}
+    def head(self) -> dict[str, Any]:
+        if self.outside is not None:
+            return {"file": str(self.path), "outside_workspace": self.outside, "read_only": True}
+        head: dict[str, Any] = {"file": str(self.path.relative_to(self.root))}
+        if self.root != self.call_root:  # an earlier workspace of this session: paths are relative to it
+            head["workspace"] = str(self.root)
+        return head
 
 
 def _shape(
     source: Source, root: Path, result: Any, status: dict[str, Any] | None, max_tokens: int, **where: Any
 ) -> dict[str, Any]:
-    head = source.head(root)
+    head = source.head()
     positions = where.pop("positions", None)
     if where:
         head["position"] = where
     if isinstance(positions, Positions):
         positions.note(head)
-    if status is not None:
-        return {**head, **status}
+    if indexing(status):
+        return {**head, **(status or {})}
     head["status"] = "ready"
+    head.update(status or {})
     result = compact(result, root)
     if isinstance(result, list):
         return fit_to_budget(head, "result", result, max_tokens)
@@ -211,7 +264,8 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             max_tokens: MaxTokens = 6000,
         ) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
-                source = await _file(state, root, file_path, tool)
+                source = await _file(state, root, file_path, tool, box.session_workspaces(ctx, root))
+                root = source.root
                 positions = Positions(source.path)
                 at = positions.character(line, character)
                 result, status = await ask(state, root, lambda an: query(an, source.path, line, at))
@@ -254,15 +308,16 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         differs), in rust-analyzer's order; documentation only with documentation=true."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            source = await _file(state, root, file_path, "rust_analyzer_completion")
+            source = await _file(state, root, file_path, "rust_analyzer_completion", box.session_workspaces(ctx, root))
+            root = source.root
             positions = Positions(source.path)
             at = positions.character(line, character)
             result, status = await ask(state, root, lambda an: an.completion(source.path, line, at))
-            if status is not None:
+            if indexing(status):
                 return _shape(source, root, None, status, max_tokens, line=line, character=at, positions=positions)
             items, incomplete = compact_completion(result, documentation=documentation)
-            head = positions.note({**source.head(root), "position": {"line": line, "character": at}})
-            head.update(status="ready", is_incomplete=incomplete)
+            head = positions.note({**source.head(), "position": {"line": line, "character": at}})
+            head.update(status="ready", is_incomplete=incomplete, **(status or {}))
             return fit_to_budget(head, "result", items, max_tokens)
 
         return await box.run(ctx, "rust_analyzer_completion", workspace=workspace, call=Call.READ, body=body)
@@ -272,7 +327,8 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             ctx: Ctx, file_path: FilePath, workspace: Workspace = None, max_tokens: MaxTokens = 6000
         ) -> Answer:
             async def body(state: ServerState, root: Path) -> dict[str, Any]:
-                source = await _file(state, root, file_path, tool, writable=writable)
+                source = await _file(state, root, file_path, tool, box.session_workspaces(ctx, root), writable=writable)
+                root = source.root
                 _source(source.path)
                 result, status = await ask(state, root, lambda an: query(an, source.path))
                 return _shape(source, root, result, status, max_tokens)
@@ -305,14 +361,22 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         (1-based lines, from a check of the owning package, usually cached)."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            source = await _file(state, root, file_path, "rust_analyzer_diagnostics")
+            source = await _file(state, root, file_path, "rust_analyzer_diagnostics", box.session_workspaces(ctx, root))
+            root = source.root
             path = source.path
             _source(path)
-            out: dict[str, Any] = source.head(root)
+            out: dict[str, Any] = source.head()
             try:
                 native, status = await ask(state, root, lambda an: an.diagnostics(path))
-                out["rust_analyzer"] = status or fit_to_budget(
-                    {"status": "ready"}, "diagnostics", compact(list(native or []), root), max_tokens // 2
+                out["rust_analyzer"] = (
+                    status
+                    if indexing(status)
+                    else fit_to_budget(
+                        {"status": "ready", **(status or {})},
+                        "diagnostics",
+                        compact(list(native or []), root),
+                        max_tokens // 2,
+                    )
                 )
             except (AnalyzerNotFound, AnalyzerError) as exc:
                 out["rust_analyzer"] = {"status": "unavailable", "error": str(exc)}
@@ -353,7 +417,10 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         """Code actions (quick fixes, refactors) for a 0-based range, with their edits; not applied."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            source = await _file(state, root, file_path, "rust_analyzer_code_actions", writable=True)
+            source = await _file(
+                state, root, file_path, "rust_analyzer_code_actions", box.session_workspaces(ctx, root), writable=True
+            )
+            root = source.root
             path = source.path
             positions = Positions(path)
             start = positions.character(line, character)
@@ -391,7 +458,10 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         """The workspace edit that renames the symbol at a 0-based position; returned, not applied."""
 
         async def body(state: ServerState, root: Path) -> dict[str, Any]:
-            source = await _file(state, root, file_path, "rust_analyzer_rename", writable=True)
+            source = await _file(
+                state, root, file_path, "rust_analyzer_rename", box.session_workspaces(ctx, root), writable=True
+            )
+            root = source.root
             positions = Positions(source.path)
             at = positions.character(line, character)
             _check_identifier(new_name)

@@ -44,6 +44,7 @@ COMPLETION_ITEMS = [
 class FakeAnalyzer:
     def __init__(self) -> None:
         self.indexing = False
+        self.state = "ready"  # what status() says; "indexing" with indexing=False: answers from the parse
         self.asked: list[tuple[Any, ...]] = []
         self.native: dict[Path, list[dict[str, Any]]] = {}
 
@@ -51,6 +52,9 @@ class FakeAnalyzer:
         self.asked.append(question)
         if self.indexing:
             raise AnalyzerIndexing("still loading", {"done": 3, "total": 10})
+
+    def status(self) -> dict[str, Any]:
+        return {"state": self.state, "progress": {"text": "Loading metadata", "percentage": None, "active": []}}
 
     async def hover(self, path: Path, line: int, character: int) -> dict[str, Any]:
         self._answer("hover", path, line, character)
@@ -143,6 +147,18 @@ async def test_while_indexing_the_answer_says_so_instead_of_an_empty_result(env:
     assert "result" not in data
 
 
+async def test_an_answer_given_while_still_loading_says_the_analysis_is_pending(env: tuple[Client, FakePool]) -> None:
+    client, pool = env
+    pool.analyzer.state = "indexing"
+    is_error, data = await call(client, "rust_analyzer_symbols", {"file_path": HUB_LIB})
+    assert not is_error and data["status"] == "ready" and data["result"] == [{"name": "shared_fn", "kind": 12}]
+    assert data["analysis"] == "pending" and data["progress"]["text"] == "Loading metadata"
+    assert "parse" in data["analysis_note"]
+    pool.analyzer.state = "ready"
+    is_error, data = await call(client, "rust_analyzer_symbols", {"file_path": HUB_LIB})
+    assert not is_error and "analysis" not in data and "progress" not in data, "loaded: nothing to qualify"
+
+
 async def test_a_long_result_is_cut_to_the_budget_with_a_count_of_what_was_left_out(
     env: tuple[Client, FakePool],
 ) -> None:
@@ -185,6 +201,48 @@ async def test_set_workspace_starts_the_analyzer_for_the_new_root(
     other = make_workspace(name="other", crates=4)
     is_error, _ = await call(client, "rust_analyzer_set_workspace", {"workspace_path": str(other.root)})
     assert not is_error and pool.roots == [other.root.resolve()]
+
+
+async def test_after_a_switch_a_file_of_an_earlier_workspace_is_answered_by_that_workspaces_analyzer(
+    env: tuple[Client, FakePool], ws: GeneratedWorkspace, make_workspace: Callable[..., GeneratedWorkspace]
+) -> None:
+    client, pool = env
+    second, third = make_workspace(name="second", crates=4), make_workspace(name="third", crates=4)
+    for other in (second, third):
+        is_error, _ = await call(client, "rust_analyzer_set_workspace", {"workspace_path": str(other.root)})
+        assert not is_error
+    for earlier in (ws, second):  # where the server started, and one the session set
+        lib = earlier.lib_rs("hub").resolve()
+        for tool, args in (
+            ("rust_analyzer_hover", {"line": 2, "character": 7}),
+            ("rust_analyzer_rename", {"line": 2, "character": 7, "new_name": "renamed"}),
+        ):
+            pool.roots.clear()
+            is_error, data = await call(client, tool, {"file_path": lib.as_uri(), **args})
+            assert not is_error and data["status"] == "ready", data
+            assert data["file"] == HUB_LIB and data["workspace"] == str(earlier.root.resolve()), data
+            assert pool.roots == [earlier.root.resolve()], "asked of the analyzer that has the file in its crates"
+    is_error, data = await call(client, "rust_analyzer_symbols", {"file_path": HUB_LIB})
+    assert not is_error and "workspace" not in data, "the current workspace's files are as before"
+
+
+async def test_a_file_outside_every_workspace_of_the_session_is_refused_naming_it_and_them(
+    env: tuple[Client, FakePool],
+    ws: GeneratedWorkspace,
+    make_workspace: Callable[..., GeneratedWorkspace],
+    tmp_path: Path,
+) -> None:
+    client, pool = env
+    second = make_workspace(name="second", crates=4)
+    stray = tmp_path / "stray.rs"
+    stray.write_text("fn main() {}\n")
+    is_error, _ = await call(client, "rust_analyzer_set_workspace", {"workspace_path": str(second.root)})
+    assert not is_error
+    is_error, data = await call(client, "rust_analyzer_symbols", {"file_path": str(stray)})
+    assert is_error and data["argument"] == "file_path", data
+    assert str(stray) in data["error"] and str(second.root.resolve()) in data["error"], data
+    assert str(ws.root.resolve()) in data["error"] and "other workspaces" in data["error"], data
+    assert pool.analyzer.asked == []
 
 
 async def test_without_an_analyzer_the_error_says_how_to_get_one(ws: GeneratedWorkspace) -> None:

@@ -7,11 +7,14 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import anyio
 import pytest
+from analyzer_env import LOAD, hold_the_load
 from mcp import Client
 from server_env import call
 
 from scheduler import GeneratedWorkspace, ServerState, build_server
+from scheduler._settings import RA_WAIT
 
 pytestmark = [
     pytest.mark.anyio,
@@ -102,6 +105,63 @@ async def test_a_path_outside_the_workspace_is_refused_naming_the_argument(clien
     assert "file_path" in str(data)
 
 
+async def test_symbols_of_a_cold_workspace_come_from_the_parse_while_semantic_questions_wait_for_the_load(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace()
+    gate = hold_the_load(ws.crate_dir("hub"), tmp_path / "gate")  # the load cannot finish before `gate`
+    monkeypatch.setenv(RA_WAIT, "1")
+    position = {"file_path": HUB, "line": 5, "character": 8}
+    async with ServerState(ws.root, cache_dir=tmp_path / "c") as state, Client(build_server(ws.root, state=state)) as c:
+        with anyio.fail_after(LOAD):
+            error, data = await call(c, "rust_analyzer_symbols", {"file_path": HUB})
+            assert not error, data
+            assert {"hub_value", "Record", "Describe"} <= {s["name"] for s in data["result"]}
+            assert data["analysis"] == "pending" and "parse" in data["analysis_note"], data
+            for tool, args in (("rust_analyzer_hover", position), ("rust_analyzer_format", {"file_path": HUB})):
+                error, data = await call(c, tool, args)  # rustfmt answers [] before the crate is known
+                assert not error and data["status"] == "indexing" and "result" not in data, (tool, data)
+            gate.touch()
+            while data["status"] == "indexing":  # each call waits up to RA_WAIT for the load
+                error, data = await call(c, "rust_analyzer_hover", position)
+                assert not error, data
+        assert "pub fn hub_value(x: u32) -> u32" in str(data["result"]) and "analysis" not in data
+        error, data = await call(c, "rust_analyzer_symbols", {"file_path": HUB})
+        assert not error and "analysis" not in data, "loaded: the outline is no longer qualified"
+
+
+async def test_after_set_workspace_the_first_workspaces_files_are_still_answered_by_its_own_analyzer(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    first, second = make_workspace(name="first"), make_workspace(name="second", crates=4)
+    hub = first.lib_rs("hub")
+    hub.write_text(hub.read_text().replace("pub fn hub_value(x: u32) -> u32", "pub fn hub_value(x: u64) -> u64"))
+    leaf = first.lib_rs(first.leaves[0]).resolve()
+    stray = tmp_path / "stray.rs"
+    stray.write_text("pub fn stray() {}\n")
+    async with (
+        ServerState(first.root, cache_dir=tmp_path / "c") as state,
+        Client(build_server(first.root, state=state), mode="legacy") as c,  # a session that remembers
+    ):
+        error, data = await call(c, "rust_analyzer_set_workspace", {"workspace_path": str(second.root)})
+        assert not error, data
+        data = {"status": "indexing"}
+        with anyio.fail_after(LOAD):
+            while data["status"] == "indexing":  # each call waits up to the bound for the load
+                error, data = await call(c, "rust_analyzer_hover", {"file_path": str(leaf), "line": 4, "character": 10})
+                assert not error, data
+        # the first workspace's own crate graph: its hub takes a u64 (the second's takes a u32)
+        assert "pub fn hub_value(x: u64) -> u64" in str(data["result"]), data
+        assert data["workspace"] == str(first.root.resolve()) and data["file"] == str(
+            leaf.relative_to(first.root.resolve())
+        )
+        error, data = await call(c, "rust_analyzer_symbols", {"file_path": HUB})
+        assert not error and "workspace" not in data, "relative paths are the current workspace's"
+        error, data = await call(c, "rust_analyzer_symbols", {"file_path": str(stray)})
+        assert error and str(stray) in data["error"], data
+        assert str(first.root.resolve()) in data["error"] and str(second.root.resolve()) in data["error"], data
+
+
 async def test_diagnostics_merge_rust_analyzer_and_cargo_for_the_file(
     make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
 ) -> None:
@@ -115,6 +175,38 @@ async def test_diagnostics_merge_rust_analyzer_and_cargo_for_the_file(
     text = str(data)
     assert "E0308" in text
     assert "cargo" in data and "rust_analyzer" in data, sorted(data)
+
+
+U32_MAX = 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    ("line", "character", "argument"),
+    [
+        (U32_MAX, 0, "line"),
+        (U32_MAX, U32_MAX, "line"),
+        (0, U32_MAX, "character"),
+        (-1, 0, "line"),
+        (0, -1, "character"),
+    ],
+)
+async def test_a_position_outside_lsps_range_is_refused_naming_the_argument_and_the_range(
+    client: Client, line: int, character: int, argument: str
+) -> None:
+    # the peer's own invalid-position test sends u32::MAX; LSP positions stop at 2**31 - 1
+    error, data = await call(
+        client, "rust_analyzer_definition", {"file_path": HUB, "line": line, "character": character}
+    )
+    assert error and data["argument"] == argument, data
+    assert f"argument '{argument}'" in data["error"] and "from 0 to 2147483647" in data["error"], data
+    assert "validation error" not in data["error"] and "pydantic" not in data["error"]
+
+
+async def test_the_position_range_is_still_advertised_in_the_schema(client: Client) -> None:
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    for name in ("line", "character"):
+        schema = tools["rust_analyzer_definition"].input_schema["properties"][name]
+        assert (schema["minimum"], schema["maximum"]) == (0, 2**31 - 1), schema
 
 
 async def test_a_definition_in_the_standard_library_can_be_read_further_but_not_edited(
