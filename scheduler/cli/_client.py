@@ -99,7 +99,7 @@ def ask_daemon(
             line = encode(request(kind, argv, cwd, env, tty=tty, elapsed_s=elapsed_s))
             sock.sendall(line.encode("utf-8", "surrogateescape") + b"\n")
             sock.settimeout(ANSWER_S)
-            return _read_answer(sock)
+            return _read_answer(sock, show_progress=tty)
         finally:
             sock.close()
     except (OSError, ValueError, TypeError):
@@ -108,20 +108,29 @@ def ask_daemon(
         return None
 
 
-def _read_answer(sock: _net.socket) -> tuple[int, str, str] | None:
+def _read_answer(sock: _net.socket, show_progress: bool = False) -> tuple[int, str, str] | None:
     data = b""
-    while b"\n" not in data:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            return None
-        data += chunk
-    head, _, rest = data.partition(b"\n")
+    shown = False
+    while True:
+        while b"\n" not in data:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, data = data.partition(b"\n")
+        if not head.startswith(b"progress "):
+            break
+        if show_progress:  # cargo's progress line, each over the last, on the terminal
+            os.write(2, b"\r\x1b[2K" + head[9:])
+            shown = True
+    if shown:
+        os.write(2, b"\r\x1b[2K")
     words = head.split()
     if len(words) != 4 or words[0] != b"answer":
         return None  # `unfit ...`, or not our daemon
     code, out_len, err_len = int(words[1]), int(words[2]), int(words[3])
-    chunks = [rest]
-    have = len(rest)
+    chunks = [data]
+    have = len(data)
     while have < out_len + err_len:
         chunk = sock.recv(1 << 20)
         if not chunk:

@@ -204,7 +204,19 @@ async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str,
         settings = Settings.from_env()
         async with EnginePool(cache_mb=settings.cache_mb, private_target=settings.target_dir == "private") as pool:
             engine = await pool.get(Path(start_dir(parsed, cwd)))
-            return await answer(engine, parsed, cwd, dict(os.environ), tty=tty, elapsed_s=elapsed())
+            shown = []
+
+            def progress(line: str) -> None:  # cargo's progress line, each over the last (a terminal only)
+                shown.append(line)
+                sys.stderr.write("\r\x1b[2K" + line)
+                sys.stderr.flush()
+
+            answered = await answer(
+                engine, parsed, cwd, dict(os.environ), tty=tty, elapsed_s=elapsed(), progress=progress
+            )
+            if shown:
+                sys.stderr.write("\r\x1b[2K")
+            return answered
     except SchedulerError as exc:
         return COMPILE_FAILED, "", f"error: {exc}\n"
 

@@ -142,19 +142,37 @@ fn ask(kind: &str, rest: &[OsString], path: &OsString) -> Option<Outcome> {
 
 fn talk(stream: &mut UnixStream, line: &[u8]) -> Option<Outcome> {
     stream.write_all(line).ok()?;
+    let tty = std::io::stderr().is_terminal();
     let mut data = Vec::with_capacity(64 * 1024);
     let mut buf = [0u8; 64 * 1024];
-    let newline = loop {
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&buf[..n]);
-        if let Some(i) = data.iter().position(|&b| b == b'\n') {
-            break i;
+    let mut shown = false;
+    let head = loop {
+        let newline = loop {
+            if let Some(i) = data.iter().position(|&b| b == b'\n') {
+                break i;
+            }
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            data.extend_from_slice(&buf[..n]);
+        };
+        let rest = data.split_off(newline + 1);
+        let head = std::mem::replace(&mut data, rest);
+        let head = String::from_utf8(head[..newline].to_vec()).ok()?;
+        match head.strip_prefix("progress ") {
+            Some(text) => {
+                if tty {
+                    eprint!("\r\x1b[2K{text}"); // cargo's progress line, each over the last
+                    shown = true;
+                }
+            }
+            None => break head,
         }
     };
-    let head = std::str::from_utf8(&data[..newline]).ok()?;
+    if shown {
+        eprint!("\r\x1b[2K");
+    }
     let words: Vec<&str> = head.split(' ').collect();
     if words.len() != 4 || words[0] != "answer" {
         return Some(Outcome::Unfit);
@@ -162,7 +180,7 @@ fn talk(stream: &mut UnixStream, line: &[u8]) -> Option<Outcome> {
     let code: i32 = words[1].parse().ok()?;
     let out_len: usize = words[2].parse().ok()?;
     let err_len: usize = words[3].parse().ok()?;
-    let mut body = data.split_off(newline + 1);
+    let mut body = data;
     while body.len() < out_len + err_len {
         let n = stream.read(&mut buf).ok()?;
         if n == 0 {

@@ -180,20 +180,36 @@ class Daemon:
 
     async def cli_check(self, stream: anyio.abc.SocketStream, request: dict[str, Any]) -> None:
         """One cargo-style command from the stdlib client (the CLI's and the shim's fast path):
-        answered by the shared engine, admitted as a read like a check tool call, one line back."""
+        answered by the shared engine, admitted as a read like a check tool call; cargo's progress
+        lines stream ahead of the answer (dropped, not waited for, when the client reads slowly)."""
         from ..server._admission import CallClass
-        from ..shell._served import frame, serve
+        from ..shell._served import frame, progress_frame, serve
 
         self.cli_inflight += 1
         self.touch()
+        lines_in, lines_out = anyio.create_memory_object_stream[str](64)
+
+        def progress(line: str) -> None:
+            with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                lines_in.send_nowait(line)
+
+        async def forward() -> None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                async with lines_out:
+                    async for line in lines_out:
+                        await stream.send(progress_frame(line))
+
         try:
-            async with self.state.slot(self.workspace, CallClass.READ, label="cli-check"):
-                reply = await serve(
-                    request, self.workspace, self.settings_env, lambda: self.state.engine(self.workspace)
-                )
-        except Exception as exc:  # the caller then answers without us; the daemon stays up
-            log.exception("cli-check failed")
-            reply = {"unfit": f"the daemon failed: {type(exc).__name__}: {exc}"}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(forward)
+                async with lines_in:
+                    try:
+                        async with self.state.slot(self.workspace, CallClass.READ, label="cli-check"):
+                            engine = lambda: self.state.engine(self.workspace)  # noqa: E731
+                            reply = await serve(request, self.workspace, self.settings_env, engine, progress)
+                    except Exception as exc:  # the caller then answers without us; the daemon stays up
+                        log.exception("cli-check failed")
+                        reply = {"unfit": f"the daemon failed: {type(exc).__name__}: {exc}"}
         finally:
             self.cli_inflight -= 1
             self.touch()

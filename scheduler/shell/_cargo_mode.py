@@ -15,9 +15,9 @@ their library and build-script messages are shown, as cargo builds only those of
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import InvalidArgument, SchedulerError
 from ..cargo import _graph
@@ -85,10 +85,32 @@ def answered_members(ws: Workspace, selected: list[str], *, dev: bool) -> list[s
     return sorted(_graph.reachable(first, edges))
 
 
+def progress_wanted(parsed: Parsed, tty: bool) -> bool:
+    """cargo's rule for its progress bar: a terminal, human output, not quiet."""
+    return tty and parsed.message_format == "human" and not parsed.quiet
+
+
+def progress_line(msg: Mapping[str, object], done: int) -> str | None:
+    """The progress line for one of cargo's JSON messages (None: not a unit finishing)."""
+    if msg.get("reason") != "compiler-artifact":
+        return None
+    target = msg.get("target")
+    name = target.get("name", "") if isinstance(target, dict) else ""
+    return f"    Building {done} unit(s) done: {name}"
+
+
 async def answer(
-    engine: Engine, parsed: Parsed, cwd: str, env: Mapping[str, str], *, tty: bool, elapsed_s: float = 0.0
+    engine: Engine,
+    parsed: Parsed,
+    cwd: str,
+    env: Mapping[str, str],
+    *,
+    tty: bool,
+    elapsed_s: float = 0.0,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of the command, as cargo would give them."""
+    """(exit code, stdout, stderr) of the command, as cargo would give them; `progress` gets a line
+    for each unit cargo finishes meanwhile, when cargo would show its progress bar."""
     import time
 
     from ..engine._report import Kind
@@ -111,7 +133,7 @@ async def answer(
             packages=tuple(answered_members(ws, selected, dev=dev)),
             env=tuple(sorted(env.items())),
         )
-        report = await engine.check(request)
+        report = await engine.check(request, on_message=_counting(progress) if progress_wanted(parsed, tty) else None)
         ws = await engine.workspace()
     except SchedulerError as exc:
         return COMPILE_FAILED, "", f"{_cargo_output_error(style)}: {exc}\n"
@@ -128,6 +150,21 @@ async def answer(
             f"{': ' + ', '.join(ran[:8]) if ran else ''}; {len(cached)} from the cache\n"
         )
     return (0 if report.success else COMPILE_FAILED), out, err
+
+
+def _counting(progress: Callable[[str], None] | None) -> Callable[[dict[str, Any]], None] | None:
+    if progress is None:
+        return None
+    done = 0
+
+    def on_message(msg: dict[str, Any]) -> None:
+        nonlocal done
+        line = progress_line(msg, done + 1)
+        if line is not None:
+            done += 1
+            progress(line)
+
+    return on_message
 
 
 def _cargo_output_error(style: _cargo_output.Style) -> str:

@@ -53,6 +53,12 @@ class Question:
         self.version = request.get("version")
 
 
+def progress_frame(line: str) -> bytes:
+    """One progress line on the wire, before the reply: `progress TEXT` (the client shows it on its
+    terminal, each over the last, and clears it before the answer)."""
+    return b"progress " + line.replace("\n", " ").replace("\r", " ").encode("utf-8", "replace") + b"\n"
+
+
 def frame(reply: Mapping[str, Any]) -> bytes:
     """The reply on the wire, read by the client without json (`cli/_client.py`): a line
     `answer CODE OUT ERR` and then OUT bytes of stdout and ERR bytes of stderr, or `unfit WHY`."""
@@ -83,8 +89,10 @@ async def serve(
     workspace: Path,
     settings: Mapping[str, str],
     engine: Callable[[], Awaitable[Engine]],
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """The reply line for one request: `{"exit_code", "stdout", "stderr"}` or `{"unfit": why}`."""
+    """The reply for one request: `{"exit_code", "stdout", "stderr"}` or `{"unfit": why}`; before
+    it, `progress` gets cargo's progress lines when the caller's terminal would show them."""
     from ._cargo_mode import answer
 
     try:
@@ -95,6 +103,12 @@ async def serve(
     if why is not None:
         return {"unfit": why}
     code, out, err = await answer(
-        await engine(), parsed, question.cwd, question.env, tty=question.tty, elapsed_s=question.elapsed_s
+        await engine(),
+        parsed,
+        question.cwd,
+        question.env,
+        tty=question.tty,
+        elapsed_s=question.elapsed_s,
+        progress=progress,
     )
     return {"exit_code": code, "stdout": out, "stderr": err}

@@ -6,6 +6,7 @@ cargo beside it, and a parser of cargo's JSON reading both."""
 from __future__ import annotations
 
 import os
+import pty
 import socket
 import subprocess
 import sys
@@ -71,6 +72,49 @@ def test_cargo_through_the_shim_gives_a_json_parser_the_same_diagnostics_as_the_
     assert expected and sorted(CargoMessages(first.stdout).diagnostics) == expected
     assert sorted(CargoMessages(mine.stdout).diagnostics) == expected
     assert CargoMessages(mine.stdout).finished is False
+
+
+def on_a_terminal(argv: list[str], cwd: Path, shim: Path) -> tuple[int, str]:
+    """Run `argv` with its stderr on a pseudo-terminal; its exit code and what the terminal showed."""
+    master, slave = pty.openpty()
+    path = f"{shim}{os.pathsep}{os.environ['PATH']}"
+    child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=slave, env={**os.environ, "PATH": path})
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 1 << 16)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return child.wait(timeout=300), shown.decode(errors="replace")
+
+
+@pytest.mark.parametrize("form", ["native", "python"])
+def test_on_a_terminal_the_daemons_answer_shows_cargos_progress_first(env: Env, tmp_path: Path, form: str) -> None:
+    ws = generate_workspace(env.workspace, crates=6)
+    shim = tmp_path / "shim"
+    _shim.install(shim, native=form == "native")
+    shell("cargo", "check", cwd=ws.root, shim=shim)
+    env.wait_status()
+    lib = ws.lib_rs(ws.hub)
+    lib.write_text(lib.read_text() + "\npub fn fresh_for_the_progress_test() {}\n")
+    code, shown = on_a_terminal(["cargo", "check", "-v"], ws.root, shim)
+    assert code == 0
+    assert "note: cargo-scheduler answered" in shown  # through the daemon
+    assert "\r\x1b[2K    Building 1 unit(s) done: " in shown
+    assert shown.index("Building") < shown.index("Finished")
+
+
+def test_on_a_terminal_the_cli_in_process_shows_cargos_progress_too(env: Env, tmp_path: Path) -> None:
+    code, shown = on_a_terminal([sys.executable, "-m", "scheduler.cli._main", "check"], env.workspace, tmp_path)
+    assert code == 0
+    assert "\r\x1b[2K    Building 1 unit(s) done: " in shown
+    assert shown.index("Building") < shown.index("Finished")
+    assert env.status() is None  # answered in process: no daemon was asked or started
 
 
 def _descendants(pid: int) -> list[str]:
