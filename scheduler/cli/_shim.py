@@ -68,28 +68,28 @@ def _write(path: Path, text: str) -> None:
 
 def compile_native(directory: Path, *, start: bool) -> str | None:
     """Build the native shim into `directory`/cargo with the rustc on PATH; None, or why not."""
-    import subprocess
+    import functools
 
-    from ..cargo._shimless import shimless
+    import anyio
+
+    from ..cargo._process import run_bounded
 
     temporary = directory / ".cargo.native.tmp"
     env = {
         **os.environ,
-        "PATH": shimless(os.environ.get("PATH", "")),
         "CSHIM_VERSION": __version__,
         "CSHIM_PYTHON": str(directory / PYTHON),
         "CSHIM_START": "1" if start else "0",
     }
     argv = ["rustc", "--edition", "2021", "-C", "opt-level=2", "-C", "strip=symbols", "-o", str(temporary)]
-    try:
-        built = subprocess.run(
-            [*argv, str(SOURCE)], env=env, capture_output=True, text=True, timeout=COMPILE_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    try:  # the process primitive: its own session, bounded, and no shim on its PATH
+        built = anyio.run(functools.partial(run_bounded, [*argv, str(SOURCE)], env=env, timeout_s=COMPILE_S))
+    except OSError as exc:
         return f"rustc did not run: {exc}"
-    if built.returncode != 0:
+    if not built.ok:
         temporary.unlink(missing_ok=True)
-        return f"rustc failed: {built.stderr.strip()[-500:]}"
+        why = "timed out" if built.timed_out else built.stderr.decode(errors="replace").strip()[-500:]
+        return f"rustc failed: {why}"
     temporary.replace(directory / "cargo")
     return None
 
