@@ -35,8 +35,29 @@ def find_workspace_root(start: str) -> str | None:
         directory = parent
 
 
+_SEEN: dict[str, tuple[tuple[int, int, int], bool]] = {}
+"""Manifests already parsed, by (inode, size, mtime): the daemon asks for its root at every `cli-check`
+and a 400-member root manifest costs ~1 ms to parse; a changed manifest has another stat."""
+
+
 def declares_workspace(manifest: str) -> bool:
     """True when the manifest's TOML has a top-level `workspace` key (`[workspace]`, `[workspace.*]`)."""
+    try:
+        st = os.stat(manifest)
+    except OSError:
+        return False
+    stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    seen = _SEEN.get(manifest)
+    if seen is not None and seen[0] == stamp:
+        return seen[1]
+    declares = _parse_declares(manifest)
+    if len(_SEEN) > 256:
+        _SEEN.clear()
+    _SEEN[manifest] = (stamp, declares)
+    return declares
+
+
+def _parse_declares(manifest: str) -> bool:
     try:
         with open(manifest, "rb") as f:
             text = f.read().decode("utf-8")

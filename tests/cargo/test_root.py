@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from scheduler._exceptions import NotAWorkspace
+from scheduler.cargo._root import find_workspace_root
 from scheduler.cargo._workspace import find_root
 from scheduler.daemon._socket import workspace_root
 
@@ -59,3 +60,17 @@ def test_both_finders_resolve_symlinks_so_two_spellings_share_a_root(tmp_path: P
     (tmp_path / "link").symlink_to(tmp_path / "ws")
     assert find_root(tmp_path / "link" / "src") == (tmp_path / "ws").resolve()
     assert workspace_root(str(tmp_path / "link" / "src")) == str((tmp_path / "ws").resolve())
+
+
+def test_a_manifest_edited_into_or_out_of_a_workspace_is_read_again(tmp_path: Path) -> None:
+    """The parse is remembered by the manifest's stat (the daemon asks at every shell `cargo check`)."""
+    member = tmp_path / "ws" / "member"
+    member.mkdir(parents=True)
+    (member / "Cargo.toml").write_text('[package]\nname = "member"\n')
+    root = tmp_path / "ws" / "Cargo.toml"
+    root.write_text('[package]\nname = "top"\n')
+    assert find_workspace_root(str(member)) == str(member.resolve())
+    root.write_text('[workspace]\nmembers = ["member"]\n')
+    assert find_workspace_root(str(member)) == str((tmp_path / "ws").resolve())
+    root.write_text('[package]\nname = "top2"\n')
+    assert find_workspace_root(str(member)) == str(member.resolve())
