@@ -7,7 +7,7 @@ from typing import Any
 
 from _stats import fmt_ratio, ms
 
-COMMAND = 'python bench/report.py --sizes "" --no-traces --no-micro --fleet --append'
+COMMAND = 'python bench/report.py --sizes "" --no-traces --no-micro --fleet --fleet-workspace PATH --append'
 
 
 def _s(seconds: float) -> str:
@@ -105,6 +105,7 @@ def fleet_section(fleet: dict[str, Any] | None) -> list[str]:
             f"| `cargo build --workspace` | {_s(cc['b_build_without_s'])} | {_s(cc['b_build_with_s'])} | "
             f"**{_ratio(cc['b_build_with_s'], cc['b_build_without_s'])}** |",
             "",
+            *_counters(cc),
             f"sccache's counters over B's `cargo build` through it: {stats.get('cache_hits', '?')} hits, "
             f"{stats.get('cache_misses', '?')} misses, {stats.get('requests_not_cacheable', '?')} not cacheable "
             "(workspace members are incremental, proc-macros and build scripts are not cached).",
@@ -141,5 +142,16 @@ def _seed_xfs(xfs: dict[str, Any]) -> list[str]:
         + (f" in {seed['ms']} ms" if done and seed.get("ms") else f" ({seed.get('reason', '')})")
         + f" | {_s(xfs['on_s'])} | {xfs['on_ran']} members |",
         f"| ratio | **{_ratio(xfs['on_s'], xfs['off_s'])}** | |",
+        "",
+    ]
+
+
+def _counters(cc: dict[str, Any]) -> list[str]:
+    engine = cc.get("b_engine_stats")
+    if not engine:
+        return []
+    return [
+        f"sccache's counters over B's first check through it: {engine.get('cache_hits', '?')} hits, "
+        f"{engine.get('cache_misses', '?')} misses, {engine.get('requests_not_cacheable', '?')} not cacheable.",
         "",
     ]
