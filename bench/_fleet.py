@@ -1,6 +1,9 @@
 """The fleet section of the report: what a checkout gains from the others' work (docs/fleet.md).
 
-    python bench/report.py --sizes "" --no-traces --no-micro --fleet --append
+    python bench/report.py --sizes "" --no-traces --no-micro --fleet --fleet-workspace PATH --append
+
+(PATH: a real workspace with registry crates already in `$CARGO_HOME`, e.g. ripgrep's; without it,
+20 generated crates that depend on a few registry crates, resolved offline.)
 
 Four measurements, one run, each variant from the same state:
 - second machine: checkout B at another path, empty local cache and target dir, a real Redis filled
@@ -155,8 +158,11 @@ async def second_machine(base: Path, crates: int, log: Log) -> dict[str, Any]:
         out["hit_rate_edit_on_b"] = len(report.cached()) / len(gen.members)
         out["ran_edit_on_b"] = len(report.ran())
         # The tier's cost on a local hit (with and without it configured), and on a miss.
-        out["local_hit_ms"] = await _noop_ms(a, base / "cache-a", remote=True)
-    out["local_hit_no_tier_ms"] = await _noop_ms(a, base / "cache-a", remote=False)
+        # In alternating blocks, so that a drift of the machine's load falls on both alike.
+        out["local_hit_ms"], out["local_hit_no_tier_ms"] = [], []
+        for _ in range(5):
+            out["local_hit_ms"] += await _noop_ms(a, base / "cache-a", remote=True, n=6)
+            out["local_hit_no_tier_ms"] += await _noop_ms(a, base / "cache-a", remote=False, n=6)
     # Every key missing locally and in the (new, empty) Redis; A's target dir is warm, so cargo
     # only replays its units: the tier's own time is in the answer.
     with redis_server(Path(tempfile.mkdtemp(prefix="cs-redis-"))) as url, environment(CARGO_SCHEDULER_REMOTE=url):
@@ -183,35 +189,66 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def registry_workspace(root: Path) -> Path:
+def registry_workspace(root: Path, source: Path | None) -> dict[str, Any]:
+    """Checkout A of a workspace with registry crates, and what it is: a copy of `source` (a real
+    workspace whose registry sources are already in `$CARGO_HOME`; its target dir and .git are left
+    behind) or, without one, 20 generated crates whose hub depends on a few common registry crates
+    (resolved offline, so they must be in the local registry cache)."""
+    if source is not None:
+        _copy(source, root)
+        members, version = _members(root)
+        return {"workspace": str(source), "name": source.name, "version": version, "members": members}
     gen = generate_workspace(root, 20)
     manifest = gen.root / "crates" / "hub" / "Cargo.toml"
     manifest.write_text(manifest.read_text().replace("[dependencies]\n", "[dependencies]\n" + REGISTRY_DEPS, 1))
     subprocess.run(["cargo", "generate-lockfile", "--offline"], cwd=root, check=True, capture_output=True, timeout=300)
-    return root
+    return {"workspace": None, "name": "generated", "members": len(gen.members)}
 
 
-async def sccache(base: Path, log: Log) -> dict[str, Any]:
+def _members(root: Path) -> tuple[int, str]:
+    """(how many workspace members, the root package's version or "")."""
+    import json
+
+    argv = ["cargo", "metadata", "--offline", "--no-deps", "--format-version", "1"]
+    meta = json.loads(subprocess.run(argv, cwd=root, check=True, capture_output=True, timeout=300).stdout)
+    root_pkg = [p for p in meta["packages"] if Path(p["manifest_path"]).parent == root.resolve()]
+    return len(meta["workspace_members"]), root_pkg[0]["version"] if root_pkg else ""
+
+
+async def sccache(base: Path, log: Log, source: Path | None = None) -> dict[str, Any]:
+    """Both "machines" share one sccache disk cache (SCCACHE_DIR): with a Redis-enabled sccache the
+    engine would point it at the tier's Redis, but Debian's build has none, and a directory both
+    checkouts use is the same experiment (artifacts made by A at one path, reused by B at another)."""
     binary = shutil.which("sccache")
     if binary is None:
         return {"skipped": "sccache is not installed"}
-    a = registry_workspace(base / "reg-a")
+    out: dict[str, Any] = registry_workspace(base / "reg-a", source)
+    a = base / "reg-a"
     b = _copy(a, base / "elsewhere-reg" / "b")
     sc = {"SCCACHE_DIR": str(base / "sccache"), "SCCACHE_SERVER_PORT": str(_free_port())}
-    out: dict[str, Any] = {"members": 20, "registry_packages": _lock_packages(a) - 20}
+    out["registry_packages"] = _lock_packages(a) - out["members"]
+    out["shared_cache"] = "one local SCCACHE_DIR for both checkouts"
     with environment(**sc, CARGO_SCHEDULER_SCCACHE=binary, CARGO_SCHEDULER_REMOTE=None):
-        log("  fleet: A fills sccache")
+        log(f"  fleet: sccache: checkout A's first check fills it ({out['name']})")
         _, _, status = await first_answer(a, base / "cache-reg-a")
         out["sccache"] = status["sccache"]
+        log("  fleet: sccache: B's first check through it")
         shutil.rmtree(b / "target", ignore_errors=True)
-        out["b_engine_with_s"], report, _ = await first_answer(b, base / "cache-reg-b")
-        out["b_engine_with_ran"] = len(report.ran())
         env = {**os.environ, **sc, "RUSTC_WRAPPER": binary}
-        cold_cargo(a, base / "reg-a-build", "build", env=env)  # A's build fills the rlibs
+        async with EnginePool(base / "cache-reg-b") as pool:  # the counters of the engine's own server
+            start = time.perf_counter()
+            report = await (await pool.get(b)).check(CheckRequest(scope="workspace"))
+            out["b_engine_with_s"] = time.perf_counter() - start
+            out["b_engine_stats"] = _stats(binary, env)
+        out["b_engine_with_ran"] = len(report.ran())
+        log("  fleet: sccache: A's cold cargo build fills it, then B's")
+        cold_cargo(a, base / "reg-a-build", "build", env=env)
+        _run([binary, "--zero-stats"], env=env)  # the counters say what B's build found
         out["b_build_with_s"] = cold_cargo(b, base / "reg-b-build", "build", env=env)
         out["stats"] = _stats(binary, env)
         _run([binary, "--stop-server"], env=env)
     with environment(CARGO_SCHEDULER_SCCACHE=None, CARGO_SCHEDULER_REMOTE=None):
+        log("  fleet: sccache: B's first check and cold build without it")
         shutil.rmtree(b / "target", ignore_errors=True)
         out["b_engine_without_s"], _, _ = await first_answer(b, base / "cache-reg-b2")
         plain = {k: v for k, v in os.environ.items() if k != "RUSTC_WRAPPER"}
@@ -236,19 +273,21 @@ def _stats(binary: str, env: dict[str, str]) -> dict[str, int]:
     return {k: sum(v["counts"].values()) if isinstance(v, dict) else v for k, v in raw.items() if k in pick}
 
 
+def git_repository(root: Path, worktrees: list[Path]) -> None:
+    """`root` made a git repository (one commit of its sources, target/ ignored) with `worktrees`."""
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    (root / ".gitignore").write_text("target/\n")
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "fleet"]):
+        _run([*git, *args], cwd=root)
+    for tree in worktrees:
+        _run([*git, "worktree", "add", "-q", str(tree)], cwd=root)
+
+
 async def worktree(base: Path, log: Log) -> dict[str, Any]:
     """A new git worktree of checkout A (fleet's 150 crates): its first check with A's local cache
     (one daemon, one cache) and with an empty one; and the reflink seed's verdict here."""
     a = base / "a"
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-    (a / ".gitignore").write_text("target/\n")
-    for args in (
-        ["init", "-q"],
-        ["add", "-A"],
-        ["commit", "-qm", "fleet"],
-        ["worktree", "add", "-q", str(base / "wt")],
-    ):
-        _run([*git, *args], cwd=a)
+    git_repository(a, [base / "wt"])
     out: dict[str, Any] = {}
     with environment(CARGO_SCHEDULER_REMOTE=None):
         await first_answer(a, base / "cache-a")  # A's answers are in the local cache
@@ -266,7 +305,8 @@ def summary(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
-def measure(log: Log, crates: int = 150) -> dict[str, Any]:
+def measure(log: Log, crates: int = 150, registry: Path | None = None) -> dict[str, Any]:
+    """Every part; `registry`: a real workspace with registry crates for the sccache and seed parts."""
     base = WORK_DIR / "fleet"
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
@@ -274,7 +314,10 @@ def measure(log: Log, crates: int = 150) -> dict[str, Any]:
     async def run() -> dict[str, Any]:
         second = await second_machine(base, crates, log)
         tree = await worktree(base, log)
-        cc = await sccache(base, log)
+        cc = await sccache(base, log, registry)
+        from _fleet_seed import seed_on_xfs  # it builds on this module
+
+        tree["seed_xfs"] = await seed_on_xfs(base, registry, log)
         return {"second_machine": second, "worktree": tree, "sccache": cc}
 
     try:

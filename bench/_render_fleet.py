@@ -7,7 +7,7 @@ from typing import Any
 
 from _stats import fmt_ratio, ms
 
-COMMAND = 'python bench/report.py --sizes "" --no-traces --no-micro --fleet --append'
+COMMAND = 'python bench/report.py --sizes "" --no-traces --no-micro --fleet --fleet-workspace PATH --append'
 
 
 def _s(seconds: float) -> str:
@@ -78,22 +78,25 @@ def fleet_section(fleet: dict[str, Any] | None) -> list[str]:
             f"| {wt['without_shared_cache_ran']} members |",
             f"| ratio | **{_ratio(wt['with_shared_cache_s'], wt['without_shared_cache_s'])}** | |",
             "",
-            f"Reflink seed of the empty target dir: {seed.get('outcome', '?')}"
+            f"Reflink seed of the empty target dir here: {seed.get('outcome', '?')}"
             + (f" ({seed['reason']})" if seed.get("reason") else "")
             + (f", {seed['ms']} ms" if seed.get("ms") else "")
-            + ". tests/engine/test_seed.py seeds for real on a loop-mounted XFS where the machine allows it.",
+            + ".",
             "",
+            *_seed_xfs(wt.get("seed_xfs") or {}),
         ]
     cc = fleet.get("sccache") or {}
     if cc and not cc.get("skipped"):
         status = cc.get("sccache") or {}
         stats = cc.get("stats") or {}
         out += [
-            f"### Compiled artifacts through sccache ({cc['members']} members, {cc['registry_packages']} "
-            "registry packages)",
+            f"### Compiled artifacts through sccache ({_workspace(cc)}: {cc['members']} members, "
+            f"{cc['registry_packages']} registry packages)",
             "",
-            f"sccache {status.get('version', '?')}, backend: {status.get('backend', '?')}; warmed by checkout A "
-            "at another path (same `$CARGO_HOME`); B's target dir and local cache empty.",
+            f"sccache {status.get('version', '?')}, backend: {status.get('backend', '?')}. Debian's sccache is "
+            'built without Redis, so the two "machines" share its local disk cache instead (one `SCCACHE_DIR` '
+            "for both checkouts), warmed by checkout A at another path (same `$CARGO_HOME`); B's target dir "
+            "and local cache empty.",
             "",
             "| cold, in B | without sccache | through sccache, warm | ratio |",
             "|---|---|---|---|",
@@ -102,7 +105,8 @@ def fleet_section(fleet: dict[str, Any] | None) -> list[str]:
             f"| `cargo build --workspace` | {_s(cc['b_build_without_s'])} | {_s(cc['b_build_with_s'])} | "
             f"**{_ratio(cc['b_build_with_s'], cc['b_build_without_s'])}** |",
             "",
-            f"sccache's counters over A's and B's `cargo build`: {stats.get('cache_hits', '?')} hits, "
+            *_counters(cc),
+            f"sccache's counters over B's `cargo build` through it: {stats.get('cache_hits', '?')} hits, "
             f"{stats.get('cache_misses', '?')} misses, {stats.get('requests_not_cacheable', '?')} not cacheable "
             "(workspace members are incremental, proc-macros and build scripts are not cached).",
             "",
@@ -110,3 +114,44 @@ def fleet_section(fleet: dict[str, Any] | None) -> list[str]:
     elif cc.get("skipped"):
         out += [f"sccache: not measured ({cc['skipped']}).", ""]
     return out
+
+
+def _workspace(part: dict[str, Any]) -> str:
+    """The registry workspace's name: a real one's (`PATH` where the run named it absolutely)."""
+    if not part.get("workspace"):
+        return "generated, 20 crates"
+    return f"{part.get('name', '?')} {part.get('version', '')}".strip() + f" (`{part['workspace']}`)"
+
+
+def _seed_xfs(xfs: dict[str, Any]) -> list[str]:
+    if not xfs:
+        return []
+    if xfs.get("skipped"):
+        return [f"The seed on a reflinking filesystem: not measured ({xfs['skipped']}).", ""]
+    seed = xfs.get("seed") or {}
+    done = seed.get("outcome") == "seeded"
+    return [
+        f"On a loop-mounted XFS (`mkfs.xfs -m reflink=1`), {_workspace(xfs['workspace'])}: checkout A's cold check "
+        f"({_s(xfs['a_cold_s'])}) fills its target dir, then each new worktree's first `workspace` check, empty "
+        "local cache and empty target dir:",
+        "",
+        "| new worktree's first check | time | cargo ran for |",
+        "|---|---|---|",
+        f"| seed off (`CARGO_SCHEDULER_SEED=0`) | {_s(xfs['off_s'])} | {xfs['off_ran']} members |",
+        f"| seed on: {seed.get('outcome', '?')}"
+        + (f" in {seed['ms']} ms" if done and seed.get("ms") else f" ({seed.get('reason', '')})")
+        + f" | {_s(xfs['on_s'])} | {xfs['on_ran']} members |",
+        f"| ratio | **{_ratio(xfs['on_s'], xfs['off_s'])}** | |",
+        "",
+    ]
+
+
+def _counters(cc: dict[str, Any]) -> list[str]:
+    engine = cc.get("b_engine_stats")
+    if not engine:
+        return []
+    return [
+        f"sccache's counters over B's first check through it: {engine.get('cache_hits', '?')} hits, "
+        f"{engine.get('cache_misses', '?')} misses, {engine.get('requests_not_cacheable', '?')} not cacheable.",
+        "",
+    ]

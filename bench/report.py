@@ -248,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         "tier's cost; bench/_fleet.py); alone: --sizes '' --no-traces --no-micro --fleet --append",
     )
     parser.add_argument(
+        "--fleet-workspace",
+        type=Path,
+        help="a real workspace with registry crates (its registry sources already in $CARGO_HOME) for the "
+        "fleet's sccache and reflink-seed parts; copied twice, never built in place (default: generated)",
+    )
+    parser.add_argument(
         "--shim",
         action="store_true",
         help="also measure `cargo check` through the shim vs the real cargo (bench/_shim.py) on --shim-sizes "
@@ -302,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fleet:
         from _fleet import measure
 
-        results["fleet"] = {"at": results["generated_at"], **measure(log)}
+        registry = args.fleet_workspace.resolve() if args.fleet_workspace else None
+        results["fleet"] = {"at": results["generated_at"], **measure(log, registry=registry)}
     if args.shim:
         from _shim import measure as measure_shim
 
@@ -317,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.append:
         merge_saved(results, args.out / "benchmarks" / "results.json")
     shown = {str(p.resolve()): str(p) for p in (*args.workspace, *args.shim_workspace)}
+    if args.fleet_workspace:  # shown as given when relative; an absolute one names this machine
+        given = args.fleet_workspace
+        shown[str(given.resolve())] = "PATH" if given.is_absolute() else str(given)
     page = write(results, args.out, shown)
     print(page)
     return 0

@@ -290,10 +290,22 @@ def _fleet() -> dict[str, Any]:
             "without_shared_cache_s": 50.0,
             "without_shared_cache_ran": 150,
             "seed": {"outcome": "skipped", "reason": "the filesystem cannot reflink"},
+            "seed_xfs": {
+                "workspace": {"workspace": "PATH", "name": "ripgrep", "version": "15.1.0", "members": 10},
+                "a_cold_s": 60.0,
+                "off_s": 60.0,
+                "off_ran": 10,
+                "on_s": 20.0,
+                "on_ran": 10,
+                "seed": {"outcome": "seeded", "ms": 150.0},
+            },
         },
         "sccache": {
-            "members": 20,
-            "registry_packages": 28,
+            "workspace": "PATH",
+            "name": "ripgrep",
+            "version": "15.1.0",
+            "members": 10,
+            "registry_packages": 51,
             "sccache": {"version": "0.4.0-pre.6", "backend": "local disk"},
             "b_engine_with_s": 10.0,
             "b_engine_without_s": 25.0,
@@ -316,6 +328,19 @@ def test_the_fleet_section_puts_each_figure_beside_its_alternative_with_the_rati
     )
     assert "**1/100**" in text and "skipped (the filesystem cannot reflink)" in text
     assert "| `cargo build --workspace` | 32.00 s | 7.00 s | **0.22x** |" not in text and "**1/5**" in text
+    assert "ripgrep 15.1.0 (`PATH`): 10 members, 51 registry packages" in text and "one `SCCACHE_DIR`" in text
+
+
+def test_the_fleet_section_shows_the_seed_on_xfs_off_against_on_or_why_it_was_not_measured(tmp_path: Path) -> None:
+    import report
+
+    fleet = _fleet()
+    text = report.write({**_results(), "fleet": fleet}, tmp_path).read_text()
+    assert "| seed off (`CARGO_SCHEDULER_SEED=0`) | 60.00 s | 10 members |" in text
+    assert "| seed on: seeded in 150.0 ms | 20.00 s | 10 members |" in text and "**1/3**" in text
+    fleet["worktree"]["seed_xfs"] = {"skipped": "mkfs.xfs (xfsprogs) is not installed"}
+    text = report.write({**_results(), "fleet": fleet}, tmp_path).read_text()
+    assert "reflinking filesystem: not measured (mkfs.xfs (xfsprogs) is not installed)" in text
 
 
 def test_append_keeps_a_saved_fleet_section(tmp_path: Path) -> None:

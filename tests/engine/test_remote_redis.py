@@ -67,6 +67,27 @@ async def test_an_answer_written_by_one_checkout_is_read_by_another_with_an_empt
     assert DiagnosticsCache(tmp_path / "b").get("k1") == ANSWER, "a remote hit fills the local cache on disk"
 
 
+async def test_the_budget_counts_the_tiers_time_not_the_questions_own_local_work(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    chain = {f"ml:{i}": {"next": f"ml:{i + 1}"} for i in range(3)}
+    async with tiered(tmp_path / "a", redis_server.url()) as a, tiered(tmp_path / "b", redis_server.url()) as b:
+        a.put_many(chain)
+        assert await a.flush(10)
+
+        def keys() -> dict[str, Any]:
+            time.sleep(BUDGET_S / 2)  # the engine's own work between rounds: hashing a large workspace
+            found, key = {}, "ml:0"
+            while (value := b.get(key)) is not None:
+                found[key], key = value, value["next"]
+            return found
+
+        with b.question() as q:
+            found = await settle(b, keys)
+    assert found == chain and q.status.outcome == "hit" and q.status.found == 3
+    assert q.status.ms < BUDGET_S * 1000
+
+
 async def test_settle_follows_a_chain_of_keys_one_round_trip_per_level(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
