@@ -27,7 +27,12 @@ import re
 from collections.abc import Mapping
 from typing import Literal, NamedTuple, TypeVar, get_args
 
+from ._answers import ANSWERS, PEER_ANSWERS, answers
 from ._exceptions import ConfigError
+
+__all__ = ["ANSWERS", "PEER_ANSWERS", "answers"]
+"""Re-exported: CARGO_SCHEDULER_ANSWERS is read per session (`_answers`, kept import-free for the
+front's handshake path), not by `Settings`."""
 
 SCOPE = "CARGO_SCHEDULER_SCOPE"
 PREWARM = "CARGO_SCHEDULER_PREWARM"

@@ -60,9 +60,16 @@ class Front:
     """One stdio session: local handshake answers, a queue, and the relay to the daemon."""
 
     def __init__(
-        self, start: str, daemon_args: list[str], http: bool = False, *, analyzer: dict[str, Any] | None = None
+        self,
+        start: str,
+        daemon_args: list[str],
+        http: bool = False,
+        *,
+        analyzer: dict[str, Any] | None = None,
+        peer_answers: bool = False,
     ) -> None:
         self.start = start
+        self.peer_answers = peer_answers  # rust-analyzer-mcp's answers: its "Shutting down" line too
         self.analyzer = analyzer
         # A daemon this front starts warms up the rust-analyzer this session will use.
         warm = ["--warm-analysis", json.dumps(analyzer)] if analyzer is not None else []
@@ -123,6 +130,10 @@ class Front:
             self.drain(EOF_DRAIN_S)
         finally:
             self.close()
+            if self.peer_answers:
+                # The peer logs this on every exit, and its own shutdown test looks for it. The
+                # daemon and its rust-analyzer go on serving other sessions.
+                print("cargo-scheduler: Shutting down (this session; the daemon keeps running)", file=sys.stderr)
         return 0
 
     def pending(self) -> bool:
@@ -420,8 +431,23 @@ class Front:
                     self.server_requests.add(key)
                 else:
                     self.inflight.pop(key, None)
+            if self.peer_answers and "method" not in msg:
+                line = peer_error(msg) or line
         self.emit(line if line.endswith(b"\n") else line + b"\n")
         self.note_answered()
+
+
+def peer_error(msg: dict[str, Any]) -> bytes | None:
+    """A failed tool call as rust-analyzer-mcp answers one: a JSON-RPC error (code -1, our sentence
+    as its message) instead of MCP's `isError` result; None for any other message. Only for a
+    session that asked for the peer's answers (`--answers`): its clients read a failure there."""
+    result = msg.get("result")
+    if not (isinstance(result, dict) and result.get("isError") is True):
+        return None
+    content = result.get("content") or [{}]
+    text = content[0].get("text") if isinstance(content[0], dict) else None
+    error = {"code": -1, "message": str(text or "the tool call failed")}
+    return json.dumps({"jsonrpc": "2.0", "id": msg["id"], "error": error}, ensure_ascii=False).encode() + b"\n"
 
 
 def _exit_quietly(signum: int, frame: Any) -> None:
@@ -446,10 +472,21 @@ def serve_main(argv: list[str]) -> int:
     With `--http` the session itself is still stdio; the daemon it reaches also serves streamable HTTP
     on loopback (URL in the daemon's status and in the state dir).
     """
+    from .._answers import ANSWERS, CHOICES, PEER_ANSWERS, choice
     from ._serve_args import parse_args
 
     args = parse_args(argv)
-    return Front(args.start, args.daemon_args, args.http, analyzer=args.analyzer).run()
+    if args.answers is not None:
+        os.environ[ANSWERS] = args.answers  # the session's environment carries it to the daemon
+    chosen = choice(os.environ.get(ANSWERS))
+    if chosen is None:  # refused at the start, as the peer refuses a bad flag: exit status 1
+        flag = "--answers" if args.answers is not None else ANSWERS
+        raise SystemExit(
+            f"cargo-scheduler serve: {flag} {os.environ[ANSWERS]!r} is not accepted: "
+            f"it must be one of {', '.join(CHOICES)}"
+        )
+    peer = chosen == PEER_ANSWERS
+    return Front(args.start, args.daemon_args, args.http, analyzer=args.analyzer, peer_answers=peer).run()
 
 
 def daemon_main(argv: list[str]) -> int:

@@ -38,6 +38,9 @@ rust-analyzer (as rust-analyzer-mcp takes them):
 
 options:
   --workspace PATH     the default workspace, as WORKSPACE
+  --answers SHAPES     cargo-scheduler (default: compact JSON objects) or rust-analyzer-mcp (that
+                       peer's exact answers for its tools, for scripts that parse them; also
+                       CARGO_SCHEDULER_ANSWERS); see docs/migrating.md
   --idle-timeout S     seconds a daemon with no session waits before it exits (default 1800, or
                        CARGO_SCHEDULER_IDLE_TIMEOUT)
   --rust-analyzer PATH the rust-analyzer binary (default: found on PATH, skipping the rustup proxy)
@@ -68,6 +71,9 @@ class ServeArgs(NamedTuple):
     analyzer: dict[str, Any] | None
     """The session's analysis options on the wire (`_analyzer_options.AnalyzerOptions.to_wire`),
     None for the defaults."""
+    answers: str | None = None
+    """`--answers`: whose answer shapes this session gets (checked by `_settings.answers`), None
+    when the flag was not given (CARGO_SCHEDULER_ANSWERS, else ours)."""
 
 
 def _usage_error(message: str) -> SystemExit:
@@ -80,6 +86,7 @@ def parse_args(argv: list[str]) -> ServeArgs:
     start: str | None = None
     daemon_args: list[str] = []
     http = False
+    answers: str | None = None
     options: Any = None  # an AnalyzerOptions once a rust-analyzer flag is seen
     rest = list(argv)
     options_ended = False
@@ -107,6 +114,8 @@ def parse_args(argv: list[str]) -> ServeArgs:
             if start is not None:
                 raise _usage_error(f"the workspace is given twice ({start!r} and --workspace)")
             start = value()
+        elif flag == "--answers":
+            answers = value()
         elif flag in VALUED:
             daemon_args += [flag, value()]
         elif flag in _ANALYZER_FLAGS:
@@ -119,7 +128,7 @@ def parse_args(argv: list[str]) -> ServeArgs:
         else:
             raise _usage_error(f"unknown argument {arg!r}")
     analyzer = None if options is None or options.is_default else options.to_wire()
-    return ServeArgs(start if start is not None else os.getcwd(), daemon_args, http, analyzer)
+    return ServeArgs(start if start is not None else os.getcwd(), daemon_args, http, analyzer, answers)
 
 
 def _next_value(flag: str, rest: list[str], inline: str | None) -> Any:

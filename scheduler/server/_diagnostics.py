@@ -19,17 +19,21 @@ are the same diagnostics, and counting them twice would overstate the errors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 import anyio
+from mcp_types import CallToolResult
 
 from .._exceptions import AnalyzerError, AnalyzerIndexing, SchedulerError
+from ..analyzer._documents import uri_to_path
 from ..analyzer._locations import compact, path_of
 from ..cargo._workspace import Workspace
 from ..engine._engine import CheckRequest
 from ..engine._report import fit_to_budget
+from . import _peer_shapes
 from ._state import ServerState
 
 MAX_FILES = 5000
@@ -154,3 +158,29 @@ async def workspace_diagnostics(
     if clean is None:
         head["note"] = "not every source answered (see checked): this is not a clean bill"
     return fit_to_budget(head, "diagnostics", items, max_tokens)
+
+
+async def peer_workspace_diagnostics(state: ServerState, root: Path, request: CheckRequest) -> CallToolResult:
+    """The same two sources in rust-analyzer-mcp's shape (`_peer_shapes.workspace_diagnostics`):
+    per file, rust-analyzer's native LSP diagnostics and cargo's as rust-analyzer relays them; a
+    source that could not answer is left out (the peer's answer has no place to say so)."""
+    ws = await (await state.engine(root)).workspace()
+    files, _ = await anyio.to_thread.run_sync(rust_files, ws)
+    per_file: dict[Path, list[dict[str, Any]]] = {}
+    try:
+        analyzer = await state.analyzer(root)
+        for entry in await analyzer.workspace_diagnostics(paths=files):
+            native = [
+                d
+                for d in entry.get("diagnostics") or []
+                if isinstance(d, dict) and d.get("source") in (None, "rust-analyzer")  # rustc's: below, once
+            ]
+            per_file.setdefault(uri_to_path(entry["uri"]), []).extend(native)
+    except AnalyzerError:
+        pass
+    with contextlib.suppress(SchedulerError):
+        report = await (await state.engine(root)).check(request)
+        for d in report.diagnostics:
+            if d.file:
+                per_file.setdefault((ws.root / d.file).resolve(), []).append(_peer_shapes.rustc_as_lsp(d))
+    return _peer_shapes.reply(_peer_shapes.workspace_diagnostics(root, per_file))

@@ -229,7 +229,7 @@ def resolve_file(value: str, root: Path, *, argument: str = "file_path", must_ex
     except OSError as exc:  # ENAMETOOLONG and friends: still the agent's path to fix
         raise InvalidArgument(argument, f"{value!r} cannot be used: {exc.strerror or exc}") from exc
     if missing:
-        raise InvalidArgument(argument, f"{value!r} does not exist under {real_root}; check the path")
+        raise InvalidArgument(argument, f"{value!r} was not found under {real_root}; check the path")
     return full
 
 

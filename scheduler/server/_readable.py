@@ -145,7 +145,7 @@ async def resolve_source(
         for other in sorted(others, key=lambda w: len(w.parts), reverse=True):  # the innermost owns it
             if full.is_relative_to(other):
                 if not full.is_file():
-                    raise InvalidArgument("file_path", f"{value!r} does not exist; check the path") from None
+                    raise InvalidArgument("file_path", f"{value!r} was not found; check the path") from None
                 return full, None, other
         for kind, base in await readable_roots(state, root):
             if full.is_relative_to(base):
@@ -157,7 +157,7 @@ async def resolve_source(
                         "rust_analyzer_hover, _symbols or _definition instead",
                     ) from None
                 if not full.is_file():
-                    raise InvalidArgument("file_path", f"{value!r} does not exist; check the path") from None
+                    raise InvalidArgument("file_path", f"{value!r} was not found; check the path") from None
                 return full, kind, root
         raise PathOutsideWorkspace("file_path", value, refused.root, tuple(map(str, others))) from None
 

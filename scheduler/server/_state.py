@@ -382,7 +382,7 @@ class Toolbox:
         *,
         workspace: str | None,
         call: Call | Callable[[Path], Call],
-        body: Callable[[ServerState, Path], Awaitable[dict[str, Any]]],
+        body: Callable[[ServerState, Path], Awaitable[dict[str, Any] | CallToolResult]],
         long: bool = False,
     ) -> CallToolResult:
         """Resolve the workspace, take a slot of the call's class, run `body`, answer.
@@ -409,7 +409,8 @@ class Toolbox:
                             data = await body(state, root)
                     finally:
                         state.calls_in_flight.pop(token, None)
-                    return answer(data)
+                    # A finished result: an answer in another shape (`_peer_shapes`).
+                    return data if isinstance(data, CallToolResult) else answer(data)
                 except SchedulerError as exc:
                     log.info("%s refused: %s", tool, exc)
                     return failure_for(exc, tool)

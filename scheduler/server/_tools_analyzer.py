@@ -28,15 +28,17 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import MCPServer
+from mcp_types import CallToolResult
 from pydantic import Field
 
 from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, InvalidArgument
 from ..analyzer._completion import compact_completion
 from ..analyzer._locations import compact
 from ..engine._engine import CheckRequest
-from ..engine._report import fit_to_budget
-from . import _readable
-from ._diagnostics import workspace_diagnostics
+from ..engine._report import Diagnostic, fit_to_budget
+from . import _peer_shapes, _readable
+from ._answer import failure
+from ._diagnostics import peer_workspace_diagnostics, workspace_diagnostics
 from ._ports import AnalyzerClient
 from ._state import Call, Ctx, ServerState, Toolbox
 from ._tools_cargo import READ_ONLY, Answer, MaxTokens, Workspace, _request
@@ -109,20 +111,26 @@ def indexing(status: dict[str, Any] | None) -> bool:
     return status is not None and status.get("status") == "indexing"
 
 
-async def cargo_diagnostics_for(state: ServerState, root: Path, path: Path, max_tokens: int) -> dict[str, Any]:
+def peer_lsp(result: Any, status: dict[str, Any] | None) -> CallToolResult:
+    """A position or file tool's answer in the peer's shape: rust-analyzer's result as it is, `null`
+    while it is still loading (our status goes to the structured copy)."""
+    return _peer_shapes.reply(None if indexing(status) else result, **(status or {}))
+
+
+async def cargo_file_diagnostics(state: ServerState, root: Path, path: Path) -> tuple[dict[str, Any], list[Diagnostic]]:
     """cargo's diagnostics for one file, from a check of its owning package (scope `changed`:
-    answered from the cache when that package's sources did not change)."""
+    answered from the cache when that package's sources did not change): (what was checked, them)."""
     engine = await state.engine(root)
     ws = await engine.workspace()
     owner = ws.owner(path)
     if owner is None:
-        return {"package": None, "note": "the file belongs to no package", "diagnostics": []}
+        return {"package": None, "note": "the file belongs to no package"}, []
     report = await engine.check(
         state.analysed_features(
             CheckRequest(kind="check", scope="changed", packages=(owner,), env=state.question_env())
         )
     )
-    mine = [d.compact() for d in report.diagnostics if d.file and (ws.root / d.file).resolve() == path]
+    mine = [d for d in report.diagnostics if d.file and (ws.root / d.file).resolve() == path]
     head: dict[str, Any] = {
         "package": owner,
         "success": report.success,
@@ -130,7 +138,25 @@ async def cargo_diagnostics_for(state: ServerState, root: Path, path: Path, max_
     }
     if report.error:
         head["error"] = report.error
-    return fit_to_budget(head, "diagnostics", mine, max_tokens)
+    return head, mine
+
+
+async def peer_file_diagnostics(state: ServerState, root: Path, path: Path, file_path: str) -> CallToolResult:
+    """`rust_analyzer_diagnostics` in the peer's shape: rust-analyzer's native diagnostics and
+    cargo's for the file (what the peer's rust-analyzer relays from its own check), with `note` when
+    rust-analyzer was still loading, as the peer says."""
+    note = None
+    try:
+        native, status = await ask(state, root, lambda an: an.diagnostics(path))
+        if indexing(status) or status is not None:
+            note = (
+                "rust-analyzer had not finished loading the workspace when this was reported, so these "
+                "diagnostics may be incomplete. Ask again for the rest."
+            )
+    except (AnalyzerNotFound, AnalyzerError) as exc:
+        native, note = [], f"rust-analyzer could not answer ({exc}); these are cargo's diagnostics only"
+    _, cargo = await cargo_file_diagnostics(state, root, path)
+    return _peer_shapes.reply(_peer_shapes.file_diagnostics(file_path, list(native or []), cargo, note))
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -263,12 +289,14 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             workspace: Workspace = None,
             max_tokens: MaxTokens = 6000,
         ) -> Answer:
-            async def body(state: ServerState, root: Path) -> dict[str, Any]:
+            async def body(state: ServerState, root: Path) -> dict[str, Any] | CallToolResult:
                 source = await _file(state, root, file_path, tool, box.session_workspaces(ctx, root))
                 root = source.root
                 positions = Positions(source.path)
                 at = positions.character(line, character)
                 result, status = await ask(state, root, lambda an: query(an, source.path, line, at))
+                if _peer_shapes.wanted():
+                    return peer_lsp(result, status)
                 return _shape(source, root, result, status, max_tokens, line=line, character=at, positions=positions)
 
             return await box.run(ctx, tool, workspace=workspace, call=Call.READ, body=body)
@@ -307,12 +335,14 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         """Completions at a 0-based position: label, kind, detail (and the text to insert when it
         differs), in rust-analyzer's order; documentation only with documentation=true."""
 
-        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+        async def body(state: ServerState, root: Path) -> dict[str, Any] | CallToolResult:
             source = await _file(state, root, file_path, "rust_analyzer_completion", box.session_workspaces(ctx, root))
             root = source.root
             positions = Positions(source.path)
             at = positions.character(line, character)
             result, status = await ask(state, root, lambda an: an.completion(source.path, line, at))
+            if _peer_shapes.wanted():
+                return peer_lsp(result, status)
             if indexing(status):
                 return _shape(source, root, None, status, max_tokens, line=line, character=at, positions=positions)
             items, incomplete = compact_completion(result, documentation=documentation)
@@ -326,11 +356,14 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         async def fn(
             ctx: Ctx, file_path: FilePath, workspace: Workspace = None, max_tokens: MaxTokens = 6000
         ) -> Answer:
-            async def body(state: ServerState, root: Path) -> dict[str, Any]:
+            async def body(state: ServerState, root: Path) -> dict[str, Any] | CallToolResult:
                 source = await _file(state, root, file_path, tool, box.session_workspaces(ctx, root), writable=writable)
                 root = source.root
                 _source(source.path)
                 result, status = await ask(state, root, lambda an: query(an, source.path))
+                if _peer_shapes.wanted():
+                    symbols = tool == "rust_analyzer_symbols" and not indexing(status)
+                    return peer_lsp(_peer_shapes.flat_symbols(result, source.path) if symbols else result, status)
                 return _shape(source, root, result, status, max_tokens)
 
             return await box.run(ctx, tool, workspace=workspace, call=Call.READ, body=body)
@@ -360,27 +393,31 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         """A file's diagnostics: rust-analyzer's native ones (0-based ranges) and cargo's
         (1-based lines, from a check of the owning package, usually cached)."""
 
-        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+        async def body(state: ServerState, root: Path) -> dict[str, Any] | CallToolResult:
             source = await _file(state, root, file_path, "rust_analyzer_diagnostics", box.session_workspaces(ctx, root))
             root = source.root
             path = source.path
             _source(path)
             out: dict[str, Any] = source.head()
+            if _peer_shapes.wanted():
+                return await peer_file_diagnostics(state, root, path, file_path)
+            every: list[Any] = []  # rust-analyzer's, before the budget cuts them (for `summary`)
             try:
                 native, status = await ask(state, root, lambda an: an.diagnostics(path))
+                every = list(native or [])
                 out["rust_analyzer"] = (
                     status
                     if indexing(status)
                     else fit_to_budget(
-                        {"status": "ready", **(status or {})},
-                        "diagnostics",
-                        compact(list(native or []), root),
-                        max_tokens // 2,
+                        {"status": "ready", **(status or {})}, "diagnostics", compact(every, root), max_tokens // 2
                     )
                 )
             except (AnalyzerNotFound, AnalyzerError) as exc:
                 out["rust_analyzer"] = {"status": "unavailable", "error": str(exc)}
-            out["cargo"] = await cargo_diagnostics_for(state, root, path, max_tokens // 2)
+            head, mine = await cargo_file_diagnostics(state, root, path)
+            out["cargo"] = fit_to_budget(head, "diagnostics", [d.compact() for d in mine], max_tokens // 2)
+            # The peer's counts, over both sources and never cut: a field added to our answer.
+            out["summary"] = _peer_shapes.summary(every, [{"level": d.level} for d in mine])
             return out
 
         return await box.run(ctx, "rust_analyzer_diagnostics", workspace=workspace, call=Call.READ, body=body)
@@ -395,10 +432,12 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
         and cargo's check of every member (usually cached), merged, each marked with its source,
         errors first; `clean`, counts and what each source checked."""
 
-        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+        async def body(state: ServerState, root: Path) -> dict[str, Any] | CallToolResult:
             request = _request(
                 state, "check", package=None, scope="workspace", toolchain=None, cargo_env=None, timeout_s=None
             )
+            if _peer_shapes.wanted():
+                return await peer_workspace_diagnostics(state, root, state.analysed_features(request))
             return await workspace_diagnostics(state, root, state.analysed_features(request), max_tokens)
 
         return await box.run(ctx, "rust_analyzer_workspace_diagnostics", workspace=workspace, call=Call.READ, body=body)
@@ -416,7 +455,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
     ) -> Answer:
         """Code actions (quick fixes, refactors) for a 0-based range, with their edits; not applied."""
 
-        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+        async def body(state: ServerState, root: Path) -> dict[str, Any] | CallToolResult:
             source = await _file(
                 state, root, file_path, "rust_analyzer_code_actions", box.session_workspaces(ctx, root), writable=True
             )
@@ -430,6 +469,8 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
                     "end_line", f"the range ends ({end_line}:{end_character}) before it starts ({line}:{character})"
                 )
             result, status = await ask(state, root, lambda an: an.code_actions(path, line, start, end_line, end))
+            if _peer_shapes.wanted():
+                return peer_lsp(result, status)
             return _shape(
                 source,
                 root,
@@ -457,7 +498,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
     ) -> Answer:
         """The workspace edit that renames the symbol at a 0-based position; returned, not applied."""
 
-        async def body(state: ServerState, root: Path) -> dict[str, Any]:
+        async def body(state: ServerState, root: Path) -> dict[str, Any] | CallToolResult:
             source = await _file(
                 state, root, file_path, "rust_analyzer_rename", box.session_workspaces(ctx, root), writable=True
             )
@@ -466,6 +507,15 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             at = positions.character(line, character)
             _check_identifier(new_name)
             result, status = await ask(state, root, lambda an: an.rename(source.path, line, at, new_name))
+            if _peer_shapes.wanted():
+                if indexing(status):
+                    return failure(
+                        "rust-analyzer is still loading the workspace; a rename worked out now could miss "
+                        "references, so ask again once it has settled"
+                    )
+                if not isinstance(result, dict):
+                    return failure(f"Nothing to rename at {file_path}:{line}:{character}")
+                return _peer_shapes.reply(_peer_shapes.rename(result, source.path, line, at, new_name))
             return _shape(source, root, result, status, max_tokens, line=line, character=at, positions=positions)
 
         return await box.run(ctx, "rust_analyzer_rename", workspace=workspace, call=Call.READ, body=body)
@@ -481,4 +531,7 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             # Warm-up only: the analyzer loads in the background; failures show on the first query.
             with contextlib.suppress(AnalyzerError):
                 await box.state(ctx).analyzer(Path(result.structured_content["workspace"]))
+            if _peer_shapes.wanted():
+                chosen = result.structured_content["workspace"]
+                return _peer_shapes.reply(chosen, text=f"Workspace set to: {chosen}")
         return result

@@ -100,6 +100,10 @@ def test_a_sessions_analysis_flags_reach_the_rust_analyzer_that_serves_it(env: E
         (["--config", "nokey"], "--config needs a KEY=VALUE"),
         (["/one", "/two"], "unexpected extra argument '/two'"),
         (["--features"], "--features needs a value"),
+        (
+            ["--answers", "bogus"],
+            "--answers 'bogus' is not accepted: it must be one of cargo-scheduler, rust-analyzer-mcp",
+        ),
     ],
 )
 def test_a_command_line_the_peer_refuses_is_refused_naming_the_flag(args: list[str], problem: str) -> None:
@@ -117,3 +121,32 @@ def test_sigint_sigterm_and_sighup_end_the_session_with_exit_0(env: Env, signum:
     front.proc.send_signal(signum)
     assert front.proc.wait(timeout=TIMEOUT) == 0
     assert env.status() is not None, "the daemon serves other sessions: it stays up"
+
+
+def test_a_session_that_asks_for_the_peers_answers_gets_them_from_the_daemon_and_its_shutdown_line(
+    env: Env,
+) -> None:
+    argv = [sys.executable, "-m", "scheduler.daemon._front", "--answers=rust-analyzer-mcp"]
+    workspace = str(env.workspace.resolve())
+    lines = b"".join(
+        json.dumps(m).encode() + b"\n"
+        for m in (INIT, call(1, "rust_analyzer_set_workspace", {"workspace_path": workspace}))
+    )
+    done = subprocess.run(argv, input=lines, capture_output=True, cwd=env.workspace, timeout=TIMEOUT * 3, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    answers = {a["id"]: a for a in map(json.loads, done.stdout.splitlines())}
+    # The flag travels in the session's environment to the shared daemon, which answers in the peer's words.
+    assert answers[1]["result"]["content"][0]["text"] == f"Workspace set to: {workspace}", answers[1]
+    assert "Shutting down" in done.stderr.decode()
+
+
+def test_a_session_with_our_answers_says_nothing_on_exit(env: Env) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "scheduler.daemon._front"],
+        input=b"",
+        capture_output=True,
+        cwd=env.workspace,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stderr == b"", done.stderr

@@ -53,7 +53,7 @@ def test_a_symlink_inside_the_workspace_is_followed(root: Path) -> None:
 
 
 def test_a_missing_file_is_refused_unless_allowed(root: Path) -> None:
-    with pytest.raises(InvalidArgument, match="does not exist"):
+    with pytest.raises(InvalidArgument, match="was not found"):
         _paths.resolve_file("src/gone.rs", root)
     assert _paths.resolve_file("src/gone.rs", root, must_exist=False) == root / "src" / "gone.rs"
 
