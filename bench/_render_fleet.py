@@ -170,8 +170,8 @@ def _split(sm: dict[str, Any]) -> list[str]:
     observe = statistics.median(t["observe"] for t in timings)
     tier = (sm.get("b_remote") or {}).get("ms", "?")
     return [
-        f"Where B's first answer goes (medians): {ms(first - total)} starting the engine (the pool, `cargo "
-        f"metadata`, the toolchain's identity), {ms(observe)} observing the workspace, computing its keys and "
+        f"Where B's first answer goes (medians): {ms(first - total)} starting the engine, {ms(observe)} observing "
+        f"the workspace (`cargo metadata`, the toolchain's identity, hashing every source), computing its keys and "
         f"reading the tier ({tier} ms of it waiting on Redis), {ms(total - observe)} for the rest.",
         "",
     ]
