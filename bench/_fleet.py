@@ -24,7 +24,6 @@ import os
 import queue
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -39,10 +38,6 @@ from _workspaces import WORK_DIR
 
 from scheduler import CheckRequest, EnginePool, generate_workspace
 
-REGISTRY_DEPS = (
-    'regex = "1"\nserde = { version = "1", features = ["derive"] }\nserde_json = "1"\n'
-    'anyhow = "1"\nbstr = "1"\nrand = "0.9"\n'
-)
 Log = Callable[[str], None]
 
 
@@ -136,8 +131,9 @@ async def second_machine(base: Path, crates: int, log: Log) -> dict[str, Any]:
         for i in range(3):
             b = _copy(a, base / f"elsewhere-{i}" / "b")
             s, report, _ = await first_answer(b, base / f"cache-b{i}")
-            runs.append({"s": s, "ran": len(report.ran()), "remote": report.remote})
+            runs.append({"s": s, "ran": len(report.ran()), "remote": report.remote, "ms": report.timings_ms})
         out["b_first_answer_s"] = [r["s"] for r in runs]
+        out["b_timings_ms"] = [r["ms"] for r in runs]  # the engine's own split; the rest is starting it
         out["b_ran"] = [r["ran"] for r in runs]
         out["b_remote"] = runs[0]["remote"]
         log("  fleet: cold cargo check --workspace in B")
@@ -183,94 +179,8 @@ async def _noop_ms(root: Path, cache: Path, *, remote: bool, n: int = 30) -> lis
     return samples
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def registry_workspace(root: Path, source: Path | None) -> dict[str, Any]:
-    """Checkout A of a workspace with registry crates, and what it is: a copy of `source` (a real
-    workspace whose registry sources are already in `$CARGO_HOME`; its target dir and .git are left
-    behind) or, without one, 20 generated crates whose hub depends on a few common registry crates
-    (resolved offline, so they must be in the local registry cache)."""
-    if source is not None:
-        _copy(source, root)
-        members, version = _members(root)
-        return {"workspace": str(source), "name": source.name, "version": version, "members": members}
-    gen = generate_workspace(root, 20)
-    manifest = gen.root / "crates" / "hub" / "Cargo.toml"
-    manifest.write_text(manifest.read_text().replace("[dependencies]\n", "[dependencies]\n" + REGISTRY_DEPS, 1))
-    subprocess.run(["cargo", "generate-lockfile", "--offline"], cwd=root, check=True, capture_output=True, timeout=300)
-    return {"workspace": None, "name": "generated", "members": len(gen.members)}
-
-
-def _members(root: Path) -> tuple[int, str]:
-    """(how many workspace members, the root package's version or "")."""
-    import json
-
-    argv = ["cargo", "metadata", "--offline", "--no-deps", "--format-version", "1"]
-    meta = json.loads(subprocess.run(argv, cwd=root, check=True, capture_output=True, timeout=300).stdout)
-    root_pkg = [p for p in meta["packages"] if Path(p["manifest_path"]).parent == root.resolve()]
-    return len(meta["workspace_members"]), root_pkg[0]["version"] if root_pkg else ""
-
-
-async def sccache(base: Path, log: Log, source: Path | None = None) -> dict[str, Any]:
-    """Both "machines" share one sccache disk cache (SCCACHE_DIR): with a Redis-enabled sccache the
-    engine would point it at the tier's Redis, but Debian's build has none, and a directory both
-    checkouts use is the same experiment (artifacts made by A at one path, reused by B at another)."""
-    binary = shutil.which("sccache")
-    if binary is None:
-        return {"skipped": "sccache is not installed"}
-    out: dict[str, Any] = registry_workspace(base / "reg-a", source)
-    a = base / "reg-a"
-    b = _copy(a, base / "elsewhere-reg" / "b")
-    sc = {"SCCACHE_DIR": str(base / "sccache"), "SCCACHE_SERVER_PORT": str(_free_port())}
-    out["registry_packages"] = _lock_packages(a) - out["members"]
-    out["shared_cache"] = "one local SCCACHE_DIR for both checkouts"
-    with environment(**sc, CARGO_SCHEDULER_SCCACHE=binary, CARGO_SCHEDULER_REMOTE=None):
-        log(f"  fleet: sccache: checkout A's first check fills it ({out['name']})")
-        _, _, status = await first_answer(a, base / "cache-reg-a")
-        out["sccache"] = status["sccache"]
-        log("  fleet: sccache: B's first check through it")
-        shutil.rmtree(b / "target", ignore_errors=True)
-        env = {**os.environ, **sc, "RUSTC_WRAPPER": binary}
-        async with EnginePool(base / "cache-reg-b") as pool:  # the counters of the engine's own server
-            start = time.perf_counter()
-            report = await (await pool.get(b)).check(CheckRequest(scope="workspace"))
-            out["b_engine_with_s"] = time.perf_counter() - start
-            out["b_engine_stats"] = _stats(binary, env)
-        out["b_engine_with_ran"] = len(report.ran())
-        log("  fleet: sccache: A's cold cargo build fills it, then B's")
-        cold_cargo(a, base / "reg-a-build", "build", env=env)
-        _run([binary, "--zero-stats"], env=env)  # the counters say what B's build found
-        out["b_build_with_s"] = cold_cargo(b, base / "reg-b-build", "build", env=env)
-        out["stats"] = _stats(binary, env)
-        _run([binary, "--stop-server"], env=env)
-    with environment(CARGO_SCHEDULER_SCCACHE=None, CARGO_SCHEDULER_REMOTE=None):
-        log("  fleet: sccache: B's first check and cold build without it")
-        shutil.rmtree(b / "target", ignore_errors=True)
-        out["b_engine_without_s"], _, _ = await first_answer(b, base / "cache-reg-b2")
-        plain = {k: v for k, v in os.environ.items() if k != "RUSTC_WRAPPER"}
-        out["b_build_without_s"] = cold_cargo(b, base / "reg-b-build", "build", env=plain)
-    return out
-
-
 def _run(argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
     subprocess.run(argv, cwd=cwd, env=env, capture_output=True, timeout=300, check=argv[0] == "git")
-
-
-def _lock_packages(root: Path) -> int:
-    return (root / "Cargo.lock").read_text().count("[[package]]")
-
-
-def _stats(binary: str, env: dict[str, str]) -> dict[str, int]:
-    import json
-
-    proc = subprocess.run([binary, "--show-stats", "--stats-format", "json"], env=env, capture_output=True, timeout=30)
-    raw = json.loads(proc.stdout or b"{}").get("stats", {})
-    pick = ("cache_hits", "cache_misses", "requests_not_cacheable")
-    return {k: sum(v["counts"].values()) if isinstance(v, dict) else v for k, v in raw.items() if k in pick}
 
 
 def git_repository(root: Path, worktrees: list[Path]) -> None:
@@ -314,8 +224,10 @@ def measure(log: Log, crates: int = 150, registry: Path | None = None) -> dict[s
     async def run() -> dict[str, Any]:
         second = await second_machine(base, crates, log)
         tree = await worktree(base, log)
+        from _fleet_sccache import sccache  # they build on this module
+        from _fleet_seed import seed_on_xfs
+
         cc = await sccache(base, log, registry)
-        from _fleet_seed import seed_on_xfs  # it builds on this module
 
         tree["seed_xfs"] = await seed_on_xfs(base, registry, log)
         return {"second_machine": second, "worktree": tree, "sccache": cc}

@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _fleet import Log, environment, first_answer, git_repository, registry_workspace
+from _fleet import Log, environment, first_answer, git_repository
+from _fleet_sccache import registry_workspace
 
 IMAGE_BYTES = 8 * 1024**3
 """Sparse: only what is written uses disk. A's target dir and the unseeded worktree's, with room."""

@@ -45,6 +45,7 @@ def fleet_section(fleet: dict[str, Any] | None) -> list[str]:
             f"tier: {remote.get('outcome', '?')}, {remote.get('found', '?')} entries in {remote.get('ms', '?')} ms) "
             f"| **{_ratio(first, cold)}** |",
             "",
+            *_split(sm),
             f"Hit rate after a random edit (`{sm['edited']}`): made on A and checked there, then pulled by B: "
             f"**{sm['hit_rate_edit_on_a']:.0%}** of B's members answered from the tier; B's own edit (not on A): "
             f"**{sm['hit_rate_edit_on_b']:.0%}** (cargo ran for the {sm['ran_edit_on_b']} members of the edited "
@@ -98,7 +99,8 @@ def fleet_section(fleet: dict[str, Any] | None) -> list[str]:
             "for both checkouts), warmed by checkout A at another path (same `$CARGO_HOME`); B's target dir "
             "and local cache empty.",
             "",
-            "| cold, in B | without sccache | through sccache, warm | ratio |",
+            f"| cold, in B (median of {len(cc.get('b_build_with_samples_s') or [0])}, alternating) | without sccache "
+            "| through sccache, warm | ratio |",
             "|---|---|---|---|",
             f"| cargo-scheduler's first `workspace` check | {_s(cc['b_engine_without_s'])} | "
             f"{_s(cc['b_engine_with_s'])} | **{_ratio(cc['b_engine_with_s'], cc['b_engine_without_s'])}** |",
@@ -153,5 +155,23 @@ def _counters(cc: dict[str, Any]) -> list[str]:
     return [
         f"sccache's counters over B's first check through it: {engine.get('cache_hits', '?')} hits, "
         f"{engine.get('cache_misses', '?')} misses, {engine.get('requests_not_cacheable', '?')} not cacheable.",
+        "",
+    ]
+
+
+def _split(sm: dict[str, Any]) -> list[str]:
+    """Where B's first answer goes: starting the engine, observing and keying (the tier's reads
+    among them), the rest of the answer."""
+    timings = sm.get("b_timings_ms") or []
+    if not timings:
+        return []
+    first = statistics.median(sm["b_first_answer_s"]) * 1000
+    total = statistics.median(t["total"] for t in timings)
+    observe = statistics.median(t["observe"] for t in timings)
+    tier = (sm.get("b_remote") or {}).get("ms", "?")
+    return [
+        f"Where B's first answer goes (medians): {ms(first - total)} starting the engine, {ms(observe)} observing "
+        f"the workspace (`cargo metadata`, the toolchain's identity, hashing every source), computing its keys and "
+        f"reading the tier ({tier} ms of it waiting on Redis), {ms(total - observe)} for the rest.",
         "",
     ]
