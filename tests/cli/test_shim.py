@@ -69,7 +69,9 @@ def test_cargo_through_the_shim_gives_a_json_parser_the_same_diagnostics_as_the_
     assert "note: cargo-scheduler answered" in again.stderr, again.stderr  # the daemon's answer, not cargo's
     assert "rust-analyzer" not in _descendants(int(env.wait_status()["pid"]))  # a shell's cargo never asks it
     expected = sorted(CargoMessages(theirs.stdout).diagnostics)
-    assert expected and sorted(CargoMessages(first.stdout).diagnostics) == expected
+    # The first run is the real cargo's, compiling from scratch: without --keep-going which units it
+    # still finishes after the error is a race, so its warnings are some of the full set.
+    assert expected and set(CargoMessages(first.stdout).diagnostics) <= set(expected)
     assert sorted(CargoMessages(mine.stdout).diagnostics) == expected
     assert CargoMessages(mine.stdout).finished is False
 
