@@ -16,23 +16,34 @@ from __future__ import annotations
 
 import os
 
+TYPE_CHECKING = False  # `typing` costs the shim's client ~5 ms to import
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+def manifest_dirs(start: str) -> Iterator[str]:
+    """Every directory at or above `start` (resolved) that holds a Cargo.toml, nearest first: the
+    walk cargo makes, shared by the root finder, the shell's manifest lookup and the daemon client."""
+    directory = os.path.realpath(start)
+    while True:
+        if os.path.isfile(os.path.join(directory, "Cargo.toml")):
+            yield directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return
+        directory = parent
+
 
 def find_workspace_root(start: str) -> str | None:
     """The resolved workspace root at or above `start`, or None when no Cargo.toml is there.
 
     An unreadable or unparsable manifest declares no workspace (cargo would report it when run)."""
-    directory = os.path.realpath(start)
     nearest: str | None = None
-    while True:
-        manifest = os.path.join(directory, "Cargo.toml")
-        if os.path.isfile(manifest):
-            nearest = nearest or directory
-            if declares_workspace(manifest):
-                return directory
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return nearest
-        directory = parent
+    for directory in manifest_dirs(start):
+        nearest = nearest or directory
+        if declares_workspace(os.path.join(directory, "Cargo.toml")):
+            return directory
+    return nearest
 
 
 _SEEN: dict[str, tuple[tuple[int, int, int], bool]] = {}

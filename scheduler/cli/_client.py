@@ -25,6 +25,7 @@ import _socket as _net
 import os
 
 from .._version import __version__
+from ..cargo._root import manifest_dirs
 from ..daemon import _socket
 from ..shell import _flags
 
@@ -68,16 +69,11 @@ def request(
 
 def daemon_socket(start: str) -> str | None:
     """The socket of the daemon serving the nearest manifest directory at or above `start`."""
-    directory = os.path.realpath(start)
-    while True:
-        if os.path.isfile(os.path.join(directory, "Cargo.toml")):
-            path = _socket.Paths(directory).socket
-            if os.path.exists(path):
-                return path
-        parent = os.path.dirname(directory)
-        if parent == directory:
-            return None
-        directory = parent
+    for directory in manifest_dirs(start):
+        path = _socket.Paths(directory).socket
+        if os.path.exists(path):
+            return path
+    return None
 
 
 def ask_daemon(

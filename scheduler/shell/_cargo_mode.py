@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._exceptions import InvalidArgument, SchedulerError
 from ..cargo import _graph
+from ..cargo._root import manifest_dirs
 from . import _cargo_output
 from ._flags import Parsed, start_dir
 
@@ -64,15 +65,8 @@ def selection(ws: Workspace, parsed: Parsed, cwd: str) -> list[str]:
 
 
 def _nearest_manifest(directory: str) -> str | None:
-    current = os.path.realpath(directory)
-    while True:
-        candidate = os.path.join(current, "Cargo.toml")
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(current)
-        if parent == current:
-            return None
-        current = parent
+    nearest = next(manifest_dirs(directory), None)
+    return None if nearest is None else os.path.join(nearest, "Cargo.toml")
 
 
 def answered_members(ws: Workspace, selected: list[str], *, dev: bool) -> list[str]:

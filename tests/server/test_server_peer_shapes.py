@@ -6,12 +6,12 @@ text is the peer's pretty JSON, and the structured copy carries the same value u
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from analyzer_env import needs_ra
 from mcp import Client
 from server_env import call
 
@@ -21,14 +21,7 @@ from scheduler._exceptions import ConfigError
 from scheduler.server import _peer_shapes
 from scheduler.server._state import CLIENT, ClientSession
 
-pytestmark = [
-    pytest.mark.anyio,
-    pytest.mark.analyzer,
-    pytest.mark.skipif(
-        shutil.which("rust-analyzer") is None and not Path("/usr/bin/rust-analyzer").exists(),
-        reason="rust-analyzer is not installed",
-    ),
-]
+pytestmark = [pytest.mark.anyio, pytest.mark.analyzer, needs_ra]
 HUB = "crates/hub/src/lib.rs"
 
 
