@@ -350,13 +350,19 @@ class Analyzer(Queries):
             try:
                 with anyio.fail_after(self.request_timeout):
                     uri = await gen.docs.sync(path) if open_document else path.as_uri()
-                    for _ in range(3):  # rust-analyzer drops answers the next edit made stale
-                        try:
-                            return await gen.client.request(method, params(uri))
-                        except LspResponseError as exc:
-                            if exc.code not in (_lsp.CONTENT_MODIFIED, _lsp.SERVER_CANCELLED):
-                                raise
-                    return await gen.client.request(method, params(uri))
+                    early = not gen.quiescent
+                    result = await self._request(gen.client, method, params(uri))
+                if early and not result and not attempt:
+                    # Asked from the parse while the workspace loads, rust-analyzer sometimes has
+                    # the file empty for a moment (it answers [] for a file full of items, seen
+                    # when its cargo metadata arrives): an empty early answer is not believed; it
+                    # stands only if the load does not finish within the bound.
+                    try:
+                        await self._ready(wait)
+                    except AnalyzerIndexing:
+                        return result
+                    continue
+                return result
             except TimeoutError as exc:
                 # Loaded, yet no answer: hung. Kill it; the supervisor starts a fresh one.
                 await self._kill_hung(gen.client)
@@ -373,6 +379,16 @@ class Analyzer(Queries):
                     ) from exc
                 self._want_restart()
         raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _request(client: _lsp.LspClient, method: str, params: dict[str, Any]) -> Any:
+        for _ in range(3):  # rust-analyzer drops answers the next edit made stale
+            try:
+                return await client.request(method, params)
+            except LspResponseError as exc:
+                if exc.code not in (_lsp.CONTENT_MODIFIED, _lsp.SERVER_CANCELLED):
+                    raise
+        return await client.request(method, params)
 
     async def _kill_hung(self, client: _lsp.LspClient) -> None:
         # Its group now (it is not reaped yet, so the pid is still ours); what is left of its

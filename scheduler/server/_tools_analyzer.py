@@ -27,11 +27,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, InvalidArgument
+from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, InvalidArgument, SchedulerError
 from ..analyzer._completion import compact_completion
 from ..analyzer._locations import compact
 from ..engine._engine import CheckRequest
@@ -61,6 +62,12 @@ Character = Annotated[
 
 
 T = TypeVar("T")
+A = TypeVar("A")
+PEER_NATIVE_WAIT_S = 5.0
+"""How long the peer-shaped `rust_analyzer_diagnostics` waits for rust-analyzer's load: the peer
+answers at once with a `note` saying the load had not finished (its clients ask again on it, within
+a 10 s tool timeout), so waiting our usual bound would time those clients out instead."""
+B = TypeVar("B")
 PositionQuery = Callable[[AnalyzerClient, Path, int, int], Awaitable[object]]
 """An analyzer question about a 0-based position in a file (hover, definition, ...)."""
 FileQuery = Callable[[AnalyzerClient, Path], Awaitable[object]]
@@ -145,18 +152,44 @@ async def peer_file_diagnostics(state: ServerState, root: Path, path: Path, file
     """`rust_analyzer_diagnostics` in the peer's shape: rust-analyzer's native diagnostics and
     cargo's for the file (what the peer's rust-analyzer relays from its own check), with `note` when
     rust-analyzer was still loading, as the peer says."""
+    (native, status, native_error), (_, cargo) = await both(
+        lambda: native_file_diagnostics(state, root, path, wait=PEER_NATIVE_WAIT_S),
+        lambda: cargo_file_diagnostics(state, root, path),
+    )
     note = None
-    try:
-        native, status = await ask(state, root, lambda an: an.diagnostics(path))
-        if indexing(status) or status is not None:
-            note = (
-                "rust-analyzer had not finished loading the workspace when this was reported, so these "
-                "diagnostics may be incomplete. Ask again for the rest."
-            )
-    except (AnalyzerNotFound, AnalyzerError) as exc:
-        native, note = [], f"rust-analyzer could not answer ({exc}); these are cargo's diagnostics only"
-    _, cargo = await cargo_file_diagnostics(state, root, path)
+    if native_error is not None:
+        note = f"rust-analyzer could not answer ({native_error}); these are cargo's diagnostics only"
+    elif status is not None:
+        note = (
+            "rust-analyzer had not finished loading the workspace when this was reported, so these "
+            "diagnostics may be incomplete. Ask again for the rest."
+        )
     return _peer_shapes.reply(_peer_shapes.file_diagnostics(file_path, list(native or []), cargo, note))
+
+
+async def native_file_diagnostics(
+    state: ServerState, root: Path, path: Path, *, wait: float | None = None
+) -> tuple[Any, dict[str, Any] | None, SchedulerError | None]:
+    """rust-analyzer's side of a file's diagnostics: (them, `ask`'s status, why it could not answer)."""
+    try:
+        native, status = await ask(state, root, lambda an: an.diagnostics(path, wait=wait))
+    except (AnalyzerNotFound, AnalyzerError) as exc:
+        return [], None, exc
+    return native, status, None
+
+
+async def both(first: Callable[[], Awaitable[A]], second: Callable[[], Awaitable[B]]) -> tuple[A, B]:
+    """Two independent sources of one answer at once: it costs the slower of them, not their sum
+    (rust-analyzer's load and cargo's check of the same package overlap)."""
+    out: dict[int, Any] = {}
+
+    async def run(i: int, fn: Callable[[], Awaitable[Any]]) -> None:
+        out[i] = await fn()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, 0, first)
+        tg.start_soon(run, 1, second)
+    return out[0], out[1]
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -401,20 +434,18 @@ def register(server: MCPServer[ServerState], box: Toolbox) -> None:
             out: dict[str, Any] = source.head()
             if _peer_shapes.wanted():
                 return await peer_file_diagnostics(state, root, path, file_path)
-            every: list[Any] = []  # rust-analyzer's, before the budget cuts them (for `summary`)
-            try:
-                native, status = await ask(state, root, lambda an: an.diagnostics(path))
-                every = list(native or [])
-                out["rust_analyzer"] = (
-                    status
-                    if indexing(status)
-                    else fit_to_budget(
-                        {"status": "ready", **(status or {})}, "diagnostics", compact(every, root), max_tokens // 2
-                    )
+            (native, status, native_error), (head, mine) = await both(
+                lambda: native_file_diagnostics(state, root, path), lambda: cargo_file_diagnostics(state, root, path)
+            )
+            every = list(native or [])  # rust-analyzer's, before the budget cuts them (for `summary`)
+            if native_error is not None:
+                out["rust_analyzer"] = {"status": "unavailable", "error": str(native_error)}
+            elif indexing(status):
+                out["rust_analyzer"] = status
+            else:
+                out["rust_analyzer"] = fit_to_budget(
+                    {"status": "ready", **(status or {})}, "diagnostics", compact(every, root), max_tokens // 2
                 )
-            except (AnalyzerNotFound, AnalyzerError) as exc:
-                out["rust_analyzer"] = {"status": "unavailable", "error": str(exc)}
-            head, mine = await cargo_file_diagnostics(state, root, path)
             out["cargo"] = fit_to_budget(head, "diagnostics", [d.compact() for d in mine], max_tokens // 2)
             # The peer's counts, over both sources and never cut: a field added to our answer.
             out["summary"] = _peer_shapes.summary(every, [{"level": d.level} for d in mine])

@@ -7,17 +7,20 @@ question, `AnalyzerIndexing` while loading), so these tests pin the tool layer, 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from server_env import call
 
 from scheduler import GeneratedWorkspace, ServerState, build_server
 from scheduler._analyzer_options import DEFAULT_OPTIONS, AnalyzerOptions
+from scheduler._answers import ANSWERS, PEER_ANSWERS
 from scheduler._exceptions import AnalyzerIndexing
+from scheduler.server._tools_analyzer import PEER_NATIVE_WAIT_S, both
 
 pytestmark = pytest.mark.anyio
 
@@ -47,6 +50,7 @@ class FakeAnalyzer:
         self.state = "ready"  # what status() says; "indexing" with indexing=False: answers from the parse
         self.asked: list[tuple[Any, ...]] = []
         self.native: dict[Path, list[dict[str, Any]]] = {}
+        self.diagnostics_waits: list[float | None] = []
 
     def _answer(self, *question: Any) -> None:
         self.asked.append(question)
@@ -64,7 +68,8 @@ class FakeAnalyzer:
         self._answer("references", path, line, character)
         return [{"uri": path.as_uri(), "range": {"start": {"line": i, "character": 0}}} for i in range(500)]
 
-    async def diagnostics(self, path: Path) -> list[dict[str, Any]]:
+    async def diagnostics(self, path: Path, *, wait: float | None = None) -> list[dict[str, Any]]:
+        self.diagnostics_waits.append(wait)
         self._answer("diagnostics", path)
         return [{"range": {"start": {"line": 0, "character": 0}}, "message": "native", "source": "rust-analyzer"}]
 
@@ -192,6 +197,22 @@ async def test_diagnostics_merge_the_analyzers_with_cargos_for_the_file(
     cargo = data["cargo"]
     assert cargo["package"] == "leaf_000" and cargo["success"] is False
     assert cargo["diagnostics"] and all(d["file"] == "crates/leaf_000/src/lib.rs" for d in cargo["diagnostics"])
+
+
+async def test_peer_shaped_diagnostics_wait_only_the_peers_short_bound_and_say_the_load_had_not_finished(
+    env: tuple[Client, FakePool], ws: GeneratedWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The peer's clients time a tool call out after 10 s and ask again on its `note`: waiting our
+    usual 30 s for rust-analyzer's load there turns a "not yet" into a timeout."""
+    client, pool = env
+    pool.analyzer.indexing = True
+    monkeypatch.setenv(ANSWERS, PEER_ANSWERS)
+    result = await client.call_tool("rust_analyzer_diagnostics", {"file_path": "crates/leaf_000/src/lib.rs"})
+    assert not result.is_error
+    data = json.loads(result.content[0].text)  # type: ignore[union-attr]
+    assert pool.analyzer.diagnostics_waits == [PEER_NATIVE_WAIT_S] and PEER_NATIVE_WAIT_S < 10
+    assert "had not finished loading" in data["note"]
+    assert data["summary"]["errors"] == 0 and data["file"] == "crates/leaf_000/src/lib.rs"
 
 
 async def test_set_workspace_starts_the_analyzer_for_the_new_root(
@@ -491,3 +512,25 @@ async def test_workspace_diagnostics_fit_the_budget_with_the_counts_whole(
     assert not is_error, data
     assert data["warnings"] == 300 and data["omitted"]["diagnostics"] == 300 - len(data["diagnostics"])
     assert len(json.dumps(data)) < 1000 * 4 + 200
+
+
+async def test_a_files_two_sources_of_diagnostics_are_asked_at_once() -> None:
+    """rust-analyzer's load and cargo's check of the file's package overlap: each waits here for the
+    other to have started, which a one-after-the-other answer never lets happen (and times out)."""
+    events: list[str] = []
+    started = {"rust-analyzer": anyio.Event(), "cargo": anyio.Event()}
+
+    def source(name: str, other: str) -> Callable[[], Awaitable[str]]:
+        async def ask() -> str:
+            events.append(f"start {name}")
+            started[name].set()
+            await started[other].wait()
+            events.append(f"end {name}")
+            return name
+
+        return ask
+
+    with anyio.fail_after(5):
+        answer = await both(source("rust-analyzer", "cargo"), source("cargo", "rust-analyzer"))
+    assert answer == ("rust-analyzer", "cargo")
+    assert events[:2] == ["start rust-analyzer", "start cargo"], events
