@@ -36,7 +36,15 @@ from . import _keys, _plan, _runs
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
 from ._remote._open import open_cache
-from ._remote._tiered import TieredCache, question, settle_in_thread
+from ._remote._tiered import (
+    TieredCache,
+    current_trace,
+    hint_key,
+    hint_limit,
+    question,
+    settle_in_thread,
+    trace,
+)
 from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult
 from ._seed import Seeder
 from ._singleflight import SingleFlight
@@ -276,8 +284,15 @@ class Engine:
             return replace(cached, obs=obs)
         own = {n: obs.snap.owner_digest(n).hex() for n in obs.ws.packages}
         # With a shared tier, manifests missing here are fetched (within the question's budget) and
-        # the keys computed again, one dependency level per round.
-        keys = await settle_in_thread(self.cache, lambda: self.store.keys(obs.ws, obs.snap, gkey, spec.command, env))
+        # the keys computed again, one dependency level per round; the hint for these sources, when
+        # some checkout wrote one, brings every level in one more round trip.
+        hint = (hint_key(gkey, own), hint_limit(len(own))) if isinstance(self.cache, TieredCache) else None
+        traced = current_trace()
+        if traced is not None:
+            traced.computed = True
+        keys = await settle_in_thread(
+            self.cache, lambda: self.store.keys(obs.ws, obs.snap, gkey, spec.command, env), hint
+        )
         k = _Keys(obs, keys, own, gkey.hex(), gkey, env)
         if len(self._keys_memo) > 32:
             self._keys_memo.clear()
@@ -304,6 +319,20 @@ class Engine:
     async def check(
         self, request: CheckRequest, on_message: Callable[[dict[str, Any]], None] | None = None
     ) -> CheckReport:
+        # Every shared key the check reads or writes, from its keys to the run's stores: its hint.
+        with trace(self.cache) as traced:
+            report, k = await self._check(request, on_message)
+            if traced is not None and traced.computed and isinstance(self.cache, TieredCache):
+                await anyio.to_thread.run_sync(
+                    self.cache.offer_hint, hint_key(k.global_key, k.own), traced.close(), hint_limit(len(k.own))
+                )
+        if request.scope == "auto" and report.pending:
+            self._start_background(request, set(report.pending))
+        return report
+
+    async def _check(
+        self, request: CheckRequest, on_message: Callable[[dict[str, Any]], None] | None
+    ) -> tuple[CheckReport, _Keys]:
         started = time.perf_counter()
         spec = request.spec()
         with question(self.cache) as remote:
@@ -394,9 +423,7 @@ class Engine:
             "plan": planned_ms - observed_ms,
             "total": (time.perf_counter() - started) * 1000,
         }
-        if request.scope == "auto" and report.pending:
-            self._start_background(request, set(report.pending))
-        return report
+        return report, k
 
     async def _run(
         self,

@@ -17,7 +17,7 @@ from scheduler.engine._cache import DiagnosticsCache
 from scheduler.engine._remote import _codec
 from scheduler.engine._remote._redis import RedisTransport
 from scheduler.engine._remote._store import RemoteStore
-from scheduler.engine._remote._tiered import TieredCache, settle
+from scheduler.engine._remote._tiered import TieredCache, settle, settle_in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -107,6 +107,34 @@ async def test_settle_follows_a_chain_of_keys_one_round_trip_per_level(
             assert await settle(b, walk) == list(chain)
         assert q.status.keys == set(chain) and q.status.asked == 6
         assert q.status.origin("ml:3") == "remote" and q.status.origin("ml:9") == "local"
+
+
+async def test_with_a_hint_a_chain_of_keys_settles_in_two_round_trips_and_a_local_question_asks_nothing(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    chain: dict[str, dict[str, Any]] = {f"ml:{i}": {"next": f"ml:{i + 1}"} for i in range(4)}
+    chain["ml:4"] = {}  # the last level: nothing missed after it
+    async with tiered(tmp_path / "a", redis_server.url()) as a, tiered(tmp_path / "b", redis_server.url()) as b:
+        a.put_many(chain)
+        assert a.offer_hint("h:chain", [*chain, "unit:x", "own:y", "h:other"], limit=16)
+        assert not a.offer_hint("h:chain", [*chain, "unit:x", "own:y", "h:other"], limit=16), "the same: not again"
+        assert await a.flush(10)
+
+        def walk() -> list[str]:
+            seen: list[str] = []
+            key: str | None = "ml:0"
+            while key is not None and (value := b.get(key)) is not None:
+                seen.append(key)
+                key = value.get("next")
+            return seen
+
+        with b.question() as q:
+            assert await settle_in_thread(b, walk, ("h:chain", 16)) == list(chain)
+        assert q.status.rounds == 2 and q.status.hint == {"found": True, "listed": 5, "fetched": 4}
+        with b.question() as q:
+            assert await settle_in_thread(b, walk, ("h:chain", 16)) == list(chain)
+        assert q.status.to_json() == {"store": q.status.store, "outcome": "local"}
+    assert redis_server.admin().get("cargo-scheduler:v1:h:other") is None
 
 
 async def test_entries_are_namespaced_by_format_version_carry_a_ttl_and_local_records_stay_local(

@@ -16,6 +16,15 @@ and stays local, at local speed). What it adds:
 - **What is shared.** Answers, `ml:`/`ma:` manifests and what is derived from an answer key are
   facts about sources; `unit:` records (the state of one target dir) and `own:` records (this
   checkout's last answer) are not, and stay local.
+- **A prefetch hint per tree state.** Settling costs one round trip per dependency level missing
+  here. After a question that computed its keys, the shared keys it read or wrote are written
+  (background, writable tiers only) under `h:<digest of the format, the question's global key and
+  every member's own digest>`: a path-free name for "this command on these sources". A question
+  that misses something asks for its hint in its first round trip and for every key the hint lists
+  that is missing here in a second, then settles as before (with nothing left to ask, normally).
+  A hint only decides what is fetched: every value it brings is checked like any other (checksum,
+  signature) and is served only if the keys, computed as always, ask for it; a stale, foreign or
+  garbled hint costs wasted fetches, never a wrong answer. It never lists `unit:`/`own:`/`h:` keys.
 
 The answer can tell where each entry came from (`Question.status`): the store, the outcome (`hit`,
 `miss`, `skipped` with why, or `local` when nothing had to be asked), counts, time spent.
@@ -25,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +43,47 @@ from typing import Any, TypeVar
 import anyio
 import anyio.abc
 import anyio.lowlevel
+import xxhash
 
 from .._cache import DiagnosticsCache
-from ._store import RemoteStore
+from . import _codec
+from ._store import Fetched, RemoteStore
 
 _T = TypeVar("_T")
 _LOCAL_ONLY = ("unit:", "own:")
+_HINT = "h:"
 _MAX_ROUNDS = 64
 
 
 def is_shared(key: str) -> bool:
     return not key.startswith(_LOCAL_ONLY)
+
+
+def hint_key(global_key: bytes, own: Mapping[str, str]) -> str:
+    """Where the hint for a question lives: the tier's format, the question's global key (toolchain,
+    lockfile, configuration, environment, command) and each member's own digest (its walked files,
+    by relative path and content). No path: every checkout of the same sources names the same hint."""
+    h = xxhash.xxh3_128(_codec.FORMAT.encode() + b"\0" + global_key)
+    for name, digest in sorted(own.items()):
+        h.update(b"\0" + name.encode() + b"=" + digest.encode())
+    return _HINT + h.hexdigest()
+
+
+def hint_limit(members: int) -> int:
+    """How many keys a hint lists, at most (about three entries per member, with room to spare)."""
+    return 8 * members + 64
+
+
+def _listed(value: dict[str, Any] | None) -> list[str] | None:
+    """The keys a hint entry lists, or None when it is not a hint (not a list of strings)."""
+    keys = value.get("keys") if value is not None else None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return None
+    return keys
+
+
+def _hintable(key: str) -> bool:
+    return is_shared(key) and not key.startswith(_HINT)
 
 
 @dataclass
@@ -59,6 +98,10 @@ class RemoteStatus:
     found: int = 0
     rejected: int = 0
     ms: float = 0.0
+    rounds: int = 0
+    """Round trips to the store (one `get_many` each)."""
+    hint: dict[str, Any] | None = None
+    """What the prefetch hint did: `listed` keys, `fetched` (missing here, asked), or `ignored`."""
     keys: set[str] = field(default_factory=set)
     """The keys whose entries came from the remote in this question."""
 
@@ -70,7 +113,11 @@ class RemoteStatus:
         if self.reason:
             out["reason"] = self.reason
         if self.asked:
-            out.update(asked=self.asked, found=self.found, rejected=self.rejected, ms=round(self.ms, 2))
+            out.update(
+                asked=self.asked, found=self.found, rejected=self.rejected, ms=round(self.ms, 2), rounds=self.rounds
+            )
+        if self.hint is not None:
+            out["hint"] = dict(self.hint)
         return out
 
 
@@ -102,8 +149,39 @@ class Question:
             self._asked.update(keys)
             return keys
 
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self._wanted)
+
+    def asked(self, key: str) -> bool:
+        with self._lock:
+            return key in self._asked
+
+
+class Trace:
+    """The shared keys one check read (found) or wrote, from its first key to its last store: what
+    its hint lists. `computed` is set when the check computed its keys (not all from the memo): only
+    then did it read every manifest, so only then is the trace a whole hint."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.computed = False
+        self.closed = False
+        self._lock = threading.Lock()
+
+    def add(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            if not self.closed:  # a background task started by the check inherits it: not its work
+                self.keys.update(k for k in keys if _hintable(k))
+
+    def close(self) -> list[str]:
+        with self._lock:
+            self.closed = True
+            return sorted(self.keys)
+
 
 _QUESTION: ContextVar[Question | None] = ContextVar("cargo_scheduler_remote_question", default=None)
+_TRACE: ContextVar[Trace | None] = ContextVar("cargo_scheduler_remote_trace", default=None)
 
 
 class TieredCache(DiagnosticsCache):
@@ -148,17 +226,45 @@ class TieredCache(DiagnosticsCache):
         finally:
             _QUESTION.reset(token)
 
+    @contextlib.contextmanager
+    def trace(self) -> Iterator[Trace]:
+        """Record the shared keys read (found) or written until the block ends; nested: the outer."""
+        current = _TRACE.get()
+        if current is not None:
+            yield current
+            return
+        t = Trace()
+        token = _TRACE.set(t)
+        try:
+            yield t
+        finally:
+            _TRACE.reset(token)
+            t.close()
+
     def get(self, key: str) -> dict[str, Any] | None:
         value = super().get(key)
         if value is None:
             self._note([key])
+        else:
+            self._traced([key])
         return value
 
     def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
         found = super().get_many(keys)
         if len(found) < len(keys):
             self._note(k for k in keys if k not in found)
+        self._traced(found)
         return found
+
+    def in_memory(self, keys: list[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        found, missing = super().in_memory(keys)
+        self._traced(found)
+        return found, missing
+
+    def _traced(self, keys: Iterable[str]) -> None:
+        t = _TRACE.get()
+        if t is not None:
+            t.add(keys)
 
     def _note(self, keys: Iterable[str]) -> None:
         q = _QUESTION.get()
@@ -173,10 +279,17 @@ class TieredCache(DiagnosticsCache):
         keys = q.take()
         if not keys:
             return 0
+        fetched = await self._fetch(q, keys)
+        return len(fetched.values) if fetched is not None else 0
+
+    async def _fetch(self, q: Question, keys: list[str]) -> Fetched | None:
+        """One round trip for `keys`, counted in the question; what it found is put in the local
+        cache (only there). None when the question already skipped the tier."""
         status = q.status
         if status.outcome == "skipped":  # one skip per question: the rest goes on without the tier
-            return 0
+            return None
         fetched = await self.remote.get_many(keys, q.left_s())
+        status.rounds += 1
         status.asked += len(keys)
         status.found += len(fetched.values)
         status.rejected += len(fetched.rejected)
@@ -185,21 +298,78 @@ class TieredCache(DiagnosticsCache):
             status.outcome = fetched.outcome
         if fetched.reason:
             status.reason = fetched.reason
-        if not fetched.values:
+        if fetched.values:
+            status.keys.update(fetched.values)
+            await anyio.to_thread.run_sync(DiagnosticsCache.put_many, self, fetched.values)  # local only
+            self.remote_fills += 1
+        return fetched
+
+    async def prefetch(self, hint: str, limit: int) -> int:
+        """With misses noted: the hint and those misses in one round trip, then every key the hint
+        lists that is missing here (at most `limit`) in a second; how many entries came. Nothing
+        when nothing was missed (a question the local cache answers asks nothing). The hint names
+        what to fetch, nothing more: what comes is checked as any read (`RemoteStore.get_many`) and
+        served only where the keys, computed as always, ask for it."""
+        q = _QUESTION.get()
+        if q is None or not q.pending() or q.asked(hint):
             return 0
-        status.keys.update(fetched.values)
-        await anyio.to_thread.run_sync(DiagnosticsCache.put_many, self, fetched.values)  # local only
-        self.remote_fills += 1
-        return len(fetched.values)
+        value = await anyio.to_thread.run_sync(DiagnosticsCache.get, self, hint)  # not a miss to note
+        keys = q.take()
+        filled = 0
+        if value is None:
+            fetched = await self._fetch(q, [*keys, hint])
+            if fetched is None:
+                return 0
+            value = fetched.values.pop(hint, None)
+            filled += len(fetched.values)
+            keys = []
+        listed = _listed(value)
+        if listed is None:
+            q.status.hint = {"found": value is not None}
+            if value is not None:
+                q.status.hint["ignored"] = "not a list of keys"
+            if keys:  # the local hint was no hint: the noted misses still go
+                fetched = await self._fetch(q, keys)
+                filled += len(fetched.values) if fetched is not None else 0
+            return filled
+        candidates = [k for k in dict.fromkeys(listed) if _hintable(k) and not q.asked(k)][:limit]
+        missing = await anyio.to_thread.run_sync(self._missing_here, candidates)
+        q.status.hint = {"found": True, "listed": len(listed), "fetched": len(missing)}
+        ask = sorted(set(keys) | set(missing))
+        if ask:
+            q.want(ask)
+            fetched = await self._fetch(q, q.take())
+            filled += len(fetched.values) if fetched is not None else 0
+        return filled
+
+    def _missing_here(self, keys: list[str]) -> list[str]:
+        found = DiagnosticsCache.get_many(self, keys)
+        return [k for k in keys if k not in found]
 
     # -- writing -----------------------------------------------------------------------------
     def put(self, key: str, value: dict[str, Any]) -> None:
         super().put(key, value)
+        self._traced([key])
         self._enqueue({key: value})
 
     def put_many(self, entries: dict[str, dict[str, Any]]) -> None:
         super().put_many(entries)
+        self._traced(entries)
         self._enqueue(entries)
+
+    def offer_hint(self, key: str, keys: list[str], limit: int) -> bool:
+        """Store `keys` (sorted, at most `limit`) as the hint under `key`, here and (queued) in the
+        tier, unless the tier is read-only or the hint read for it (or last written) says the same.
+        True when written. Call from a worker thread (it may read SQLite)."""
+        listed = sorted({k for k in keys if _hintable(k)})[:limit]
+        if self.remote.readonly or not listed:
+            return False
+        value = {"keys": listed}
+        if DiagnosticsCache.get(self, key) == value:
+            return False
+        DiagnosticsCache.put(self, key, value)
+        self._enqueue({key: value})
+        return True
 
     def _enqueue(self, entries: dict[str, dict[str, Any]]) -> None:
         if self.remote.readonly:
@@ -287,13 +457,27 @@ def question(cache: DiagnosticsCache) -> contextlib.AbstractContextManager[Quest
     return cache.question() if isinstance(cache, TieredCache) else contextlib.nullcontext()
 
 
-async def settle_in_thread(cache: DiagnosticsCache, compute: Callable[[], _T]) -> _T:
+def current_trace() -> Trace | None:
+    return _TRACE.get()
+
+
+def trace(cache: DiagnosticsCache) -> contextlib.AbstractContextManager[Trace | None]:
+    """`cache.trace()` for a tiered cache, else a block with no trace (None)."""
+    return cache.trace() if isinstance(cache, TieredCache) else contextlib.nullcontext()
+
+
+async def settle_in_thread(
+    cache: DiagnosticsCache, compute: Callable[[], _T], hint: tuple[str, int] | None = None
+) -> _T:
     """`settle`, with each `compute()` in a worker thread: what it reads of the local cache's disk
-    (SQLite) never blocks the event loop."""
+    (SQLite) never blocks the event loop. `hint` (its key, the most keys to take from it): after the
+    first computation, if it missed anything, prefetch what the hint lists (`TieredCache.prefetch`)."""
     if not isinstance(cache, TieredCache):
         return await anyio.to_thread.run_sync(compute)
     with cache.question():
         value = await anyio.to_thread.run_sync(compute)
+        if hint is not None and await cache.prefetch(*hint):
+            value = await anyio.to_thread.run_sync(compute)
         for _ in range(_MAX_ROUNDS):
             if not await cache.pull():
                 break
