@@ -47,6 +47,16 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def peers(session: nox.Session) -> None:
+    """The peers' own test suites against the peers and against this server, written to
+    docs/benchmarks/peer-suites.md (bench/peer_suites.py; needs crates.io, and for rust-analyzer-mcp a
+    clone of its repository at the released commit), e.g.
+    `nox -s peers -- --rust-analyzer-mcp-checkout ../rust-analyzer-mcp`."""
+    install(session, "bench")
+    session.run("python", "bench/peer_suites.py", *session.posargs)
+
+
+@nox.session
 def tuning(session: nox.Session) -> None:
     """Each CARGO_SCHEDULER_* knob's measured effect on the agent sessions: rewrites the tables of
     docs/tuning.md (bench/tuning.py; about 25 minutes on 2 cores), e.g. `nox -s tuning -- --knobs prewarm`."""
