@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ async def main(argv: list[str] | None = None) -> int:
         results["machine"] = {"cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
         json_path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(results, indent=1).replace(str(REPO), "<repo>").replace(str(Path.home()), "~")
+        text = text.replace(tempfile.gettempdir() + "/", "$TMPDIR/")  # the tests' own temp dirs
         json_path.write_text(text + "\n")
     (args.out / "benchmarks" / "peer-suites.md").write_text(render(json.loads(json_path.read_text())))
     return 0
