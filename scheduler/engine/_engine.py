@@ -25,6 +25,7 @@ import anyio.abc
 import xxhash
 
 from .. import _settings
+from .._both import both
 from .._exceptions import InvalidArgument, MetadataError
 from .._settings import Scope
 from ..cargo._config import cargo_home
@@ -270,10 +271,14 @@ class Engine:
         return result.stdout.decode(errors="replace")
 
     async def keys(self, request: CheckRequest, observed: _Observed | None = None) -> _Keys:
-        obs = observed or await self.observe()
         spec = request.spec()
         env = self.environment(request)
-        rustc = await self._toolchains.identity(env, request.toolchain)
+        if observed is not None:
+            obs, rustc = observed, await self._toolchains.identity(env, request.toolchain)
+        else:
+            # Independent: cargo metadata and the walk, and `rustc -vV` (a first question pays
+            # the slower of them, not their sum).
+            obs, rustc = await both(self.observe, lambda: self._toolchains.identity(env, request.toolchain))
         gkey = _keys.global_digest(obs.ws, obs.snap, rustc, env, spec.command)
         env_digest = xxhash.xxh3_64_digest(repr(sorted(env.items())).encode("utf-8", "surrogateescape"))
         external = self.store.external.refresh()

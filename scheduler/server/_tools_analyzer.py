@@ -27,11 +27,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from .._both import both
 from .._exceptions import AnalyzerError, AnalyzerIndexing, AnalyzerNotFound, InvalidArgument, SchedulerError
 from ..analyzer._completion import compact_completion
 from ..analyzer._locations import compact
@@ -62,12 +62,10 @@ Character = Annotated[
 
 
 T = TypeVar("T")
-A = TypeVar("A")
 PEER_NATIVE_WAIT_S = 5.0
 """How long the peer-shaped `rust_analyzer_diagnostics` waits for rust-analyzer's load: the peer
 answers at once with a `note` saying the load had not finished (its clients ask again on it, within
 a 10 s tool timeout), so waiting our usual bound would time those clients out instead."""
-B = TypeVar("B")
 PositionQuery = Callable[[AnalyzerClient, Path, int, int], Awaitable[object]]
 """An analyzer question about a 0-based position in a file (hover, definition, ...)."""
 FileQuery = Callable[[AnalyzerClient, Path], Awaitable[object]]
@@ -176,20 +174,6 @@ async def native_file_diagnostics(
     except (AnalyzerNotFound, AnalyzerError) as exc:
         return [], None, exc
     return native, status, None
-
-
-async def both(first: Callable[[], Awaitable[A]], second: Callable[[], Awaitable[B]]) -> tuple[A, B]:
-    """Two independent sources of one answer at once: it costs the slower of them, not their sum
-    (rust-analyzer's load and cargo's check of the same package overlap)."""
-    out: dict[int, Any] = {}
-
-    async def run(i: int, fn: Callable[[], Awaitable[Any]]) -> None:
-        out[i] = await fn()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run, 0, first)
-        tg.start_soon(run, 1, second)
-    return out[0], out[1]
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -7,11 +7,10 @@ question, `AnalyzerIndexing` while loading), so these tests pin the tool layer, 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client
 from server_env import call
@@ -20,7 +19,7 @@ from scheduler import GeneratedWorkspace, ServerState, build_server
 from scheduler._analyzer_options import DEFAULT_OPTIONS, AnalyzerOptions
 from scheduler._answers import ANSWERS, PEER_ANSWERS
 from scheduler._exceptions import AnalyzerIndexing
-from scheduler.server._tools_analyzer import PEER_NATIVE_WAIT_S, both
+from scheduler.server._tools_analyzer import PEER_NATIVE_WAIT_S
 
 pytestmark = pytest.mark.anyio
 
@@ -512,25 +511,3 @@ async def test_workspace_diagnostics_fit_the_budget_with_the_counts_whole(
     assert not is_error, data
     assert data["warnings"] == 300 and data["omitted"]["diagnostics"] == 300 - len(data["diagnostics"])
     assert len(json.dumps(data)) < 1000 * 4 + 200
-
-
-async def test_a_files_two_sources_of_diagnostics_are_asked_at_once() -> None:
-    """rust-analyzer's load and cargo's check of the file's package overlap: each waits here for the
-    other to have started, which a one-after-the-other answer never lets happen (and times out)."""
-    events: list[str] = []
-    started = {"rust-analyzer": anyio.Event(), "cargo": anyio.Event()}
-
-    def source(name: str, other: str) -> Callable[[], Awaitable[str]]:
-        async def ask() -> str:
-            events.append(f"start {name}")
-            started[name].set()
-            await started[other].wait()
-            events.append(f"end {name}")
-            return name
-
-        return ask
-
-    with anyio.fail_after(5):
-        answer = await both(source("rust-analyzer", "cargo"), source("cargo", "rust-analyzer"))
-    assert answer == ("rust-analyzer", "cargo")
-    assert events[:2] == ["start rust-analyzer", "start cargo"], events
