@@ -258,17 +258,21 @@ async def _old_check(parsed: Any) -> int:
                 answer["dependents"] = later.to_dict(token_budget=1_000_000)
             out.print_json(answer)
             return 0 if report.success and answer.get("dependents", {}).get("success", True) else 1
-        out.print_report(engine.root, report, elapsed_s=elapsed())
-        ok = report.success
-        if pending and not parsed.no_wait:
+        if not pending or parsed.no_wait:
+            root = engine.root  # the summary goes out once the pool has closed (below)
+        else:
+            out.print_report(engine.root, report, elapsed_s=elapsed())
             print(f"checking {len(pending)} dependent package(s) in the background...", file=sys.stderr)
             await engine.wait_background(timeout_s=3600)
             later = await engine.check(
                 CheckRequest(kind=kind, scope="workspace", packages=tuple(pending), env=question_env)
             )
             out.print_report(engine.root, later, heading="dependents", elapsed_s=elapsed())
-            ok = ok and later.success
-        return 0 if ok else 101
+            return 0 if report.success and later.success else 101
+    # "ok in" is the whole command's time: closing the pool (the cache, the watcher) is part of what
+    # the user waits for, so the summary is printed after it.
+    out.print_report(root, report, elapsed_s=elapsed())
+    return 0 if report.success else 101
 
 
 async def _dispatch(args: argparse.Namespace) -> int:
