@@ -185,7 +185,8 @@ async def unify(
     trees: dict[str, Resolve | None] = {}
 
     async def tree(slot: str, selection: Sequence[str] | None, flags: Sequence[str]) -> None:
-        trees[slot] = await _tree_of(root, key, selection, flags, dev=dev, env=env, toolchain=toolchain)
+        named = None if selection is None else [ws.spec(n) for n in selection]
+        trees[slot] = await _tree_of(root, key, named, flags, dev=dev, env=env, toolchain=toolchain)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(tree, "whole", None, ())
@@ -242,7 +243,8 @@ async def _converge(
     best = base
     for _ in range(_MAX_ROUNDS):
         selection, flags = _selection(ws, names, extra, dep_flags, dev=dev, select_members=select_members)
-        narrowed = await _tree_of(root, key, selection, flags, dev=dev, env=env, toolchain=toolchain)
+        named = [ws.spec(n) for n in selection]
+        narrowed = await _tree_of(root, key, named, flags, dev=dev, env=env, toolchain=toolchain)
         if narrowed is None:
             if dep_flags and flags_ok:  # cargo refused a dependency flag (a renamed dependency)
                 flags_ok, dep_flags = False, set()

@@ -1,27 +1,23 @@
 """The workspace as cargo sees it: members, their roots, and the path dependencies between them.
 
-It comes from `cargo metadata --no-deps` (cheap, offline) and is reloaded only when an input of that
-command changes: a manifest, `Cargo.lock`, `.cargo/config*`, or the set of directories the root
-manifest's member globs match (a new crate changes no existing file).
+It comes from `cargo metadata --no-deps` (offline), run again only when what that command read
+changes (engine/_metadata.py says what that is and how it is remembered).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .._exceptions import MetadataError, NotAWorkspace, UnknownPackage
 from . import _graph
 from ._root import find_workspace_root
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
-    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 
 @dataclass(frozen=True)
@@ -55,10 +51,12 @@ class Workspace:
     root: Path
     target_dir: Path
     packages: dict[str, Package]
-    signature: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
     default_members: tuple[str, ...] = ()
     """What cargo selects at the root with no -p: `default-members`, else the root package, else
     every member (cargo metadata's `workspace_default_members`; empty from an older cargo)."""
+    ambiguous: frozenset[str] = frozenset()
+    """Members whose name another package of the lockfile has too (a registry crate of that name):
+    cargo refuses `-p name` for them ("is ambiguous"), so `spec` names them by package id."""
     _by_root: dict[Path, str] = field(default_factory=dict, compare=False, repr=False)
     _memo: dict[tuple[str, bool], Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -68,6 +66,10 @@ class Workspace:
     @property
     def members(self) -> list[str]:
         return sorted(self.packages)
+
+    def spec(self, name: str) -> str:
+        """What `-p` takes for member `name`: the name, or its package id where the name is ambiguous."""
+        return self.packages[name].id if name in self.ambiguous else name
 
     def require(self, names: Iterable[str]) -> list[str]:
         """Validate package names; raise UnknownPackage naming the first that is not a member."""
@@ -155,50 +157,32 @@ def find_root(start: Path) -> Path:
     return Path(root)
 
 
-def metadata_inputs(root: Path, manifests: Iterable[Path] = ()) -> tuple[tuple[str, int, int], ...]:
-    """A stat signature of everything `cargo metadata` reads; equal signatures mean equal metadata."""
-    paths = {root / "Cargo.toml", root / "Cargo.lock", *manifests}
-    for directory in [root, *root.parents]:
-        paths.add(directory / ".cargo" / "config.toml")
-        paths.add(directory / ".cargo" / "config")
-    paths.update(_member_manifests(root))
-    sig = []
-    for p in sorted(paths):
-        try:
-            st = os.stat(p)
-            sig.append((str(p), st.st_mtime_ns, st.st_size))
-        except OSError:
-            continue
-    return tuple(sig)
+_LOCKED_NAME = re.compile(r'^name = "([^"]+)"$', re.MULTILINE)
 
 
-def _member_manifests(root: Path) -> list[Path]:
-    """Manifests matched by the root's `workspace.members` globs: catches a newly created crate."""
-    try:
-        doc = tomllib.loads((root / "Cargo.toml").read_text())
-    except (OSError, tomllib.TOMLDecodeError):
-        return []
-    members = doc.get("workspace", {}).get("members", [])
-    found: list[Path] = []
-    for pattern in members if isinstance(members, list) else []:
-        if isinstance(pattern, str):
-            found.extend(m for m in root.glob(f"{pattern}/Cargo.toml"))
-    return found
+def with_lockfile(ws: Workspace, lockfile: str) -> Workspace:
+    """`ws` knowing which members share their name with another locked package (`ambiguous`).
+    Cargo.lock is cargo's own output, one `name = "..."` line per package."""
+    counts = Counter(_LOCKED_NAME.findall(lockfile))
+    ambiguous = frozenset(n for n in ws.packages if counts[n] > 1)
+    return replace(ws, ambiguous=ambiguous) if ambiguous != ws.ambiguous else ws
 
 
-def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int], ...] = ()) -> Workspace:
+def parse_metadata(data: Mapping[str, Any]) -> Workspace:
     """Build the model from `cargo metadata --format-version 1 --no-deps` JSON."""
     try:
         root = Path(data["workspace_root"])
         member_ids = set(data["workspace_members"])
         pkgs = [p for p in data["packages"] if p["id"] in member_ids]
-        by_dir = {Path(p["manifest_path"]).parent: p["name"] for p in pkgs}
+        # Directories as strings (cargo prints them normalised): a Path per dependency cost most of
+        # the parse (13 ms on 150 members).
+        by_dir = {os.path.dirname(p["manifest_path"]): p["name"] for p in pkgs}
         packages: dict[str, Package] = {}
         requested_by: dict[str, dict[str, dict[str, set[str]]]] = {}
         renamed_by: dict[str, set[str]] = {}
         for p in pkgs:
             for d in p.get("dependencies", []):
-                target = by_dir.get(Path(d["path"])) if d.get("path") else None
+                target = by_dir.get(d["path"]) if d.get("path") else None
                 if target is None or target == p["name"]:
                     continue
                 kind = d.get("kind") or "normal"
@@ -212,12 +196,12 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
             deps: set[str] = set()
             dev: set[str] = set()
             for d in p.get("dependencies", []):
-                target = by_dir.get(Path(d["path"])) if d.get("path") else None
+                target = by_dir.get(d["path"]) if d.get("path") else None
                 if target is None or target == p["name"]:
                     continue
                 (dev if d.get("kind") == "dev" else deps).add(target)
             manifest = Path(p["manifest_path"])
-            outside = any(d.get("path") and Path(d["path"]) not in by_dir for d in p.get("dependencies", []))
+            outside = any(d.get("path") and d["path"] not in by_dir for d in p.get("dependencies", []))
             kinds = frozenset(k for t in p.get("targets", []) for k in t.get("kind", []))
             packages[p["name"]] = Package(
                 name=p["name"],
@@ -243,7 +227,6 @@ def parse_metadata(data: Mapping[str, Any], signature: tuple[tuple[str, int, int
             root=root,
             target_dir=Path(data["target_directory"]),
             packages=packages,
-            signature=signature,
             default_members=defaults,
         )
     except (KeyError, TypeError) as exc:

@@ -233,12 +233,17 @@ class DiagnosticsCache:
         records): one commit instead of one per row. The memory front has them at once."""
         if not entries:
             return
+        self.remember_many(entries)
+        encoded = [(key, _encode(value)) for key, value in entries.items()]
+        self._with_disk("_set_many", encoded)
+
+    def remember_many(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Hold entries in the memory front only (cheap, safe on the event loop); the caller writes
+        them to disk later with `put_many`, or not at all."""
         with self._lock:
             for key, value in entries.items():
                 self._known_misses.discard(key)
                 self._remember(key, value)
-        encoded = [(key, _encode(value)) for key, value in entries.items()]
-        self._with_disk("_set_many", encoded)
 
     def delete(self, key: str) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -32,8 +33,8 @@ from ..cargo._config import cargo_home
 from ..cargo._process import run_bounded
 from ..cargo._run import CargoOutcome, run_cargo, stable_environment
 from ..cargo._sccache import Wrapping
-from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata
-from . import _keys, _plan, _runs
+from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata, with_lockfile
+from . import _keys, _metadata, _plan, _runs, _statcache
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
 from ._remote._open import open_cache
@@ -159,20 +160,26 @@ class Engine:
         seed: bool = True,
     ) -> None:
         self.root = root
+        self._real_root = os.path.realpath(root)
+        """As cargo names it (its working directory, links resolved)."""
         self.cache = cache
         self.private_target = private_target
         self.env = stable_environment()
         self._tg = task_group
         self._hasher = TreeHasher(root)
+        self._stat_loaded = False
         self._observe_lock = anyio.Lock()
         self._ws: Workspace | None = None
+        self._last_ws: Workspace | None = None
         self._meta_signature: str | None = None
+        """The tree signature (`_metadata.tree_signature`) the metadata holds for."""
         self._signature_of = -1
+        self._unsaved: tuple[str, dict[str, Any], str] | None = None
         self._walk_inputs_of: Workspace | None = None
         self._roots: dict[str, str] = {}
         self._keys_memo: dict[Any, _Keys] = {}
         self._own_keys: dict[_runs.RunSpec, dict[str, str]] = {}
-        self._toolchains = Toolchains(root, self._probe)
+        self._toolchains = Toolchains(root, self._probe, cache)
         self.store = AnswerStore(root, cache)
         self._gates: dict[Path, TargetGate] = {}
         self._flight = flight
@@ -200,7 +207,7 @@ class Engine:
 
     # -- observing the workspace -------------------------------------------------------------
     async def observe(self) -> _Observed:
-        """Metadata (reloaded only when its inputs changed) and a snapshot of the tree as it is now:
+        """Metadata (reloaded only when what it read changed) and a snapshot of the tree as it is now:
         the previous one if the watcher saw no change, else updated (or walked) in a worker thread."""
         async with self._observe_lock:
             for _ in range(3):
@@ -208,22 +215,40 @@ class Engine:
                 roots, exclude = self._walk_inputs(ws)
                 snap = self._hasher.unchanged(roots, exclude)
                 if snap is None:
-                    snap = await anyio.to_thread.run_sync(self._hasher.refresh, roots, exclude)
+                    snap = await anyio.to_thread.run_sync(self._walk, roots, exclude)
                     self.last_walk_ms = snap.stats.elapsed_ms
-                if self._signature_of == snap.generation and self._meta_signature is not None:
+                if self._signature_of == snap.generation:
                     return _Observed(ws, snap)
-                signature = _metadata_signature(ws, snap)
-                if self._meta_signature is None or signature == self._meta_signature:
-                    self._meta_signature = signature
+                signature = self._tree_signature(snap)
+                if signature == self._meta_signature:
                     self._signature_of = snap.generation
+                    if self._unsaved is not None:  # the walks before and after cargo's run agree
+                        await _metadata.remember(self.cache, *self._unsaved)
+                        self._unsaved = None
                     return _Observed(ws, snap)
-                # A manifest, the lockfile or a file outside every member changed: reload.
+                # A manifest, a file name or the configuration changed (or did while cargo ran).
                 self._ws = None
-                self._meta_signature = None
-                self._signature_of = -1
+                self._unsaved = None
             raise MetadataError("the workspace manifests keep changing; try again when edits settle")
 
-    def _walk_inputs(self, ws: Workspace) -> tuple[dict[str, str], set[Path]]:
+    def _walk(self, roots: dict[str, str], exclude: set[Path]) -> Snapshot:
+        """`TreeHasher.refresh` with its stat cache kept on disk (`_statcache`): loaded before this
+        engine's first walk, written after a walk that had to read a file. Blocking (a thread)."""
+        path = _statcache.stat_cache_path(self.cache.directory, self._real_root) if self.cache.persistent else None
+        if path is not None and not self._stat_loaded:
+            self._stat_loaded = True
+            _statcache.load(path, self._real_root, self._hasher)
+        snap = self._hasher.refresh(roots, exclude)
+        if path is not None and snap.stats.hashed:
+            _statcache.save(path, self._real_root, self._hasher)
+        return snap
+
+    def _tree_signature(self, snap: Snapshot) -> str:
+        return _metadata.tree_signature(snap, _keys.config_digest(self.root, self.env))
+
+    def _walk_inputs(self, ws: Workspace | None) -> tuple[dict[str, str], set[Path]]:
+        if ws is None:  # before any metadata: every file unowned (cargo marks its target dirs)
+            return {}, set()
         if self._walk_inputs_of is not ws:
             self._roots = {
                 ("" if p.root == ws.root else str(p.root.relative_to(ws.root))): n
@@ -237,6 +262,9 @@ class Engine:
         return (await self.observe()).ws
 
     async def _load_metadata(self) -> Workspace:
+        """The metadata for the tree as it is: remembered (`_metadata`) or from cargo. Sets the tree
+        signature it holds for; what cargo printed waits in `_unsaved` until a walk after the run
+        agrees with the one before it."""
         if not (self.root / "Cargo.lock").exists():
             # Cargo writes the lockfile on its first build anyway; writing it now keeps it from
             # changing every key in the middle of that first run. Failure (say, registry
@@ -245,6 +273,27 @@ class Engine:
                 await run_bounded(
                     ["cargo", "generate-lockfile", "--offline"], cwd=self.root, env=self.env, timeout_s=_METADATA_S
                 )
+        roots, exclude = self._walk_inputs(self._last_ws)
+        before, identity = await both(
+            lambda: anyio.to_thread.run_sync(self._walk, roots, exclude),
+            lambda: self._toolchains.identity(self.env, None),
+        )
+        self._meta_signature = self._tree_signature(before)
+        self._signature_of = -1
+        key = _metadata.metadata_key(identity, self._meta_signature, self.env)
+        real_root = self._real_root
+        data = await _metadata.lookup(self.cache, key, real_root)
+        if data is None:
+            data = await self._run_metadata()
+            self._unsaved = (key, data, real_root)
+        try:
+            lockfile = await anyio.Path(self.root / "Cargo.lock").read_text(errors="replace")
+        except OSError:
+            lockfile = ""
+        self._ws = self._last_ws = with_lockfile(parse_metadata(data), lockfile)
+        return self._ws
+
+    async def _run_metadata(self) -> dict[str, Any]:
         argv = ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"]
         try:
             result = await run_bounded(argv, cwd=self.root, env=self.env, timeout_s=_METADATA_S)
@@ -257,8 +306,7 @@ class Engine:
         if not result.ok:
             stderr = result.stderr.decode(errors="replace").strip()
             raise MetadataError(f"cargo metadata failed in {self.root}: {stderr[-2000:]}")
-        self._ws = parse_metadata(load_metadata_json(result.stdout.decode()))
-        return self._ws
+        return load_metadata_json(result.stdout.decode())
 
     async def _probe(self, argv: list[str], env: Mapping[str, str]) -> str:
         try:
@@ -468,7 +516,7 @@ class Engine:
         for attempt in range(2):
             started_ns = time.time_ns()
             outcome = await run_cargo(
-                spec.args(names, explicit_dir, unified),
+                spec.args(names, explicit_dir, unified, ws.spec),
                 cwd=self.root,
                 env=run_env,
                 toolchain=request.toolchain,
@@ -678,14 +726,6 @@ class Engine:
             "sccache": self.wrapping.status,
             "target_seed": self.seeder.status,
         }
-
-
-def _metadata_signature(ws: Workspace, snap: Snapshot) -> str:
-    h = xxhash.xxh3_64(snap.owner_digest(None))
-    for name, package in sorted(ws.packages.items()):
-        rel = str(package.manifest.relative_to(ws.root)) if package.manifest.is_relative_to(ws.root) else ""
-        h.update(name.encode() + snap.by_owner.get(name, {}).get(rel, b"-"))
-    return h.hexdigest()
 
 
 def _summarise_skipped(skipped: dict[str, str]) -> dict[str, str]:

@@ -99,6 +99,17 @@ class TreeHasher:
         """Files whose changes inotify on the tree may not report: links (the target may lie
         elsewhere) and files with other hard links. Each question stats them again."""
 
+    def entries(self) -> dict[str, _Entry]:
+        """The stat cache (a copy): what `_statcache` keeps on disk."""
+        return dict(self._entries)
+
+    def adopt(self, rel: str, entry: _Entry) -> bool:
+        """Take a stat cache entry from disk unless one is known already; True if taken."""
+        if rel in self._entries:
+            return False
+        self._entries[rel] = entry
+        return True
+
     @property
     def watching(self) -> bool:
         return self._watcher is not None and self._watcher.active
@@ -141,6 +152,8 @@ class TreeHasher:
         """The tree now: the previous snapshot updated with the files the watcher saw change, or a
         full walk when it cannot tell. Blocking: call it from a worker thread."""
         inputs = (package_roots, frozenset(str(p) for p in exclude))
+        if self._last is not None and self._watcher is not None and self._last_inputs != inputs:
+            self._reown(package_roots, inputs[1])
         if self._last is None or self._watcher is None or self._last_inputs != inputs:
             return self.snapshot(package_roots, exclude)
         drained = self._watcher.drain()
@@ -151,6 +164,29 @@ class TreeHasher:
             return self._last
         updated = self._apply(self._last, changes)
         return updated if updated is not None else self.snapshot(package_roots, exclude)
+
+    def _reown(self, package_roots: dict[str, str], excluded: frozenset[str]) -> None:
+        """The last walk's files under other package roots, without walking again: the first walk
+        of a question runs before the members are known (`Engine._load_metadata`). Changes since
+        that walk stay queued in the watcher for `refresh` to apply. Nothing is done (a full walk
+        follows) if that walk entered a directory now excluded."""
+        assert self._last is not None
+        root = str(self.root)
+        if any(os.path.join(root, d) in excluded for d in self._dir_owner if d):
+            return
+        owners: dict[str, str | None] = {}
+        for directory in sorted(self._dir_owner, key=lambda d: d.count("/") if d else -1):
+            parent = directory.rpartition("/")[0]
+            inherited = owners.get(parent) if directory else None
+            owners[directory] = package_roots.get(directory, inherited)
+        by_owner: dict[str | None, dict[str, bytes]] = {}
+        for files in self._last.by_owner.values():
+            for rel, digest in files.items():
+                by_owner.setdefault(owners[rel.rpartition("/")[0]], {})[rel] = digest
+        self._dir_owner = owners
+        self._generation += 1
+        self._last = Snapshot(by_owner=by_owner, stats=self._last.stats, generation=self._generation)
+        self._last_inputs = (dict(package_roots), excluded)
 
     def _apply(self, last: Snapshot, changes: list[FileChange]) -> Snapshot | None:
         start = time.perf_counter()

@@ -12,7 +12,7 @@ import functools
 import json
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +34,21 @@ class RunSpec:
     deny_warnings: bool = False
 
     def args(
-        self, packages: Sequence[str], target_dir: Path | None, unified: tuple[Sequence[str], Sequence[str]] = ((), ())
+        self,
+        packages: Sequence[str],
+        target_dir: Path | None,
+        unified: tuple[Sequence[str], Sequence[str]] = ((), ()),
+        spec: Callable[[str], str] = str,
     ) -> list[str]:
         """The cargo command line; `unified` is `unified_for`'s (extra members, `member/feature`
-        flags) that make a narrowed run build the units a `--workspace` run would."""
+        flags) that make a narrowed run build the units a `--workspace` run would; `spec` what `-p`
+        takes for a member (`Workspace.spec`)."""
         c = self.command
         extra, flags = unified
         # `cargo test` takes --no-fail-fast, not --keep-going, to build every test binary it can.
         keep_going = "--no-fail-fast" if c.kind == "test" else "--keep-going"
         args = [*_SUBCOMMAND[c.kind], "--message-format=json-diagnostic-rendered-ansi", keep_going]
-        args += selection_args(c, [*packages, *(n for n in extra if n not in packages)], flags)
+        args += selection_args(c, [*packages, *(n for n in extra if n not in packages)], flags, spec)
         if c.all_targets:
             args.append("--all-targets")
         if target_dir is not None:
@@ -53,11 +58,13 @@ class RunSpec:
         return args
 
 
-def selection_args(command: Command, packages: Sequence[str], unified: Sequence[str] = ()) -> list[str]:
-    """`-p` for each package, then the feature and profile flags of `command`."""
+def selection_args(
+    command: Command, packages: Sequence[str], unified: Sequence[str] = (), spec: Callable[[str], str] = str
+) -> list[str]:
+    """`-p` for each package (as `spec` names it), then the feature and profile flags of `command`."""
     args: list[str] = []
     for name in packages:
-        args += ["-p", name]
+        args += ["-p", spec(name)]
     if command.features or unified:
         args += ["--features", ",".join([*command.features, *unified])]
     if command.all_features:
@@ -182,8 +189,12 @@ Roots = tuple[tuple[str, str], ...]
 """(placeholder, absolute path) pairs: where this checkout and $CARGO_HOME live."""
 
 
+WORKSPACE_MARK = "{{cargo-scheduler:workspace}}"
+"""What stands for the checkout's root in anything shared (answers, metadata)."""
+
+
 def roots_of(workspace: Path, cargo_home: Path) -> Roots:
-    return (("{{cargo-scheduler:workspace}}", str(workspace)), ("{{cargo-scheduler:cargo-home}}", str(cargo_home)))
+    return ((WORKSPACE_MARK, str(workspace)), ("{{cargo-scheduler:cargo-home}}", str(cargo_home)))
 
 
 def to_entry(result: PackageResult, roots: Roots = ()) -> dict[str, Any]:
@@ -200,14 +211,14 @@ def to_entry(result: PackageResult, roots: Roots = ()) -> dict[str, Any]:
     }
     if messages and roots:
         text = json.dumps(messages)
-        based = _replace_roots(text, [(path, mark) for mark, path in roots])
+        based = replace_roots(text, [(path, mark) for mark, path in roots])
         if based != text:
             entry["messages"] = json.loads(based)
             entry["rebased"] = True
     return entry
 
 
-def _replace_roots(text: str, pairs: list[tuple[str, str]]) -> str:
+def replace_roots(text: str, pairs: list[tuple[str, str]]) -> str:
     """Replace each `old` that is a whole path prefix (followed by a separator, a quote or the end)."""
     for old, new in pairs:
         escaped, replacement = json.dumps(old)[1:-1], json.dumps(new)[1:-1]
@@ -225,7 +236,7 @@ def from_entry(name: str, entry: dict[str, Any], roots: Roots = ()) -> PackageRe
     placeholders of `to_entry` put back as this checkout's paths."""
     raws = entry.get("messages", [])
     if entry.get("rebased") and roots:
-        raws = json.loads(_replace_roots(json.dumps(raws), [(mark, path) for mark, path in roots]))
+        raws = json.loads(replace_roots(json.dumps(raws), [(mark, path) for mark, path in roots]))
     diags: list[Diagnostic] = []
     for raw in raws:
         if raw.get("synthetic"):

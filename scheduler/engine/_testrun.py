@@ -72,7 +72,7 @@ async def run_tests(
         "test",
         "--no-fail-fast",
         "--message-format=json-diagnostic-rendered-ansi",
-        *selection_args(command, to_test, (await unified_run_for(ws, to_test, command, env=k.env))[1]),
+        *selection_args(command, to_test, (await unified_run_for(ws, to_test, command, env=k.env))[1], ws.spec),
     ]
     if test_name:
         args.append(test_name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -303,3 +304,28 @@ def test_a_dangling_and_a_looping_link_are_walked_again_after_their_directory_ch
     assert second.owner_digest("a") != first.owner_digest("a")
     assert TreeHasher(tree, watch=False).snapshot(ROOTS).owner_digest("a") == second.owner_digest("a")
     assert hasher.unchanged(ROOTS, set()) is second, "an unchanged dangling link is not a change"
+
+
+def test_a_walk_made_before_the_members_were_known_is_reowned_without_walking_again(tree: Path) -> None:
+    hasher = TreeHasher(tree)
+    hasher.refresh({})  # the first walk of a question: the metadata is not known yet
+    walks: list[str] = []
+    walk = hasher._walk
+
+    def counted(rel_dir: str, *args: Any) -> None:
+        walks.append(rel_dir)
+        walk(rel_dir, *args)
+
+    hasher._walk = counted  # type: ignore[method-assign,assignment]
+    _write(tree / "crates/b/src/lib.rs", "pub fn b() -> u32 { 1 }\n")  # an edit between the walks
+    reowned = hasher.refresh(ROOTS)
+    assert walks == [], "no directory was listed again"
+    assert reowned.by_owner == TreeHasher(tree).snapshot(ROOTS).by_owner, "and the edit is in it"
+    assert hasher.unchanged(ROOTS, set()) is reowned
+
+
+def test_a_walk_that_entered_a_directory_now_excluded_is_walked_again(tree: Path) -> None:
+    _write(tree / "out/artifact.txt", "not a source\n")  # a target dir cargo has not marked yet
+    hasher = TreeHasher(tree)
+    assert "out/artifact.txt" in _files(hasher.refresh({}))
+    assert "out/artifact.txt" not in _files(hasher.refresh(ROOTS, {tree / "out"}))

@@ -64,6 +64,10 @@ async def test_an_answer_written_by_one_checkout_is_read_by_another_with_an_empt
         assert status["store"].startswith("unix://")
         again, status, _ = await _read(b, ["k1"])
         assert again == {"k1": ANSWER} and status == {"store": status["store"], "outcome": "local"}
+        assert await b.flush(10), "the fill is written behind the answer, by the writer"
+        other_process = DiagnosticsCache(tmp_path / "b")
+        assert other_process.get("k1") == ANSWER
+        other_process.close()
     assert DiagnosticsCache(tmp_path / "b").get("k1") == ANSWER, "a remote hit fills the local cache on disk"
 
 

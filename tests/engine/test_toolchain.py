@@ -6,8 +6,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import anyio
 import pytest
 
+from scheduler.engine._cache import DiagnosticsCache
 from scheduler.engine._toolchain import Toolchains, toolchain_inputs
 
 pytestmark = pytest.mark.anyio
@@ -72,3 +74,46 @@ async def test_the_compiler_is_asked_again_only_when_its_inputs_change(rustup_ho
     (rustup_home / "settings.toml").write_text('default_toolchain = "beta"\n')
     await toolchains.identity(_env(rustup_home), None)
     assert len(asked) == 3, "`rustup default` while the daemon runs is seen at the next question"
+
+
+async def test_a_new_process_reuses_the_remembered_identity_until_an_input_changes(
+    rustup_home: Path, tmp_path: Path
+) -> None:
+    asked: list[list[str]] = []
+
+    async def probe(argv: list[str], env: Mapping[str, str]) -> str:
+        asked.append(argv)
+        return f"rustc 1.0.0 ({len(asked)})\n"
+
+    def process() -> Toolchains:  # what each CLI invocation builds: a new engine, the same cache dir
+        return Toolchains(tmp_path, probe, DiagnosticsCache(tmp_path / "cache"))
+
+    first = await process().identity(_env(rustup_home), None)
+    assert await process().identity(_env(rustup_home), None) == first and len(asked) == 1
+    os.rename(rustup_home / "toolchains" / "stable-x86_64-unknown-linux-gnu", rustup_home / "gone")
+    (rustup_home / "toolchains" / "stable-x86_64-unknown-linux-gnu").mkdir()  # `rustup update`: a new dir
+    assert await process().identity(_env(rustup_home), None) != first and len(asked) == 2
+
+
+async def test_concurrent_questions_share_one_probe(rustup_home: Path, tmp_path: Path) -> None:
+    asked: list[list[str]] = []
+    release = anyio.Event()
+
+    async def probe(argv: list[str], env: Mapping[str, str]) -> str:
+        asked.append(argv)
+        await release.wait()
+        return "rustc 1.0.0\n"
+
+    toolchains = Toolchains(tmp_path, probe)
+    answers: list[str] = []
+
+    async def ask() -> None:
+        answers.append(await toolchains.identity(_env(rustup_home), None))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ask)
+            tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+    assert answers == ["rustc 1.0.0\n"] * 2 and len(asked) == 1
