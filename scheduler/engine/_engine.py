@@ -29,7 +29,7 @@ from .. import _settings
 from .._both import both
 from .._exceptions import InvalidArgument, MetadataError
 from .._settings import Scope
-from ..cargo._config import cargo_home
+from ..cargo._config import cargo_home, config_files
 from ..cargo._process import run_bounded
 from ..cargo._run import CargoOutcome, run_cargo, stable_environment
 from ..cargo._sccache import Wrapping
@@ -223,7 +223,8 @@ class Engine:
                 if signature == self._meta_signature:
                     self._signature_of = snap.generation
                     if self._unsaved is not None:  # the walks before and after cargo's run agree
-                        await _metadata.remember(self.cache, *self._unsaved)
+                        tree = _metadata.Tree(snap, tuple(config_files(self.root, self.env)), self._read_values())
+                        await _metadata.remember(self.cache, *self._unsaved, tree)
                         self._unsaved = None
                     return _Observed(ws, snap)
                 # A manifest, a file name or the configuration changed (or did while cargo ran).
@@ -244,7 +245,13 @@ class Engine:
         return snap
 
     def _tree_signature(self, snap: Snapshot) -> str:
-        return _metadata.tree_signature(snap, _keys.config_digest(self.root, self.env))
+        files = config_files(self.root, self.env)
+        places = _metadata.config_places(str(self.root), files, str(cargo_home(self.env)))
+        return _metadata.tree_signature(snap, _keys.config_digest(self.root, self.env) + places)
+
+    def _read_values(self) -> tuple[str, ...]:
+        """The values of the variables cargo metadata reads (`_metadata.metadata_key`)."""
+        return tuple(v for k, v in sorted(self.env.items()) if k.startswith(_metadata.ENV_PREFIXES))
 
     def _walk_inputs(self, ws: Workspace | None) -> tuple[dict[str, str], set[Path]]:
         if ws is None:  # before any metadata: every file unowned (cargo marks its target dirs)
@@ -451,7 +458,11 @@ class Engine:
             if not to_run:
                 break
             run = await self._run(k, request, to_run, on_message)
-            report.results.update(run.results)
+            # What the run answered besides `to_run` (members it selected to unify features) is
+            # reported where the scope wanted it later (pending), and no longer pending.
+            answered = {n: r for n, r in run.results.items() if n in to_run or n in report.pending}
+            report.results.update(answered)
+            report.pending = [n for n in report.pending if n not in answered]
             report.command = run.argv
             report.error = run.error
             report.notes.extend(run.notes)
@@ -528,7 +539,10 @@ class Engine:
                 error = _timeout_error(request.timeout_s, names, outcome)
             elif outcome.finished_success is None:
                 error = "cargo failed before building: " + outcome.stderr.strip()[-1500:]
-            results = _runs.results_from_outcome(ws, outcome, names, dev=spec.command.includes_tests)
+            # Members selected only to unify features were checked too, with `--workspace`'s units:
+            # their answers are kept (a widening that follows finds them in the cache).
+            checked = [*names, *(n for n in unified[0] if n not in names)]
+            results = _runs.results_from_outcome(ws, outcome, checked, dev=spec.command.includes_tests)
             now = await self.keys(request)
             moved = {n for n in results if now.keys.walk.get(n) != k.keys.walk[n]}
             kept = {n: r for n, r in results.items() if n not in moved}

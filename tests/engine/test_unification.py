@@ -148,3 +148,46 @@ async def test_a_test_run_selects_no_other_member_and_a_lockfile_of_members_runs
     assert await _features.unify(solo, ["solo"], dev=False, select_members=True, root=only, env=env) == (
         _features.Unified((), (), False)
     )
+
+
+def _chained_workspace(tmp_path: Path) -> Path:
+    """`b` uses extcrate's `extra` through an outside crate `wrap`, without asking; `a` depends on
+    `b` and asks for `extra`. No flag reaches extcrate from `b`, so a run for `b` must select `a`,
+    which checks `a` too: the answer reports `a` (no longer pending) and the cache answers it
+    afterwards; a member selected but out of the scope is cached, not reported."""
+    ext = tmp_path / "extcrate"
+    _crate(
+        ext, "extcrate", "", '#[cfg(feature = "extra")]\npub fn extra() -> u32 { 1 }\n', "[features]\nextra = []\n\n"
+    )
+    _crate(tmp_path / "wrap", "wrap", 'extcrate = { path = "../extcrate" }\n', "pub use extcrate;\n")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "Cargo.toml").write_text('[workspace]\nmembers = ["a", "b"]\nresolver = "2"\n')
+    path = 'extcrate = { path = "../../extcrate"%s }\n'
+    _crate(ws / "b", "b", 'wrap = { path = "../../wrap" }\n', "pub fn b() -> u32 { wrap::extcrate::extra() }\n")
+    _crate(
+        ws / "a",
+        "a",
+        path % ', features = ["extra"]' + 'b = { path = "../b" }\n',
+        "pub fn a() -> u32 { b::b() + 1 }\n",
+    )
+    subprocess.run(["cargo", "generate-lockfile", "--offline", "-q"], cwd=ws, check=True, timeout=120)
+    return ws
+
+
+async def test_a_member_selected_to_unify_features_is_answered_by_the_same_run(tmp_path: Path) -> None:
+    ws = _chained_workspace(tmp_path)
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(ws)
+        first = await engine.check(CheckRequest(packages=("b",), scope="changed"))
+        assert first.success and set(first.results) == {"b"}, first.to_dict()
+        assert "a" in first.command, "a was selected to unify extcrate's features"
+        cached = await engine.check(CheckRequest(packages=("a",), scope="changed"))
+        assert cached.results["a"].source == "cache", "the run that selected it answered it"
+        lib = ws / "b" / "src" / "lib.rs"
+        lib.write_text(lib.read_text() + "// edited\n")
+        edited = await engine.check(CheckRequest(packages=("b",)))
+        assert edited.success and edited.pending == [] and set(edited.results) == {"a", "b"}, edited.to_dict()
+        assert edited.results["a"].source == "run"
+    code, messages = _cargo(ws, "--workspace")
+    assert code == 0 and all(_units(messages).values())
