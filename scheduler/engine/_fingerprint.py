@@ -64,6 +64,11 @@ class Snapshot:
 
     by_owner: dict[str | None, dict[str, bytes]] = field(default_factory=dict)
     stats: WalkStats = field(default_factory=WalkStats)
+    dirs: frozenset[str] = frozenset()
+    """Every directory walked (relative; '' is the root)."""
+    skipped: frozenset[str] = frozenset()
+    """What `.gitignore` made the walk leave out, by name (not their contents). Target dirs (the
+    excluded one, any holding a `CACHEDIR.TAG`) and VCS directories are not sources: not listed."""
     generation: int = 0
     _digests: dict[str | None, bytes] = field(default_factory=dict, repr=False)
 
@@ -94,6 +99,7 @@ class TreeHasher:
         self._dir_owner: dict[str, str | None] = {}
         self._dir_specs: dict[str, list[tuple[str, pathspec.PathSpec[Any]]]] = {}
         self._pending: list[FileChange] = []
+        self._skipping: set[str] = set()
         self._generation = 0
         self._fragile: dict[str, tuple[int, int, int, int]] = {}
         """Files whose changes inotify on the tree may not report: links (the target may lie
@@ -185,13 +191,20 @@ class TreeHasher:
                 by_owner.setdefault(owners[rel.rpartition("/")[0]], {})[rel] = digest
         self._dir_owner = owners
         self._generation += 1
-        self._last = Snapshot(by_owner=by_owner, stats=self._last.stats, generation=self._generation)
+        self._last = Snapshot(
+            by_owner=by_owner,
+            stats=self._last.stats,
+            generation=self._generation,
+            dirs=self._last.dirs,
+            skipped=self._last.skipped,
+        )
         self._last_inputs = (dict(package_roots), excluded)
 
     def _apply(self, last: Snapshot, changes: list[FileChange]) -> Snapshot | None:
         start = time.perf_counter()
         stats = WalkStats(files=last.stats.files)
         by_owner = dict(last.by_owner)
+        skipped = set(last.skipped)
         touched: set[str | None] = set()
         for change in dict.fromkeys(changes):  # a save is several events (truncate, write, close)
             if change.name in (".gitignore", "CACHEDIR.TAG") or change.directory not in self._dir_owner:
@@ -218,6 +231,8 @@ class TreeHasher:
                 or _ignored(self._dir_specs[change.directory], rel, False)
             ):
                 files.pop(rel, None)
+                if change.name not in _VCS_DIRS:
+                    skipped.add(rel)
                 continue
             files[rel] = self._digest(rel, path, st, stats, force=True)
         self._generation += 1
@@ -225,6 +240,8 @@ class TreeHasher:
             by_owner=by_owner,
             stats=stats,
             generation=self._generation,
+            dirs=last.dirs,
+            skipped=frozenset(skipped),
             _digests={o: d for o, d in last._digests.items() if o not in touched},
         )
         stats.files = sum(len(f) for f in by_owner.values())
@@ -246,7 +263,10 @@ class TreeHasher:
         self._fragile = {}
         self._dir_owner.clear()
         self._dir_specs.clear()
+        self._skipping = set()
         self._walk("", package_roots.get(""), package_roots, [], snap, excluded, seen)
+        snap.dirs = frozenset(self._dir_owner)
+        snap.skipped = frozenset(self._skipping)
         for gone in self._entries.keys() - seen:
             del self._entries[gone]
         snap.stats.files = len(seen)
@@ -291,14 +311,22 @@ class TreeHasher:
             except OSError:
                 continue
             if stat_mod.S_ISDIR(st.st_mode):
-                if entry.name in _VCS_DIRS or entry.path in excluded or _ignored(specs, rel, True):
+                if entry.name in _VCS_DIRS:
+                    continue
+                if entry.path in excluded:
+                    continue
+                if _ignored(specs, rel, True):
+                    self._skipping.add(rel)
                     continue
                 child_owner = roots.get(rel, owner)
                 self._walk(rel, child_owner, roots, specs, snap, excluded, seen)
             elif stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode):
                 # A linked git worktree's `.git` is a file naming its own git dir: hashed, it would
                 # give every worktree of one repository other keys for the same sources.
-                if entry.name in _VCS_DIRS or _ignored(specs, rel, False):
+                if entry.name in _VCS_DIRS:
+                    continue
+                if _ignored(specs, rel, False):
+                    self._skipping.add(rel)
                     continue
                 seen.add(rel)
                 files[rel] = self._digest(rel, entry.path, st, snap.stats)

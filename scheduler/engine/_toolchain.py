@@ -6,7 +6,8 @@ update` all change the compiler without changing a source file, and a daemon liv
 is read at every question (by content, cheap), and `rustc -vV` runs again whenever they differ:
 
 - the call's `toolchain` argument, and `RUSTUP_TOOLCHAIN`, `RUSTUP_HOME`, `RUSTC` and `PATH` from the
-  question's environment (which rustc, or which rustup proxy, is found);
+  question's environment (which rustc, or which rustup proxy, is found), and the stat of the rustc
+  found (a compiler upgraded in place by a package manager);
 - `$RUSTUP_HOME/settings.toml` (the default and every directory override);
 - the stat of `$RUSTUP_HOME/toolchains` and of each toolchain directory (`rustup update` installs a
   toolchain anew under the same name);
@@ -21,6 +22,7 @@ pay `rustc -vV` (about 45 ms on 2 cores) while none of those inputs moved.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -47,6 +49,15 @@ def toolchain_inputs(root: Path, env: Mapping[str, str], toolchain: str | None) 
     for name in ("RUSTUP_TOOLCHAIN", "RUSTUP_HOME", "RUSTC", "PATH"):
         h.update(f"{name}={env.get(name)}\0".encode("utf-8", "surrogateescape"))
     h.update(f"arg={toolchain}\0".encode())
+    # The compiler cargo finds (`RUSTC`, else `rustc` on PATH), by its stat: an upgrade in place
+    # without rustup (a distribution's package) changes no other input. Under rustup this is the
+    # proxy, which the toolchain directories' stat below covers.
+    found = env.get("RUSTC") or shutil.which("rustc", path=env.get("PATH", os.defpath))
+    try:
+        st = os.stat(found) if found else None
+        h.update(f"rustc={found}:{st.st_mtime_ns}:{st.st_ino}:{st.st_size}\0".encode() if st else b"no-rustc")
+    except OSError:
+        h.update(b"rustc-gone")
     home = rustup_home(env)
     try:
         with open(home / "settings.toml", "rb") as fh:

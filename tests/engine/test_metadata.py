@@ -8,19 +8,23 @@ on the same tree at that moment (the contract), and counts the engine's own runs
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+import anyio
 import pytest
 from remote_env import RedisServer
 
 from scheduler import CheckRequest, EnginePool, _settings
+from scheduler._exceptions import MetadataError
 from scheduler.cargo._workspace import Workspace, load_metadata_json, parse_metadata
 from scheduler.engine import _metadata
 from scheduler.engine._cache import DiagnosticsCache
 from scheduler.engine._engine import Engine
+from scheduler.engine._toolchain import Toolchains
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +49,7 @@ def _workspace(root: Path, members: int = 3) -> Path:
     (root / "Cargo.toml").write_text('[workspace]\nresolver = "2"\nmembers = ["crates/*"]\n')
     for i in range(members):
         _crate(root, f"c{i}", '[dependencies]\nc0 = { path = "../c0" }\n' if i == 1 else "")
-    subprocess.run(["cargo", "generate-lockfile", "--offline"], cwd=root, check=True, capture_output=True)
+    _lock(root)
     return root
 
 
@@ -221,3 +225,220 @@ async def test_a_shareable_entry_is_rebased_to_the_reader_and_a_local_one_serves
     await _metadata.remember(cache, "k2", local, root)
     assert await _metadata.lookup(cache, "k2", root) == local
     assert await _metadata.lookup(cache, "k2", other) is None
+
+
+# Found by trying to break the cache (each failed before its fix).
+
+
+def _lock(root: Path) -> None:
+    subprocess.run(["cargo", "generate-lockfile", "--offline"], cwd=root, check=True, capture_output=True)
+
+
+def _metadata_exit(root: Path) -> int:
+    argv = ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"]
+    return subprocess.run(argv, cwd=root, capture_output=True, check=False).returncode
+
+
+def _pkg(d: Path, name: str, extra: str = "") -> None:
+    (d / "src").mkdir(parents=True, exist_ok=True)
+    (d / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n{extra}')
+    (d / "src" / "lib.rs").write_text("pub fn f() {}\n")
+
+
+async def test_a_member_outside_the_root_is_never_remembered(tmp_path: Path, runs: list[Path]) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "Cargo.toml").write_text('[workspace]\nresolver = "2"\nmembers = ["../x"]\n')
+    _pkg(tmp_path / "x", "x", 'workspace = "../ws"\n')
+    _lock(root)
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+    _append(tmp_path / "x" / "Cargo.toml", "\n[features]\nextra = []\n")
+    (tmp_path / "x" / "src" / "bin").mkdir()
+    (tmp_path / "x" / "src" / "bin" / "b.rs").write_text("fn main() {}\n")
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+
+
+async def test_a_member_in_an_ignored_directory_is_never_remembered(tmp_path: Path, runs: list[Path]) -> None:
+    root = _workspace(tmp_path / "ws")
+    (root / "Cargo.toml").write_text('[workspace]\nresolver = "2"\nmembers = ["crates/*", "gen/*"]\n')
+    (root / ".gitignore").write_text("/gen/\n")
+    _pkg(root / "gen" / "g", "g")
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+    _append(root / "gen" / "g" / "Cargo.toml", "\n[features]\nextra = []\n")
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+
+
+async def test_a_member_behind_a_linked_directory_is_never_remembered(tmp_path: Path, runs: list[Path]) -> None:
+    root = _workspace(tmp_path / "ws")
+    _pkg(tmp_path / "real" / "s", "s")
+    os.symlink(tmp_path / "real" / "s", root / "crates" / "s")
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+    _append(tmp_path / "real" / "s" / "Cargo.toml", "\n[features]\nextra = []\n")
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+
+
+async def test_a_config_that_includes_other_files_is_never_remembered(tmp_path: Path, runs: list[Path]) -> None:
+    root = _workspace(tmp_path / "ws")
+    (root / ".cargo").mkdir()
+    (root / ".cargo" / "config.toml").write_text('include = ["extra.toml"]\n')
+    (root / ".cargo" / "extra.toml").write_text('[build]\ntarget-dir = "one"\n')
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+    (root / ".cargo" / "extra.toml").write_text('[build]\ntarget-dir = "two"\n')
+    ours = await _workspace_of(tmp_path / "cache", root)
+    assert ours.target_dir == _cargo_says(root).target_dir == root / "two", (ours.target_dir, runs)
+
+
+async def test_a_variable_naming_the_checkouts_path_keeps_the_entry_local(
+    tmp_path: Path, runs: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _workspace(tmp_path / "a")
+    monkeypatch.setenv("CARGO_TARGET_DIR", str(a / "target"))
+    await _workspace_of(tmp_path / "cache", a)
+    b = shutil.copytree(a, tmp_path / "b")
+    ours = await _workspace_of(tmp_path / "cache", b)
+    theirs = _cargo_says(b)
+    assert theirs.target_dir == a / "target"
+    assert ours.target_dir == theirs.target_dir, (ours.target_dir, runs)
+
+
+async def test_a_config_naming_the_checkouts_path_keeps_the_entry_local(tmp_path: Path, runs: list[Path]) -> None:
+    a = _workspace(tmp_path / "a")
+    (a / ".cargo").mkdir()
+    (a / ".cargo" / "config.toml").write_text(f'[build]\ntarget-dir = "{a}/target"\n')
+    await _workspace_of(tmp_path / "cache", a)
+    b = shutil.copytree(a, tmp_path / "b")
+    ours = await _workspace_of(tmp_path / "cache", b)
+    theirs = _cargo_says(b)
+    assert ours.target_dir == theirs.target_dir, (ours.target_dir, theirs.target_dir, runs)
+
+
+async def test_a_manifest_naming_the_checkouts_path_keeps_the_entry_local(tmp_path: Path, runs: list[Path]) -> None:
+    a = _workspace(tmp_path / "a")
+    _append(a / "crates/c2/Cargo.toml", f'\n[lib]\npath = "{a}/crates/c2/src/lib.rs"\n')
+    await _workspace_of(tmp_path / "cache", a)
+    b = shutil.copytree(a, tmp_path / "b")
+    _same(await _workspace_of(tmp_path / "cache", b), _cargo_says(b))
+
+
+async def test_the_same_config_above_another_root_name_is_another_key(tmp_path: Path, runs: list[Path]) -> None:
+    # checkout A at p1/ws with p1/.cargo/config.toml; checkout B at p2/ws2 with the same file at p2
+    for p in ("p1", "p2"):
+        (tmp_path / p / ".cargo").mkdir(parents=True)
+        (tmp_path / p / ".cargo" / "config.toml").write_text('[build]\ntarget-dir = "ws/tgt"\n')
+    a = _workspace(tmp_path / "p1" / "ws")
+    _same(await _workspace_of(tmp_path / "cache", a), _cargo_says(a))
+    b = shutil.copytree(a, tmp_path / "p2" / "ws2")
+    ours = await _workspace_of(tmp_path / "cache", b)
+    theirs = _cargo_says(b)
+    assert ours.target_dir == theirs.target_dir, (ours.target_dir, theirs.target_dir, runs)
+
+
+async def test_a_root_reached_through_a_link_reads_the_config_above_its_real_path(
+    tmp_path: Path, runs: list[Path]
+) -> None:
+    real = _workspace(tmp_path / "real" / "deep" / "ws")
+    (tmp_path / "real" / "deep" / ".cargo").mkdir()
+    cfg = tmp_path / "real" / "deep" / ".cargo" / "config.toml"
+    cfg.write_text('[build]\ntarget-dir = "ws/one"\n')
+    link = tmp_path / "link"
+    os.symlink(real, link)
+    _same(await _workspace_of(tmp_path / "cache", link), _cargo_says(link))
+    cfg.write_text('[build]\ntarget-dir = "ws/two"\n')
+    ours = await _workspace_of(tmp_path / "cache", link)
+    theirs = _cargo_says(link)
+    assert theirs.target_dir == real / "two"
+    assert ours.target_dir == theirs.target_dir, (ours.target_dir, runs)
+
+
+async def test_a_target_source_in_an_ignored_directory_is_never_remembered(tmp_path: Path, runs: list[Path]) -> None:
+    root = _workspace(tmp_path / "ws")
+    (root / ".gitignore").write_text("/crates/c0/src/bin/\n")
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+    (root / "crates/c0/src/bin").mkdir()
+    (root / "crates/c0/src/bin/gen.rs").write_text("fn main() {}\n")
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+
+
+async def test_a_path_holding_the_placeholder_text_is_never_remembered(tmp_path: Path, runs: list[Path]) -> None:
+    root = _workspace(tmp_path / "ws")
+    d = root / "crates/c2/{{cargo-scheduler:workspace}}"
+    d.mkdir()
+    (d / "x.rs").write_text("pub fn f() {}\n")
+    _append(root / "crates/c2/Cargo.toml", '\n[lib]\npath = "{{cargo-scheduler:workspace}}/x.rs"\n')
+    await _workspace_of(tmp_path / "cache", root)
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+
+
+async def test_a_directory_a_member_glob_matches_without_a_manifest_fails_as_cargo_does(
+    tmp_path: Path, runs: list[Path]
+) -> None:
+    root = _workspace(tmp_path / "ws")
+    await _workspace_of(tmp_path / "cache", root)
+    (root / "crates" / "leftover").mkdir()  # say, a removed crate's untracked, ignored leftovers
+    assert _metadata_exit(root) != 0  # cargo: failed to load manifest for workspace member
+    with pytest.raises(MetadataError):
+        await _workspace_of(tmp_path / "cache", root)
+
+
+async def test_a_root_packages_id_names_the_checkouts_directory_so_it_stays_local(
+    tmp_path: Path, runs: list[Path]
+) -> None:
+    # cargo leaves the name out of a package id when it is the directory's name: `file:///.../solo#0.1.0`
+    a = tmp_path / "solo"
+    _pkg(a, "solo")
+    _lock(a)
+    _same(await _workspace_of(tmp_path / "cache", a), _cargo_says(a))
+    b = shutil.copytree(a, tmp_path / "solo-2")
+    ours, theirs = await _workspace_of(tmp_path / "cache", b), _cargo_says(b)
+    assert ours.packages["solo"].id == theirs.packages["solo"].id, (
+        ours.packages["solo"].id,
+        theirs.packages["solo"].id,
+        runs,
+    )
+
+
+async def test_a_root_package_in_a_renamed_checkout_keeps_its_diagnostics(tmp_path: Path, runs: list[Path]) -> None:
+    a = tmp_path / "solo"
+    _pkg(a, "solo")
+    _lock(a)
+    await _workspace_of(tmp_path / "cache", a)  # remembers a shareable entry
+    b = shutil.copytree(a, tmp_path / "solo-2")
+    (b / "src" / "lib.rs").write_text("pub fn f() { let unused = 1; }\n")
+    async with EnginePool(tmp_path / "cache") as pool:
+        report = await (await pool.get(b)).check(CheckRequest(scope="workspace"))
+    assert runs == [a, b], "a root package's metadata is this checkout's only"
+    result = report.results["solo"]
+    print(result)
+    assert result.diagnostics
+    assert any(d.level == "warning" and "unused" in d.message for d in result.diagnostics), result
+
+
+async def test_a_dangling_bin_link_whose_target_appears_is_seen(tmp_path: Path, runs: list[Path]) -> None:
+    root = _workspace(tmp_path / "ws")
+    (root / "crates/c0/src/bin").mkdir()
+    outside = tmp_path / "generated" / "tool.rs"
+    os.symlink(outside, root / "crates/c0/src/bin/tool.rs")  # cargo does not see a dangling link
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+    outside.parent.mkdir()
+    outside.write_text("fn main() {}\n")
+    _same(await _workspace_of(tmp_path / "cache", root), _cargo_says(root))
+
+
+async def test_a_rustc_upgraded_in_place_without_rustup_is_asked_again(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "usr-bin"
+    bin_dir.mkdir()
+    rustc = bin_dir / "rustc"
+    rustc.write_text("#!/bin/sh\necho 'rustc 1.80.0 (distro)'\n")
+    rustc.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path / "home")}  # no rustup here
+    root = tmp_path / "ws"
+    root.mkdir()
+
+    async def probe(argv: list[str], e: Mapping[str, str]) -> str:
+        return (await anyio.run_process(argv, env=dict(e))).stdout.decode()
+
+    cache = DiagnosticsCache(tmp_path / "cache")
+    assert (await Toolchains(root, probe, cache).identity(env, None)).startswith("rustc 1.80.0")
+    rustc.write_text("#!/bin/sh\necho 'rustc 1.81.0 (distro)'\n")  # apt/brew upgrade
+    assert (await anyio.run_process(["rustc", "-vV"], env=env)).stdout.startswith(b"rustc 1.81.0")
+    assert (await Toolchains(root, probe, cache).identity(env, None)).startswith("rustc 1.81.0")
