@@ -155,6 +155,10 @@ def render(results: dict[str, Any], charts: dict[str, str]) -> str:
         "`cargo ... --workspace` on the same row (1/60 means sixty times faster). "
         "bench/README.md says how each scenario is set up, so every variant starts from the same state.",
         "",
+        "Also measured on their own: [a hub edit, rust-analyzer and no-op questions on a real 45-member "
+        "workspace](benchmarks/real-workspaces.md) and [the peers' own test suites run against this "
+        "server](benchmarks/peer-suites.md).",
+        "",
         *_machine(results["machine"]),
         "",
         "## Headline",
