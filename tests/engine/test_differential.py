@@ -36,7 +36,7 @@ Identity = tuple[str, str, str | None, str, str | None, int | None, int | None]
 Answer = tuple[bool, set[Identity]]
 # Each path's run grows with the number of edits: the suite-wide 300 s would cut the acceptance run.
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(max(300, EDITS * 20))]
-GENERATED_KINDS = ["warning", "error", "fix", "fix", "signature", "data", "touch", "pub_fn", "feature"]
+GENERATED_KINDS = ["warning", "error", "fix", "fix", "signature", "data", "touch", "pub_fn", "feature", "bin"]
 
 
 @dataclass
@@ -52,6 +52,9 @@ class EditMix:
     signature_changed: bool = False
     feature_broken: bool = False
     long_greeting: bool = False
+    bins: set[str] = field(default_factory=set)
+    """Members given a new bin target (`src/bin/extra.rs`, with a warning): cargo discovers it by its
+    name, so only metadata loaded again after the edit knows it."""
     fooling_edits: int = 0
     """Edits cargo's mtime check cannot see so far: a reference target dir older than one is stale."""
     counter: int = 0
@@ -119,6 +122,17 @@ class EditMix:
             greeting = ws.crate_dir("hub") / "data" / "greeting.txt"
             greeting.write_text(("hello " * 20 if self.long_greeting else "hello from the hub") + "\n")
             self.log.append(f"{i}: data long={self.long_greeting}")
+            return None
+        elif kind == "bin":
+            extra = ws.crate_dir(crate) / "src" / "bin" / "extra.rs"
+            if crate in self.bins:
+                extra.unlink()
+                self.bins.discard(crate)
+            else:
+                extra.parent.mkdir(exist_ok=True)
+                extra.write_text(f"fn main() {{ let unused_{i} = {i}; }}\n")
+                self.bins.add(crate)
+            self.log.append(f"{i}: bin {crate} present={crate in self.bins}")
             return None
         elif kind == "touch":
             os.utime(ws.lib_rs(crate))
