@@ -29,9 +29,13 @@ from typing import Any
 
 import anyio
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+for entry in (str(REPO), str(BENCH)):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+from _subjects import choose  # noqa: E402
 
 from scheduler import CheckRequest, EnginePool  # noqa: E402
 from scheduler.cargo._workspace import Workspace, load_metadata_json, parse_metadata  # noqa: E402
@@ -47,18 +51,6 @@ def _workspace(root: Path) -> Workspace:
         check=True,
     )
     return parse_metadata(load_metadata_json(out.stdout.decode()))
-
-
-def _hub(ws: Workspace) -> tuple[str, Path]:
-    """The library member with the most transitive dependents, and its lib.rs."""
-    ranked = sorted(
-        (len(ws.dependents([n])), n)
-        for n, p in ws.packages.items()
-        if any("lib" in t.get("kind", ()) for t in p.targets)
-    )
-    name = ranked[-1][1]
-    lib = next(t["src_path"] for t in ws.packages[name].targets if "lib" in t.get("kind", ()))
-    return name, Path(lib)
 
 
 def _cargo(root: Path, *args: str) -> dict[str, Any]:
@@ -113,22 +105,19 @@ async def _engine_round(root: Path, cache: Path, lib: Path, original: bytes, tim
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workspace", type=Path, required=True)
-    parser.add_argument("--hub", help="the member to edit (default: the one with most dependents)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="bound on the background widening (s)")
     args = parser.parse_args()
     root = args.workspace.resolve()
-    ws = _workspace(root)
-    hub, lib = (args.hub, None) if args.hub else _hub(ws)
-    if lib is None:
-        lib = Path(next(t["src_path"] for t in ws.packages[hub].targets if "lib" in t.get("kind", ())))
+    subjects = choose(root)  # the hub: the library with the most transitive dependents
+    hub, lib = subjects.hub.name, subjects.hub.lib_rs
     original = lib.read_bytes()
-    target = ws.target_dir
+    target = _workspace(root).target_dir
     cache = Path(tempfile.mkdtemp(prefix="cs-real-units-"))
     result: dict[str, Any] = {
         "workspace": root.name,
-        "members": len(ws.packages),
+        "members": subjects.members,
         "hub": hub,
-        "dependents": len(ws.dependents([hub])) - 1,
+        "dependents": subjects.hub.dependents,
     }
     try:
         result["warm"] = _cargo(root, "--workspace")

@@ -21,7 +21,6 @@ outside the workspace costs one small read and nothing else.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from . import _tree
 from ._config import config_files
 from ._run import run_cargo
 from ._tree import Resolve, compare, parse_tree, plan_step
-from ._workspace import Workspace
+from ._workspace import Workspace, locked_names
 
 __all__ = ["Unified", "compare", "outside_packages", "parse_tree", "plan_step", "unify"]
 
@@ -42,7 +41,6 @@ _V = TypeVar("_V")
 _MAX_ROUNDS = 4
 _TREE_TIMEOUT_S = 120.0
 _CACHE_LIMIT = 256
-_NAME = re.compile(r'^name = "([^"]+)"$', re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -58,11 +56,10 @@ class Unified:
 def outside_packages(lock_text: str, members: Mapping[str, object]) -> bool:
     """Whether Cargo.lock names a package that is not a workspace member (registry, git, or a path
     crate outside the workspace): only then can a narrowed run build a crate unlike `--workspace`.
-    Read by line, not parsed: cargo writes one `name = "..."` per package, and a large lockfile
-    must cost no more than a read."""
+    Read by line (`locked_names`)."""
     if "[[package]]" not in lock_text:
         return True  # not a lockfile we can read: measure
-    names = _NAME.findall(lock_text)
+    names = locked_names(lock_text)
     return len(names) > len(members) or any(n not in members for n in names)
 
 

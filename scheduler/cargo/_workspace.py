@@ -160,10 +160,15 @@ def find_root(start: Path) -> Path:
 _LOCKED_NAME = re.compile(r'^name = "([^"]+)"$', re.MULTILINE)
 
 
+def locked_names(lockfile: str) -> list[str]:
+    """The name of every package in Cargo.lock, by line, not parsed: cargo writes one
+    `name = "..."` per package, and a large lockfile must cost no more than a read."""
+    return _LOCKED_NAME.findall(lockfile)
+
+
 def with_lockfile(ws: Workspace, lockfile: str) -> Workspace:
-    """`ws` knowing which members share their name with another locked package (`ambiguous`).
-    Cargo.lock is cargo's own output, one `name = "..."` line per package."""
-    counts = Counter(_LOCKED_NAME.findall(lockfile))
+    """`ws` knowing which members share their name with another locked package (`ambiguous`)."""
+    counts = Counter(locked_names(lockfile))
     ambiguous = frozenset(n for n in ws.packages if counts[n] > 1)
     return replace(ws, ambiguous=ambiguous) if ambiguous != ws.ambiguous else ws
 

@@ -168,6 +168,7 @@ class Engine:
         self._tg = task_group
         self._hasher = TreeHasher(root)
         self._stat_loaded = False
+        self._stat_path = _statcache.stat_cache_path(cache.directory, self._real_root) if cache.persistent else None
         self._observe_lock = anyio.Lock()
         self._ws: Workspace | None = None
         self._last_ws: Workspace | None = None
@@ -235,7 +236,7 @@ class Engine:
     def _walk(self, roots: dict[str, str], exclude: set[Path]) -> Snapshot:
         """`TreeHasher.refresh` with its stat cache kept on disk (`_statcache`): loaded before this
         engine's first walk, written after a walk that had to read a file. Blocking (a thread)."""
-        path = _statcache.stat_cache_path(self.cache.directory, self._real_root) if self.cache.persistent else None
+        path = self._stat_path
         if path is not None and not self._stat_loaded:
             self._stat_loaded = True
             _statcache.load(path, self._real_root, self._hasher)

@@ -380,13 +380,18 @@ async def test_a_directory_a_member_glob_matches_without_a_manifest_fails_as_car
         await _workspace_of(tmp_path / "cache", root)
 
 
+def _solo(root: Path) -> Path:
+    """A single-package workspace whose directory has the package's name."""
+    _pkg(root, "solo")
+    _lock(root)
+    return root
+
+
 async def test_a_root_packages_id_names_the_checkouts_directory_so_it_stays_local(
     tmp_path: Path, runs: list[Path]
 ) -> None:
     # cargo leaves the name out of a package id when it is the directory's name: `file:///.../solo#0.1.0`
-    a = tmp_path / "solo"
-    _pkg(a, "solo")
-    _lock(a)
+    a = _solo(tmp_path / "solo")
     _same(await _workspace_of(tmp_path / "cache", a), _cargo_says(a))
     b = shutil.copytree(a, tmp_path / "solo-2")
     ours, theirs = await _workspace_of(tmp_path / "cache", b), _cargo_says(b)
@@ -398,17 +403,14 @@ async def test_a_root_packages_id_names_the_checkouts_directory_so_it_stays_loca
 
 
 async def test_a_root_package_in_a_renamed_checkout_keeps_its_diagnostics(tmp_path: Path, runs: list[Path]) -> None:
-    a = tmp_path / "solo"
-    _pkg(a, "solo")
-    _lock(a)
-    await _workspace_of(tmp_path / "cache", a)  # remembers a shareable entry
+    a = _solo(tmp_path / "solo")
+    await _workspace_of(tmp_path / "cache", a)  # remembers A's entry (for A only: a root package)
     b = shutil.copytree(a, tmp_path / "solo-2")
     (b / "src" / "lib.rs").write_text("pub fn f() { let unused = 1; }\n")
     async with EnginePool(tmp_path / "cache") as pool:
         report = await (await pool.get(b)).check(CheckRequest(scope="workspace"))
     assert runs == [a, b], "a root package's metadata is this checkout's only"
     result = report.results["solo"]
-    print(result)
     assert result.diagnostics
     assert any(d.level == "warning" and "unused" in d.message for d in result.diagnostics), result
 

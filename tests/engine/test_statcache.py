@@ -25,6 +25,15 @@ def _aged(root: Path) -> None:
             os.utime(os.path.join(directory, name), ns=(past, past))
 
 
+def _sources(root: Path, files: int) -> Path:
+    """`files` small sources under `root/src`, aged."""
+    (root / "src").mkdir(parents=True)
+    for i in range(files):
+        (root / "src" / f"m{i}.rs").write_text(f"pub fn f{i}() {{}}\n")
+    _aged(root)
+    return root
+
+
 def _process(cache: Path, root: Path) -> TreeHasher:
     """What a new process starts with: an empty hasher filled from the file on disk."""
     hasher = TreeHasher(root, watch=False)
@@ -33,11 +42,7 @@ def _process(cache: Path, root: Path) -> TreeHasher:
 
 
 def test_a_new_process_walks_an_unchanged_tree_without_reading_a_file(tmp_path: Path) -> None:
-    root = tmp_path / "ws"
-    (root / "src").mkdir(parents=True)
-    for i in range(20):
-        (root / "src" / f"m{i}.rs").write_text(f"pub fn f{i}() {{}}\n")
-    _aged(root)
+    root = _sources(tmp_path / "ws", 20)
     first = _process(tmp_path, root)
     before = first.snapshot({})
     assert before.stats.hashed == 20
@@ -68,11 +73,7 @@ def _replaced(path: Path) -> None:
 
 @pytest.mark.parametrize("edit", EDITS, ids=list(EDITS))
 def test_an_edit_between_processes_is_seen_even_with_size_and_mtime_unchanged(tmp_path: Path, edit: str) -> None:
-    root = tmp_path / "ws"
-    (root / "src").mkdir(parents=True)
-    for i in range(5):
-        (root / "src" / f"m{i}.rs").write_text(f"pub fn f{i}() {{}}\n")
-    _aged(root)
+    root = _sources(tmp_path / "ws", 5)
     first = _process(tmp_path, root)
     before = first.snapshot({})
     _statcache.save(_statcache.stat_cache_path(tmp_path, str(root)), str(root), first)
