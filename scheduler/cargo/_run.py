@@ -55,6 +55,10 @@ class Unit:
     kinds: tuple[str, ...]
     filenames: tuple[str, ...]
     fresh: bool
+    target: str = ""
+    """The target's name (a lib and a bin of one package may share it: `kinds` tells them apart)."""
+    test: bool = False
+    """Built with the test profile (`--all-targets` checks a lib twice: once as a test)."""
 
 
 @dataclass(frozen=True)
@@ -99,9 +103,11 @@ async def run_cargo(
     toolchain: str | None = None,
     timeout_s: float | None = None,
     on_message: Callable[[dict[str, Any]], None] | None = None,
+    on_outcome: Callable[[CargoOutcome], None] | None = None,
 ) -> CargoOutcome:
     """Run cargo to completion (or timeout), collecting its JSON messages. Never raises on cargo's
-    own failure: a failed build is an outcome. Cancellation kills the process group and re-raises."""
+    own failure: a failed build is an outcome. Cancellation kills the process group and re-raises.
+    `on_outcome` sees the outcome so far after each message (an early answer watches it)."""
     outcome = CargoOutcome(argv=cargo_argv(args, toolchain))
     stderr_chunks: list[bytes] = []
 
@@ -130,6 +136,8 @@ async def run_cargo(
                     kinds=tuple(str(k) for k in target.get("kind") or ()),
                     filenames=tuple(str(f) for f in msg.get("filenames") or ()),
                     fresh=bool(msg.get("fresh")),
+                    target=str(target.get("name") or ""),
+                    test=bool((msg.get("profile") or {}).get("test")),
                 )
             )
         elif reason == "build-script-executed":
@@ -141,6 +149,8 @@ async def run_cargo(
             outcome.finished_success = bool(msg.get("success"))
         if on_message is not None:
             on_message(msg)
+        if on_outcome is not None:
+            on_outcome(outcome)
 
     async def read_stdout(stream: ByteReceiveStream) -> None:
         await _read_lines(stream, handle)

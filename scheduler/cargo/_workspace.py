@@ -44,6 +44,8 @@ class Package:
     """Its targets' crate names (`-` as `_`), as rustc names their dep-info files."""
     targets: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
     """cargo metadata's target objects, as cargo's JSON messages carry them."""
+    gated_targets: frozenset[str] = frozenset()
+    """Targets with `required-features`: whether cargo builds them depends on the features."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,7 @@ def parse_metadata(data: Mapping[str, Any]) -> Workspace:
                 outside_path_deps=outside,
                 crate_names=frozenset(str(t["name"]).replace("-", "_") for t in p.get("targets", [])),
                 targets=tuple(_target_object(t) for t in p.get("targets", [])),
+                gated_targets=frozenset(str(t["name"]) for t in p.get("targets", []) if t.get("required-features")),
             )
         names = {p["id"]: p["name"] for p in pkgs}
         defaults = tuple(names[i] for i in data.get("workspace_default_members") or () if i in names)

@@ -34,7 +34,7 @@ from ..cargo._process import run_bounded
 from ..cargo._run import CargoOutcome, run_cargo, stable_environment
 from ..cargo._sccache import Wrapping
 from ..cargo._workspace import Workspace, load_metadata_json, parse_metadata, with_lockfile
-from . import _keys, _metadata, _plan, _runs, _statcache
+from . import _early, _keys, _metadata, _plan, _runs, _statcache
 from ._cache import DiagnosticsCache
 from ._fingerprint import Snapshot, TreeHasher
 from ._remote._open import open_cache
@@ -51,7 +51,7 @@ from ._report import KINDS, SCOPES, CheckReport, Kind, PackageResult
 from ._seed import Seeder
 from ._singleflight import SingleFlight
 from ._store import AnswerStore
-from ._targets import TargetGate, agent_target_base, choose_target_dir
+from ._targets import Lease, TargetGate, agent_target_base, choose_target_dir
 from ._toolchain import Toolchains
 
 _BACKGROUND_BATCH = 24
@@ -136,6 +136,21 @@ class _RunResult:
 
 
 @dataclass
+class _Tail:
+    """A run that goes on after its early answer: what it will answer, for which sources."""
+
+    flight: tuple[Any, ...]
+    """(spec, timeout, environment digest) of the run: a question must match it to share it."""
+    checked: frozenset[str]
+    walk: dict[str, str]
+    done: anyio.Event = field(default_factory=anyio.Event)
+    ended: list[_RunResult | BaseException] = field(default_factory=list)
+
+    def covers(self, flight: tuple[Any, ...], names: list[str], walk: dict[str, str]) -> bool:
+        return flight == self.flight and all(n in self.checked and self.walk.get(n) == walk.get(n) for n in names)
+
+
+@dataclass
 class _Widening:
     scope: anyio.CancelScope
     names: set[str]
@@ -185,6 +200,7 @@ class Engine:
         self._gates: dict[Path, TargetGate] = {}
         self._flight = flight
         self._background: dict[tuple[_runs.RunSpec, bytes], _Widening] = {}
+        self._tails: list[_Tail] = []
         self._background_idle = anyio.Event()
         self._background_idle.set()
         self.last_walk_ms = 0.0
@@ -503,11 +519,20 @@ class Engine:
         # (before cargo has said which variables a package reads).
         env_digest = xxhash.xxh3_64_hexdigest(repr(sorted(self.environment(request).items())).encode())
         flight_key = (spec, request.timeout_s, env_digest, tuple((n, k.keys.walk[n]) for n in names))
+        # A run that went on after an early answer and is answering these very sources: wait for
+        # it rather than pre-empt it (a question right after the early answer must not kill it).
+        for tail in list(self._tails):
+            if tail.covers(flight_key[:3], names, k.keys.walk):
+                await tail.done.wait()
+                ended = tail.ended[0] if tail.ended else None
+                if isinstance(ended, _RunResult) and not ended.error and all(n in ended.results for n in names):
+                    results = {n: ended.results[n] for n in names}
+                    return _RunResult(ended.argv, results, ended.moved & set(names), None, list(ended.notes))
 
         async def run() -> _RunResult:
             target_dir = await self.target_dir_for(k.obs.ws, request)
-            async with self.gate(target_dir).foreground(f"{spec.command.kind} {' '.join(names[:5])}"):
-                return await self._run_locked(k, request, names, target_dir, on_message)
+            async with self.gate(target_dir).foreground(f"{spec.command.kind} {' '.join(names[:5])}") as lease:
+                return await self._run_locked(k, request, names, target_dir, on_message, lease)
 
         result: _RunResult = await self._flight.run(flight_key, run)
         return result
@@ -519,11 +544,128 @@ class Engine:
         names: list[str],
         target_dir: Path,
         on_message: Callable[[dict[str, Any]], None] | None,
+        lease: Lease | None = None,
+    ) -> _RunResult:
+        """Run cargo for `names` (and the members that unify features with them) and store what it
+        answered. With `lease` (a foreground call's hold on the directory), a run that selects more
+        than `names` answers them as soon as their own units are done (`_early`) and goes on."""
+        spec = request.spec()
+        unified = await _runs.unified_run_for(k.obs.ws, names, spec.command, env=k.env)
+        expected = None
+        if lease is not None and unified[0]:
+            expected = _early.expected_units(k.obs.ws, names, spec.command)
+        if expected is None:
+            return await self._run_and_store(k, request, names, target_dir, unified, on_message)
+        assert lease is not None
+        return await self._run_answering_early(k, request, names, target_dir, unified, expected, on_message, lease)
+
+    async def _run_answering_early(
+        self,
+        k: _Keys,
+        request: CheckRequest,
+        names: list[str],
+        target_dir: Path,
+        unified: tuple[list[str], list[str]],
+        expected: frozenset[_early.UnitId],
+        on_message: Callable[[dict[str, Any]], None] | None,
+        lease: Lease,
+    ) -> _RunResult:
+        """The run goes on in the engine's task group; this call returns at the early answer (or
+        the run's end, whichever comes first) and hands the directory to the run."""
+        watch = _early.EarlyWatch(expected, on_message)
+        tail = _Widening(anyio.CancelScope(), set(unified[0]) - set(names), running=True)
+        key = (request.spec(), b"run-" + str(id(tail)).encode())
+        env_digest = xxhash.xxh3_64_hexdigest(repr(sorted(self.environment(request).items())).encode())
+        shared = _Tail((request.spec(), request.timeout_s, env_digest), frozenset([*names, *unified[0]]), k.keys.walk)
+        ended, done = shared.ended, shared.done
+        started_ns = time.time_ns()
+
+        async def run_to_end() -> None:
+            try:
+                with tail.scope:
+                    ended.append(
+                        await self._run_and_store(
+                            k, request, names, target_dir, unified, watch.message, on_outcome=watch.outcome
+                        )
+                    )
+            except Exception as exc:  # the caller re-raises it, unless it has already answered
+                ended.append(exc)
+            finally:
+                done.set()
+                watch.ready.set()
+                lease.finish()
+                self._end_background(key, tail)
+                if shared in self._tails:
+                    self._tails.remove(shared)
+
+        self._background[key] = tail
+        self._background_idle = anyio.Event()
+        self._tg.start_soon(run_to_end)
+        try:
+            await watch.ready.wait()
+            early = (
+                None
+                if done.is_set()
+                else await self._early_answer(k, request, names, target_dir, watch, tail, started_ns)
+            )
+            if early is not None and not done.is_set():
+                watch.detach()
+                self._tails.append(shared)
+                lease.hand_off(tail.scope, f"{request.kind} (after the answer for {', '.join(names[:5])})")
+                return early
+            await done.wait()
+        except BaseException:
+            tail.scope.cancel()  # the caller is gone before any answer: so is its run
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await done.wait()
+            raise
+        result = ended[0] if ended else anyio.get_cancelled_exc_class()()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def _early_answer(
+        self,
+        k: _Keys,
+        request: CheckRequest,
+        names: list[str],
+        target_dir: Path,
+        watch: _early.EarlyWatch,
+        tail: _Widening,
+        started_ns: int,
+    ) -> _RunResult | None:
+        """The answer for `names` from the run so far, stored as a finished run's would be; None
+        where it cannot be given yet (sources moved, cargo replayed a stale unit): then the caller
+        waits for the run's end, which handles both."""
+        if watch.current is None:
+            return None
+        partial = _early.snapshot(watch.current, duration_ms=(time.time_ns() - started_ns) / 1e6)
+        results = _runs.results_from_outcome(k.obs.ws, partial, names, dev=False)
+        if set(results) != set(names) or not all(r.success for r in results.values()):
+            return None
+        notes: list[str] = []
+        kept = await self._store_results(k, request, partial, results, target_dir, started_ns, notes, retry=True)
+        if kept is None or set(kept.results) != set(names):
+            return None
+        kept.notes.append(
+            f"answered when the units of {', '.join(names)} were done; the same cargo run goes on in the background"
+            f" for the {len(tail.names)} other members it selected so that every unit is built as --workspace builds it"
+        )
+        return kept
+
+    async def _run_and_store(
+        self,
+        k: _Keys,
+        request: CheckRequest,
+        names: list[str],
+        target_dir: Path,
+        unified: tuple[list[str], list[str]],
+        on_message: Callable[[dict[str, Any]], None] | None,
+        on_outcome: Callable[[CargoOutcome], None] | None = None,
     ) -> _RunResult:
         spec = request.spec()
         ws = k.obs.ws
         explicit_dir = None if target_dir == ws.target_dir else target_dir
-        unified = await _runs.unified_run_for(ws, names, spec.command, env=k.env)
         run_env, notes = await self.compile_environment(k.env)
         for attempt in range(2):
             started_ns = time.time_ns()
@@ -534,6 +676,7 @@ class Engine:
                 toolchain=request.toolchain,
                 timeout_s=request.timeout_s,
                 on_message=on_message,
+                on_outcome=on_outcome,
             )
             error = None
             if outcome.timed_out:
@@ -544,53 +687,73 @@ class Engine:
             # their answers are kept (a widening that follows finds them in the cache).
             checked = [*names, *(n for n in unified[0] if n not in names)]
             results = _runs.results_from_outcome(ws, outcome, checked, dev=spec.command.includes_tests)
-            now = await self.keys(request)
-            moved = {n for n in results if now.keys.walk.get(n) != k.keys.walk[n]}
-            kept = {n: r for n, r in results.items() if n not in moved}
-            if not kept:
-                return _RunResult(outcome.argv, kept, moved, error, notes)
-            record = functools.partial(
-                self.store.record,
-                now.obs.ws,
-                now.obs.snap,
-                k.env,
-                outcome,
-                kept,
-                target_dir=target_dir,
-                started_ns=started_ns,
-                blocked=[n for n, r in kept.items() if r.blocked_by and set(r.blocked_by) <= ws.packages.keys()],
-                failed=[n for n, r in kept.items() if not r.success and not r.blocked_by],
+            kept = await self._store_results(
+                k, request, outcome, results, target_dir, started_ns, notes, retry=attempt == 0
             )
-            recorded = await anyio.to_thread.run_sync(record)
-            if recorded.fooled and attempt == 0:
-                # cargo judged units fresh by mtime whose sources are not what they were compiled
-                # from: their fingerprints are gone now, so this run compiles them again.
-                notes.append(
-                    "cargo replayed stale results for "
-                    + ", ".join(sorted(recorded.fooled_packages) or ["a dependency"])
-                    + " (an edit kept the file's mtime); ran again"
-                )
+            if kept is None:
                 continue
-            for name in recorded.fooled_packages:
-                recorded.answer.pop(name, None)
-            stored_keys = await anyio.to_thread.run_sync(
-                functools.partial(
-                    self.store.keys, now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded
-                )
-            )
-            roots = _runs.roots_of(self.root, cargo_home(k.env))
-            entries = {n: _runs.to_entry(r, roots) for n, r in kept.items()}
-            unstored = await anyio.to_thread.run_sync(self.store.store, stored_keys, recorded, entries)
-            records = {
-                self._own_key(spec, name): {"d": now.own[name], "g": now.context}
-                for name in kept
-                if name not in unstored
-            }
-            await anyio.to_thread.run_sync(self.cache.put_many, records)
-            if unstored:
-                notes.append(f"not cached (cargo recorded no inputs for them): {', '.join(sorted(unstored))}")
-            return _RunResult(outcome.argv, kept, moved, error, notes)
+            kept.error = error
+            return kept
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _store_results(
+        self,
+        k: _Keys,
+        request: CheckRequest,
+        outcome: CargoOutcome,
+        results: dict[str, PackageResult],
+        target_dir: Path,
+        started_ns: int,
+        notes: list[str],
+        *,
+        retry: bool,
+    ) -> _RunResult | None:
+        """Keep and store the answers whose sources did not move during the run; None when cargo
+        was fooled by an mtime and `retry` allows running again (its fingerprints are gone now)."""
+        spec = request.spec()
+        ws = k.obs.ws
+        now = await self.keys(request)
+        moved = {n for n in results if now.keys.walk.get(n) != k.keys.walk[n]}
+        kept = {n: r for n, r in results.items() if n not in moved}
+        if not kept:
+            return _RunResult(outcome.argv, kept, moved, None, notes)
+        record = functools.partial(
+            self.store.record,
+            now.obs.ws,
+            now.obs.snap,
+            k.env,
+            outcome,
+            kept,
+            target_dir=target_dir,
+            started_ns=started_ns,
+            blocked=[n for n, r in kept.items() if r.blocked_by and set(r.blocked_by) <= ws.packages.keys()],
+            failed=[n for n, r in kept.items() if not r.success and not r.blocked_by],
+        )
+        recorded = await anyio.to_thread.run_sync(record)
+        if recorded.fooled and retry:
+            # cargo judged units fresh by mtime whose sources are not what they were compiled
+            # from: their fingerprints are gone now, so this run compiles them again.
+            notes.append(
+                "cargo replayed stale results for "
+                + ", ".join(sorted(recorded.fooled_packages) or ["a dependency"])
+                + " (an edit kept the file's mtime); ran again"
+            )
+            return None
+        for name in recorded.fooled_packages:
+            recorded.answer.pop(name, None)
+        stored_keys = await anyio.to_thread.run_sync(
+            functools.partial(self.store.keys, now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded)
+        )
+        roots = _runs.roots_of(self.root, cargo_home(k.env))
+        entries = {n: _runs.to_entry(r, roots) for n, r in kept.items()}
+        unstored = await anyio.to_thread.run_sync(self.store.store, stored_keys, recorded, entries)
+        records = {
+            self._own_key(spec, name): {"d": now.own[name], "g": now.context} for name in kept if name not in unstored
+        }
+        await anyio.to_thread.run_sync(self.cache.put_many, records)
+        if unstored:
+            notes.append(f"not cached (cargo recorded no inputs for them): {', '.join(sorted(unstored))}")
+        return _RunResult(outcome.argv, kept, moved, None, notes)
 
     async def target_dir_for(self, ws: Workspace, request: CheckRequest) -> Path:
         """The request's own extra variables, and every variable a recorded input manifest reads
@@ -671,10 +834,13 @@ class Engine:
                 target_dir = await self.target_dir_for(obs.ws, request)
                 await self.gate(target_dir).background(batch, label=f"background {spec.command.kind}")
         finally:
-            if self._background.get(key) is widening:
-                del self._background[key]
-            if not self._background:
-                self._background_idle.set()
+            self._end_background(key, widening)
+
+    def _end_background(self, key: tuple[_runs.RunSpec, bytes], widening: _Widening) -> None:
+        if self._background.get(key) is widening:
+            del self._background[key]
+        if not self._background:
+            self._background_idle.set()
 
     async def wait_background(self, timeout_s: float) -> None:
         """Wait until no background work is left (tests and benchmarks)."""

@@ -101,15 +101,44 @@ def _owned_base(workspace_root: Path, default: Path) -> Path:
     return default
 
 
+class Lease:
+    """The directory, held by one foreground call. `hand_off` passes it to a run that outlives the
+    call (an early answer's run going on): the call's exit then leaves it held, the run's `finish`
+    releases it, and until then any new foreground call pre-empts that run like background work."""
+
+    def __init__(self, gate: TargetGate) -> None:
+        self._gate = gate
+        self.handed = False
+        self._released = False
+
+    def hand_off(self, scope: anyio.CancelScope, label: str) -> None:
+        self.handed = True
+        self._gate._background_scope = scope
+        self._gate.holder = label
+
+    def finish(self) -> None:
+        """The handed-off run ended (or never was handed off: then the call's exit releases)."""
+        if self.handed:
+            self._release()
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._gate._background_scope = None
+            self._gate.holder = None
+            self._gate._slot.release()
+
+
 class TargetGate:
     """One cargo at a time per target dir; foreground first, background only when nobody waits.
 
     A foreground request cancels a running background job (cargo's own freshness makes the restart
-    cheap: finished units are not rebuilt) and the job runs again once the directory is free.
+    cheap: finished units are not rebuilt) and the job runs again once the directory is free. The
+    slot is a semaphore, not a lock: a foreground call may hand it to a task that outlives it.
     """
 
     def __init__(self) -> None:
-        self._lock = anyio.Lock()
+        self._slot = anyio.Semaphore(1)
         self._foreground = 0
         self._drained = anyio.Event()
         self._background_scope: anyio.CancelScope | None = None
@@ -117,20 +146,22 @@ class TargetGate:
 
     @property
     def busy(self) -> bool:
-        return self._lock.locked()
+        return self._slot.value == 0
 
     @asynccontextmanager
-    async def foreground(self, label: str = "foreground") -> AsyncIterator[None]:
+    async def foreground(self, label: str = "foreground") -> AsyncIterator[Lease]:
         self._foreground += 1
         if self._background_scope is not None:
             self._background_scope.cancel()
         try:
-            async with self._lock:
-                self.holder = label
-                try:
-                    yield
-                finally:
-                    self.holder = None
+            await self._slot.acquire()
+            lease = Lease(self)
+            self.holder = label
+            try:
+                yield lease
+            finally:
+                if not lease.handed:
+                    lease._release()
         finally:
             self._foreground -= 1
             if self._foreground == 0:
@@ -144,7 +175,7 @@ class TargetGate:
         while True:
             while self._foreground:
                 await self._drained.wait()
-            async with self._lock:
+            async with self._slot:
                 if self._foreground:
                     continue
                 self.holder = label
