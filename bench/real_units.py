@@ -134,7 +134,8 @@ def main() -> None:
         lib.write_bytes(original)
         shutil.rmtree(cache, ignore_errors=True)
         result["restored"] = _cargo(root, "--workspace")["exit"]
-    print(json.dumps(result, indent=1))
+    # Package ids in the command name the checkout's path: keep this machine's paths out of the report.
+    print(json.dumps(result, indent=1).replace(str(root), "{{workspace:" + root.name + "}}"))
 
 
 if __name__ == "__main__":
