@@ -932,6 +932,7 @@ class EnginePool:
         self._cache_mb = cache_mb
         self._private_target = private_target
         self._engines: dict[Path, Engine] = {}
+        self._asked: set[Path] = set()
         self._tg: anyio.abc.TaskGroup | None = None
         self._flight: SingleFlight[Any] | None = None
         self._stack = AsyncExitStack()
@@ -967,7 +968,17 @@ class EnginePool:
         assert self._tg is not None and self.cache is not None, "use EnginePool as an async context manager"
         from ..cargo._workspace import find_root
 
-        resolved = await anyio.to_thread.run_sync(find_root, root)
+        if root in self._asked:
+            # Asked before: every manifest on the way up is in `_root`'s stat cache, so finding the
+            # root again is a few stats (~20 us), less than a worker thread's round trip (~200 us
+            # on 2 cores, at every cli-check the daemon answers). Still found again, not
+            # remembered: a `[workspace]` added above it moves the root.
+            resolved = find_root(root)
+        else:
+            resolved = await anyio.to_thread.run_sync(find_root, root)
+            if len(self._asked) > 256:  # directories callers name: bounded
+                self._asked.clear()
+            self._asked.add(root)
         engine = self._engines.get(resolved)
         if engine is None:
             assert self._flight is not None

@@ -329,3 +329,17 @@ async def test_a_feature_of_a_member_reached_only_through_another_is_enabled_by_
     assert done.returncode != 0 and b"c/src/lib.rs" in done.stderr  # what --workspace says
     assert narrowed.error is None, narrowed.error  # cargo accepted the narrowed command line
     assert narrowed.results["a"].blocked_by == ["c"] and not narrowed.success
+
+
+async def test_a_workspace_declared_above_a_root_already_asked_about_becomes_its_root(tmp_path: Path) -> None:
+    """`EnginePool.get` finds the root again at every call (inline once a directory was asked
+    about, for speed), so a `[workspace]` added above moves the root instead of being missed."""
+    inner = tmp_path / "outer" / "inner"
+    (inner / "src").mkdir(parents=True)
+    (inner / "Cargo.toml").write_text('[package]\nname = "inner"\nversion = "0.1.0"\nedition = "2021"\n')
+    (inner / "src" / "lib.rs").write_text("")
+    async with EnginePool(tmp_path / "cache") as pool:
+        assert (await pool.get(inner)).root == inner
+        assert (await pool.get(inner)).root == inner
+        (tmp_path / "outer" / "Cargo.toml").write_text('[workspace]\nmembers = ["inner"]\n')
+        assert (await pool.get(inner)).root == tmp_path / "outer"
