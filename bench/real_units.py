@@ -10,8 +10,11 @@ dependents), so no cache entry and no cargo fingerprint answers it; the edits ar
 end (the file is restored byte for byte, then cargo is run once more so the tree is left warm).
 The order per round: `cargo check -p hub`, `cargo check --workspace` (the baselines, each on its own
 edit), then the engine on a third edit: an `auto` check of every member (its first answer), its
-background widening to the end (the whole answer), then the user's `cargo check --workspace`, whose
-`compiler-artifact` messages say which units it had to run again. Output: JSON on stdout.
+background widening to the end (the whole answer); a fourth edit answered by the same engine (a
+later edit: the feature-unification decision for the hub is known), a fifth by a new engine on the
+same cache dir (a restart: the decision comes from the local cache); then the user's
+`cargo check --workspace`, whose `compiler-artifact` messages say which units it had to run again.
+Output: JSON on stdout.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ for entry in (str(REPO), str(BENCH)):
 from _subjects import choose  # noqa: E402
 
 from scheduler import CheckRequest, EnginePool  # noqa: E402
+from scheduler.cargo import _features  # noqa: E402
 from scheduler.cargo._workspace import Workspace, load_metadata_json, parse_metadata  # noqa: E402
 
 _FLAGS = ("--message-format=json-diagnostic-rendered-ansi", "--keep-going")
@@ -90,6 +94,20 @@ async def _engine_round(root: Path, cache: Path, lib: Path, original: bytes, tim
         await engine.wait_background(timeout_s)
         whole_s = time.perf_counter() - start
         whole = await engine.check(CheckRequest(scope="workspace"))
+        # A later edit of the same hub: its unification decision is known (in memory) by now.
+        _edit(lib, original)
+        start = time.perf_counter()
+        later = await engine.check(CheckRequest(scope="auto"))
+        later_s = time.perf_counter() - start
+        await engine.wait_background(timeout_s)
+    _features.forget()  # a new process (the CLI, a restarted daemon): only the local cache knows
+    async with EnginePool(cache) as pool:
+        engine = await pool.get(root)
+        _edit(lib, original)
+        start = time.perf_counter()
+        restarted = await engine.check(CheckRequest(scope="auto"))
+        restarted_s = time.perf_counter() - start
+        await engine.wait_background(timeout_s)
     return {
         "warm_ran": len(warm.ran()),
         "first_s": round(first_s, 2),
@@ -98,6 +116,10 @@ async def _engine_round(root: Path, cache: Path, lib: Path, original: bytes, tim
         "whole_s": round(whole_s, 2),
         "after_whole_ran": whole.ran(),
         "success": whole.success,
+        "later_edit_first_s": round(later_s, 2),
+        "later_edit_success": later.success,
+        "restarted_first_s": round(restarted_s, 2),
+        "restarted_success": restarted.success,
         "command": first.command,
     }
 

@@ -151,9 +151,12 @@ def plan_step(
 ) -> Step | None:
     """What to add so the missing features get requested; None when nothing can (select everything).
 
-    A crate outside the workspace that a selected member depends on directly gets `name?/feature`
-    (the `?` never turns an optional dependency on). Any other missing request is covered by
-    selecting members that `--workspace`'s tree shows above that feature node, fewest first."""
+    A selected member that misses a feature gets `member/feature`: `--workspace` turned it on
+    through another member's feature (`tracing = ["gix-trace/tracing"]`), which the manifests'
+    dependency declarations alone do not show. A crate outside the workspace that a selected member
+    depends on directly gets `name?/feature` (the `?` never turns an optional dependency on). Any
+    other missing request is covered by selecting members that `--workspace`'s tree shows above
+    that feature node, fewest first."""
     if diff.over:
         return None
     direct = {
@@ -168,6 +171,9 @@ def plan_step(
     new_flags = set()
     uncovered: dict[tuple[str, str, bool], set[str]] = {}
     for name, feature, host in wanted:
+        if name in selected and name in packages:
+            new_flags.add(f"{name}/{feature}")  # a selected member: ask it directly
+            continue
         if flags and name not in packages and (name, host) in direct:
             new_flags.add(f"{name}?/{feature}")
             continue

@@ -178,6 +178,7 @@ class Engine:
         self._real_root = os.path.realpath(root)
         """As cargo names it (its working directory, links resolved)."""
         self.cache = cache
+        self._decisions = _runs.LocalDecisions(cache)
         self.private_target = private_target
         self.env = stable_environment()
         self._tg = task_group
@@ -550,7 +551,7 @@ class Engine:
         answered. With `lease` (a foreground call's hold on the directory), a run that selects more
         than `names` answers them as soon as their own units are done (`_early`) and goes on."""
         spec = request.spec()
-        unified = await _runs.unified_run_for(k.obs.ws, names, spec.command, env=k.env)
+        unified = await _runs.unified_run_for(k.obs.ws, names, spec.command, env=k.env, store=self._decisions)
         expected = None
         if lease is not None and unified[0]:
             expected = _early.expected_units(k.obs.ws, names, spec.command)

@@ -20,6 +20,7 @@ from typing import Any
 from ..cargo import _features, _graph
 from ..cargo._run import CargoOutcome
 from ..cargo._workspace import Workspace
+from ._cache import DiagnosticsCache
 from ._keys import Command
 from ._report import Diagnostic, PackageResult
 
@@ -76,8 +77,27 @@ def selection_args(
     return args
 
 
+class LocalDecisions:
+    """The local tier of the answers cache as the store of feature-unification decisions
+    (`cargo._features`): they are keyed by this checkout's paths, so the shared tier never sees them."""
+
+    def __init__(self, cache: DiagnosticsCache) -> None:
+        self._cache = cache
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return DiagnosticsCache.get(self._cache, key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        DiagnosticsCache.put(self._cache, key, value)
+
+
 async def unified_run_for(
-    ws: Workspace, names: Sequence[str], command: Command, *, env: Mapping[str, str]
+    ws: Workspace,
+    names: Sequence[str],
+    command: Command,
+    *,
+    env: Mapping[str, str],
+    store: _features.DecisionStore | None = None,
 ) -> tuple[list[str], list[str]]:
     """(extra members to select, `--features` flags) that make a run of `names` build every unit,
     registry crates included, as `--workspace` builds it: `unified_for`, then checked against
@@ -95,6 +115,7 @@ async def unified_run_for(
         root=ws.root,
         env=env,
         toolchain=command.toolchain,
+        store=store,
     )
     return list(unified.extra), list(unified.flags)
 

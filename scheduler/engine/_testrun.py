@@ -20,7 +20,7 @@ import xxhash
 from ..cargo._run import CargoOutcome, run_cargo
 from ._keys import Command
 from ._report import fit_to_budget
-from ._runs import results_from_outcome, selection_args, unified_run_for
+from ._runs import LocalDecisions, results_from_outcome, selection_args, unified_run_for
 
 if TYPE_CHECKING:
     from ._engine import CheckRequest, Engine, _Keys
@@ -72,7 +72,12 @@ async def run_tests(
         "test",
         "--no-fail-fast",
         "--message-format=json-diagnostic-rendered-ansi",
-        *selection_args(command, to_test, (await unified_run_for(ws, to_test, command, env=k.env))[1], ws.spec),
+        *selection_args(
+            command,
+            to_test,
+            (await unified_run_for(ws, to_test, command, env=k.env, store=LocalDecisions(engine.cache)))[1],
+            ws.spec,
+        ),
     ]
     if test_name:
         args.append(test_name)

@@ -116,6 +116,30 @@ def test_a_test_run_may_not_select_members_so_an_unreachable_request_gets_nothin
     assert step.flags == frozenset() and step.members == frozenset()
 
 
+# `u`'s default feature turns on the member `h`'s `fast` (`default = ["h/fast"]`): `--workspace`
+# builds `h` with it, `-p h` without, and no dependency declaration says so.
+FORWARDED = """\
+h v0.1.0 (/x/ws/h) ;; fast
+
+u v0.1.0 (/x/ws/u) ;; default
+|-- h feature "default"
+|   `-- h v0.1.0 (/x/ws/h) ;; fast
+`-- h feature "fast"
+    `-- h v0.1.0 (/x/ws/h) ;; fast
+""".splitlines()
+ONLY_H = ["h v0.1.0 (/x/ws/h) ;;"]
+
+
+def test_a_selected_member_missing_a_forwarded_feature_is_asked_for_it_not_joined_by_its_dependents() -> None:
+    whole, narrowed = parse_tree(FORWARDED), parse_tree(ONLY_H)
+    diff = compare(whole, narrowed)
+    assert diff.missing == {("h v0.1.0 (/x/ws/h)", False): frozenset({"fast"})}
+    for flags, members in ((True, True), (False, True), (True, False)):
+        step = plan_step(whole, narrowed, diff, {"h"}, {"h": object(), "u": object()}, flags=flags, members=members)
+        assert step is not None
+        assert step.flags == frozenset({"h/fast"}) and step.members == frozenset()
+
+
 def test_path_crates_outside_the_workspace_are_found_for_the_cache_key() -> None:
     def package(name: str) -> Package:
         root = Path("/x/ws") / name

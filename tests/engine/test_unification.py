@@ -196,3 +196,133 @@ async def test_a_member_selected_to_unify_features_is_answered_by_the_same_run(t
         assert after.success and after.results["a"].source == "cache"
     code, messages = _cargo(ws, "--workspace")
     assert code == 0 and all(_units(messages).values())
+
+
+def _forwarding_workspace(tmp_path: Path) -> Path:
+    """`u`'s default feature turns on the member `h`'s `fast` (`default = ["h/fast"]`), which asks
+    extcrate for `extra`: `--workspace` builds `h` and extcrate with them, `-p h` without, and no
+    dependency declaration shows it."""
+    _crate(
+        tmp_path / "extcrate",
+        "extcrate",
+        "",
+        '#[cfg(feature = "extra")]\npub fn extra() -> u32 { 1 }\n',
+        "[features]\nextra = []\n\n",
+    )
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "Cargo.toml").write_text('[workspace]\nmembers = ["h", "u"]\nresolver = "2"\n')
+    _crate(
+        ws / "h",
+        "h",
+        'extcrate = { path = "../../extcrate" }\n',
+        "pub fn h() -> u32 { 1 }\n",
+        '[features]\nfast = ["extcrate/extra"]\n\n',
+    )
+    _crate(
+        ws / "u",
+        "u",
+        'h = { path = "../h" }\n',
+        "pub fn u() -> u32 { h::h() }\n",
+        '[features]\ndefault = ["h/fast"]\n\n',
+    )
+    subprocess.run(["cargo", "generate-lockfile", "--offline", "-q"], cwd=ws, check=True, timeout=120)
+    return ws
+
+
+async def test_a_feature_another_member_forwards_to_the_selected_one_is_asked_for_not_selected_with_it(
+    tmp_path: Path,
+) -> None:
+    root = _forwarding_workspace(tmp_path)
+    _features.forget()
+    unified = await _features.unify(
+        _metadata(root), ["h"], dev=False, select_members=True, root=root, env=dict(os.environ)
+    )
+    assert unified.verified and unified.extra == () and "h/fast" in unified.flags, unified
+    seen: list[dict[str, Any]] = []
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(root)
+        report = await engine.check(CheckRequest(packages=("h",), scope="changed"), on_message=seen.append)
+        assert report.success and set(report.results) == {"h"}, report.to_dict()
+    code, messages = _cargo(root, "--workspace")
+    assert code == 0
+    whole = _units(messages)
+    assert _units(seen).keys() <= whole.keys()
+    assert all(fresh for name, fresh in whole.items() if not name.startswith("libu-")), whole
+
+
+class _DictStore:
+    def __init__(self) -> None:
+        self.values: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.values.get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self.values[key] = value
+
+
+async def test_a_new_process_takes_a_stored_decision_without_cargo_until_a_manifest_outside_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws_root = _workspace(tmp_path)
+    ws, env, store = _metadata(ws_root), dict(os.environ), _DictStore()
+    _features.forget()
+    decided = await _features.unify(ws, ["d"], dev=False, select_members=True, root=ws_root, env=env, store=store)
+    assert (decided.extra, decided.verified) == (("a",), True)
+    assert {k.split("/")[2] for k in store.values} == {"outside", "decision"}
+
+    _features.forget()  # a new process: nothing in memory
+    real_run = _features.run_cargo  # type: ignore[attr-defined]
+    ran: list[object] = []
+
+    async def counted(*args: object, **kwargs: Any) -> Any:
+        ran.append(args)
+        return await real_run(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_features, "run_cargo", counted)
+    again = await _features.unify(ws, ["d"], dev=False, select_members=True, root=ws_root, env=env, store=store)
+    assert again == decided and ran == []
+
+    # extcrate's manifest is outside the workspace and an input: an edit there decides again.
+    manifest = tmp_path / "extcrate" / "Cargo.toml"
+    manifest.write_text(manifest.read_text().replace("extra = []", "extra = []\nmore = []"))
+    _features.forget()
+    redone = await _features.unify(ws, ["d"], dev=False, select_members=True, root=ws_root, env=env, store=store)
+    assert redone.verified and ran, "a changed outside manifest must be resolved again"
+
+    # A value this format did not write is ignored, not trusted.
+    for key in store.values:
+        if "/decision/" in key:
+            store.values[key] = {"extra": "a"}
+    _features.forget()
+    ran.clear()
+    assert (
+        await _features.unify(ws, ["d"], dev=False, select_members=True, root=ws_root, env=env, store=store) == redone
+    )
+    assert ran
+
+
+async def test_an_engine_on_the_same_cache_dir_reuses_the_decisions_a_previous_engine_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = _workspace(tmp_path)
+    _features.forget()
+    async with EnginePool(tmp_path / "cache") as pool:
+        first = await (await pool.get(ws)).check(CheckRequest(packages=("d",), scope="changed"))
+    assert first.success and "a" in first.command, first.to_dict()
+    _features.forget()
+    real_run = _features.run_cargo  # type: ignore[attr-defined]
+    trees: list[object] = []
+
+    async def counted(args: list[str], **kwargs: Any) -> Any:
+        trees.append(args)
+        return await real_run(args, **kwargs)
+
+    monkeypatch.setattr(_features, "run_cargo", counted)
+    lib = ws / "d" / "src" / "lib.rs"
+    lib.write_text(lib.read_text() + "// edited\n")  # a source edit: no input of the decision
+    async with EnginePool(tmp_path / "cache") as pool:
+        again = await (await pool.get(ws)).check(CheckRequest(packages=("d",), scope="changed"))
+    assert again.success and again.results["d"].source == "run" and "a" in again.command, again.to_dict()
+    assert trees == []
