@@ -259,6 +259,80 @@ def test_a_symlinked_file_is_fingerprinted_by_its_target_content_and_its_link_te
     assert hasher.snapshot(ROOTS).owner_digest("a") != second.owner_digest("a")
 
 
+def _stats_of(monkeypatch: pytest.MonkeyPatch, hasher: TreeHasher) -> list[str]:
+    """The paths `os.stat` is asked about inside the hasher from now on."""
+    seen: list[str] = []
+    real = os.stat
+
+    def recording(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        seen.append(os.fspath(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", recording)
+    return seen
+
+
+def test_a_link_to_a_file_in_the_tree_is_seen_through_its_targets_events_without_a_stat_per_question(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`crates/b/LICENSE -> ../../LICENSE`, as every member of a big workspace has: an edit of the
+    target changes the link's package at the next question, and questions in between stat nothing."""
+    license_file = _write(tree / "LICENSE", "MIT\n")
+    (tree / "crates/b/LICENSE").symlink_to("../../LICENSE")
+    hasher = TreeHasher(tree)
+    if not hasher.watching:
+        pytest.skip("no inotify here")
+    first = hasher.snapshot(ROOTS)
+    assert hasher.unchanged(ROOTS, set()) is first  # the first question after a walk stats the links
+    stats = _stats_of(monkeypatch, hasher)
+    assert hasher.unchanged(ROOTS, set()) is first
+    assert not [p for p in stats if p.endswith("LICENSE")], stats
+    license_file.write_text("MIT, edited\n")
+    assert hasher.unchanged(ROOTS, set()) is None
+    second = hasher.refresh(ROOTS)
+    assert second.owner_digest("b") != first.owner_digest("b")
+    assert second.owner_digest("root") != first.owner_digest("root")
+    assert hasher.unchanged(ROOTS, set()) is second
+
+
+def test_a_target_edited_before_its_directory_was_watched_is_caught_by_the_first_question(tree: Path) -> None:
+    license_file = _write(tree / "LICENSE", "MIT\n")
+    (tree / "crates/b/LICENSE").symlink_to("../../LICENSE")
+    hasher = TreeHasher(tree)
+    if not hasher.watching:
+        pytest.skip("no inotify here")
+    first = hasher.snapshot(ROOTS)
+    license_file.write_text("MIT, edited in the window\n")
+    assert hasher._watcher is not None
+    hasher._watcher.drain()  # the event the window would have lost
+    assert hasher.unchanged(ROOTS, set()) is None
+    assert hasher.refresh(ROOTS).owner_digest("b") != first.owner_digest("b")
+
+
+def test_a_link_whose_text_passes_through_another_link_is_stat_ed_at_every_question(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`crates/b/notes.txt -> ../via/notes.txt` where `crates/via` is a link to a directory:
+    retargeting `via` changes what the link reads with no event for the file it read before."""
+    _write(tree / "docs/one/notes.txt", "one\n")
+    _write(tree / "docs/two/notes.txt", "two\n")
+    via = tree / "crates/via"
+    via.symlink_to(tree / "docs/one", target_is_directory=True)
+    (tree / "crates/b/notes.txt").symlink_to("../via/notes.txt")
+    hasher = TreeHasher(tree)
+    first = hasher.snapshot(ROOTS)
+    assert hasher.unchanged(ROOTS, set()) is first
+    assert hasher.unchanged(ROOTS, set()) is first
+    stats = _stats_of(monkeypatch, hasher)
+    hasher.unchanged(ROOTS, set())
+    assert any(p.endswith("crates/b/notes.txt") for p in stats)
+    tmp = tree / "crates/via.new"
+    tmp.symlink_to(tree / "docs/two", target_is_directory=True)
+    os.replace(tmp, via)
+    assert hasher.unchanged(ROOTS, set()) is None
+    assert hasher.refresh(ROOTS).owner_digest("b") != first.owner_digest("b")
+
+
 def test_a_file_with_another_hard_link_is_seen_when_edited_through_the_other_name(tree: Path, tmp_path: Path) -> None:
     source = tree / "crates/b/src/lib.rs"
     other = tmp_path / "other-name.rs"
