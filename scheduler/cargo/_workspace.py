@@ -60,7 +60,7 @@ class Workspace:
     """Members whose name another package of the lockfile has too (a registry crate of that name):
     cargo refuses `-p name` for them ("is ambiguous"), so `spec` names them by package id."""
     _by_root: dict[Path, str] = field(default_factory=dict, compare=False, repr=False)
-    _memo: dict[tuple[str, bool], Any] = field(default_factory=dict, compare=False, repr=False)
+    _memo: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_root.update({p.root: p.name for p in self.packages.values()})
@@ -100,6 +100,21 @@ class Workspace:
             edges = {n: set(p.deps) | (set(p.dev_deps) if dev else set()) for n, p in self.packages.items()}
             self._memo["edges", dev] = edges
         return edges
+
+    def built_against(self, names: Iterable[str], *, dev: bool) -> list[str]:
+        """`names` and every member they build against, sorted (with `dev`, the selected members'
+        dev-dependencies too). Memoised: a shell's `cargo check` asks the same at every question."""
+        selected = tuple(names)
+        found: list[str] | None = self._memo.get(("built_against", selected, dev))
+        if found is None:
+            first = set(selected)
+            if dev:
+                for name in selected:
+                    first |= self.packages[name].dev_deps
+            found = self._memo["built_against", selected, dev] = sorted(
+                _graph.reachable(first, self.dep_edges(dev=False))
+            )
+        return list(found)
 
     def dependents(self, names: Iterable[str], *, dev: bool = False) -> set[str]:
         """`names` plus every member that depends on them, transitively."""

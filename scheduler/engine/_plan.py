@@ -62,7 +62,6 @@ def plan(
     """Apply `scope` to a request for `selected` packages (all members when empty)."""
     all_members = set(members)
     chosen = set(selected) or set(all_members)
-    rdeps = _graph.reverse_edges(deps)
     changed = changed_packages(stale, deps, own_changed, context_changed, within=chosen)
 
     if scope == "changed":
@@ -71,7 +70,7 @@ def plan(
         pending: set[str] = set()
         reason = "not changed since its last answer"
     elif scope == "affected":
-        universe = (_graph.reachable(changed, rdeps) & stale) | (chosen & stale)
+        universe = (_graph.reachable(changed, _graph.reverse_edges(deps)) & stale) | (chosen & stale)
         run = universe
         pending = set()
         reason = "not affected by the changes"
@@ -82,7 +81,7 @@ def plan(
         reason = "not selected"
     elif scope == "auto":
         run = changed
-        dependents = _graph.reachable(changed, rdeps)
+        dependents = _graph.reachable(changed, _graph.reverse_edges(deps))
         pending = (stale & (chosen | dependents)) - run
         universe = chosen | pending
         reason = "not selected"

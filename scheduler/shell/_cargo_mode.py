@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import InvalidArgument, SchedulerError
-from ..cargo import _graph
 from ..cargo._root import manifest_dirs
 from . import _cargo_output
 from ._flags import Parsed, start_dir
@@ -71,12 +70,7 @@ def _nearest_manifest(directory: str) -> str | None:
 
 def answered_members(ws: Workspace, selected: list[str], *, dev: bool) -> list[str]:
     """The selection and every member it builds against (dev-dependencies when tests are built)."""
-    edges = ws.dep_edges(dev=False)
-    first = set(selected)
-    if dev:
-        for name in selected:
-            first |= ws.packages[name].dev_deps
-    return sorted(_graph.reachable(first, edges))
+    return ws.built_against(selected, dev=dev)
 
 
 def progress_wanted(parsed: Parsed, tty: bool) -> bool:
