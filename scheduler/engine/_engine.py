@@ -353,13 +353,19 @@ class Engine:
             # the slower of them, not their sum).
             obs, rustc = await both(self.observe, lambda: self._toolchains.identity(env, request.toolchain))
         gkey = _keys.global_digest(obs.ws, obs.snap, rustc, env, spec.command)
-        env_digest = xxhash.xxh3_64_digest(repr(sorted(env.items())).encode("utf-8", "surrogateescape"))
+        # The memo holds while every variable the keys read is unchanged: those in `gkey`, where
+        # cargo's home is, and each one a recorded manifest reads (the names are part of the key:
+        # a computation that learns a new name is never found under the names it started with).
+        # The rest may differ (a shell's PWD, OLDPWD, `_`; hyperfine's per-run variable).
+        watched = sorted(tuple(self.store.watched_env))
+        read = (str(cargo_home(env)), *((n, env.get(n)) for n in watched))
+        env_digest = xxhash.xxh3_64_digest(repr(read).encode("utf-8", "surrogateescape"))
         external = self.store.external.refresh()
         fills = self.cache.remote_fills if isinstance(self.cache, TieredCache) else 0
         memo_key = (id(obs.ws), obs.snap.generation, gkey, env_digest, self.store.version, external, fills)
         cached = self._keys_memo.get(memo_key)
         if cached is not None:
-            return replace(cached, obs=obs)
+            return replace(cached, obs=obs, env=env)
         own = {n: obs.snap.owner_digest(n).hex() for n in obs.ws.packages}
         # With a shared tier, manifests missing here are fetched (within the question's budget) and
         # the keys computed again, one dependency level per round; the hint for these sources, when

@@ -127,3 +127,25 @@ async def test_a_file_with_a_non_utf8_name_in_the_workspace_does_not_break_a_che
     async with EnginePool(tmp_path / "cache") as pool:  # and found by a full walk of a new engine
         engine = await pool.get(scenario.root)
         assert_answers(await ask(engine, scenario), Truth(scenario, tmp_path / "walk")(), "after a walk")
+
+
+async def test_a_variable_no_input_reads_keeps_the_keys_and_a_recorded_one_does_not(
+    process_env: None, tmp_path: Path
+) -> None:
+    """The keys memo holds across questions whose environments differ only in what nothing reads
+    (a shell's PWD, hyperfine's per-run variable), and never across a variable `env!` read."""
+    scenario = build_scenario(tmp_path / "scenario")
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(scenario.root)
+        await ask(engine, scenario)
+        base = dict(scenario.env_items())
+
+        def request(**changes: str) -> CheckRequest:
+            return CheckRequest(scope="workspace", env=tuple(sorted({**base, **changes}.items())))
+
+        first = await engine.keys(request())
+        noise = await engine.keys(request(UNREAD_BY_ANYTHING="1", OLDPWD="/elsewhere"))
+        assert noise.keys is first.keys
+        assert noise.env["UNREAD_BY_ANYTHING"] == "1"  # cargo still runs in the question's environment
+        recorded = await engine.keys(request(SCEN_ENV_VALUE="another"))
+        assert recorded.keys is not first.keys and recorded.keys.answer != first.keys.answer
