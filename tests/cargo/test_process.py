@@ -183,6 +183,9 @@ def test_a_sweep_never_signals_a_process_that_only_reuses_a_recorded_pid(tmp_pat
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", marker], start_new_session=True)
     try:
         started = wait_for(lambda: _groups.start_time(bystander.pid), 10, "the bystander's start time")
+        # Popen returns when exec closes the error pipe, before the kernel has set up the new
+        # argv: until then /proc shows an empty command line (seen once under load in CI).
+        wait_for(lambda: bystander.pid in carrying(marker), 10, "the bystander's command line")
         record = _groups.Record(str(tmp_path / "sessions"))
         record.add((bystander.pid, started - 1))  # the same pid, another process's start time
         assert _groups.sweep(record.path) == []
