@@ -178,7 +178,8 @@ class Engine:
         self._real_root = os.path.realpath(root)
         """As cargo names it (its working directory, links resolved)."""
         self.cache = cache
-        self._decisions = _runs.LocalDecisions(cache)
+        self.decisions = _runs.LocalDecisions(cache)
+        """Where feature-unification decisions outlive this process (the local tier only)."""
         self.private_target = private_target
         self.env = stable_environment()
         self._tg = task_group
@@ -557,7 +558,7 @@ class Engine:
         answered. With `lease` (a foreground call's hold on the directory), a run that selects more
         than `names` answers them as soon as their own units are done (`_early`) and goes on."""
         spec = request.spec()
-        unified = await _runs.unified_run_for(k.obs.ws, names, spec.command, env=k.env, store=self._decisions)
+        unified = await _runs.unified_run_for(k.obs.ws, names, spec.command, env=k.env, store=self.decisions)
         expected = None
         if lease is not None and unified[0]:
             expected = _early.expected_units(k.obs.ws, names, spec.command)

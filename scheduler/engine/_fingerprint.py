@@ -108,7 +108,6 @@ class TreeHasher:
         """Files whose changes inotify on the tree may not report: links (the target may lie
         elsewhere) and files with other hard links. Each question stats them again, except links
         in `_links_to` once `_fragile_checked` is the current generation."""
-        self._real_root = os.path.realpath(root)
         self._link_target: dict[str, str] = {}
         """Link -> its target, a single-named regular file inside the tree reached without another
         link: an edit of the target is an inotify event (in its own directory) for the link too."""
@@ -297,27 +296,26 @@ class TreeHasher:
                     del self._links_to[target]
 
     def _inside_target(self, rel: str, path: str) -> str | None:
-        """The target of the link `rel`, relative to the root, when it is a regular file inside the
-        tree named by the link text alone: no component of that text is itself a link (retargeting
-        one would change what the link reads with no event for the target), and the text leads
-        where the kernel resolves it. None otherwise (the link stays stat-ed at every question)."""
+        """The target of the link `rel`, relative to the root, when it is a file inside the tree
+        named by the link text alone: no component of that text is itself a link (retargeting one
+        would change what the link reads with no event for the target). The directories the walk
+        entered are real, so the text then leads where the kernel resolves it, and one lstat per
+        named component says so (a full `realpath` cost 3.3 ms per walk of gitoxide's 136 links).
+        None otherwise (the link stays stat-ed at every question)."""
         try:
             text = os.readlink(path)
         except OSError:
             return None
         if os.path.isabs(text):
             return None
+        inside = os.path.normpath(os.path.join(os.path.dirname(rel), text))
+        if inside in (".", "..") or inside.startswith(".." + os.sep):
+            return None
         parent = os.path.dirname(path)
         parts = text.split("/")
-        for i in range(1, len(parts)):
-            prefix = "/".join(parts[:i])
-            if parts[i - 1] not in ("", ".", "..") and os.path.islink(os.path.join(parent, prefix)):
+        for i, part in enumerate(parts, 1):
+            if part not in ("", ".", "..") and os.path.islink(os.path.join(parent, *parts[:i])):
                 return None
-        inside = os.path.normpath(os.path.join(os.path.dirname(rel), text))
-        if inside == "." or inside.startswith(".." + os.sep) or inside == "..":
-            return None
-        if os.path.realpath(path) != os.path.join(self._real_root, inside):
-            return None
         return inside
 
     def snapshot(self, package_roots: dict[str, str], exclude: set[Path] = frozenset()) -> Snapshot:  # type: ignore[assignment]

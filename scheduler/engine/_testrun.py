@@ -20,7 +20,7 @@ import xxhash
 from ..cargo._run import CargoOutcome, run_cargo
 from ._keys import Command
 from ._report import fit_to_budget
-from ._runs import LocalDecisions, results_from_outcome, selection_args, unified_run_for
+from ._runs import results_from_outcome, selection_args, unified_run_for
 
 if TYPE_CHECKING:
     from ._engine import CheckRequest, Engine, _Keys
@@ -75,7 +75,7 @@ async def run_tests(
         *selection_args(
             command,
             to_test,
-            (await unified_run_for(ws, to_test, command, env=k.env, store=LocalDecisions(engine.cache)))[1],
+            (await unified_run_for(ws, to_test, command, env=k.env, store=engine.decisions))[1],
             ws.spec,
         ),
     ]

@@ -272,16 +272,22 @@ def _stats_of(monkeypatch: pytest.MonkeyPatch, hasher: TreeHasher) -> list[str]:
     return seen
 
 
-def test_a_link_to_a_file_in_the_tree_is_seen_through_its_targets_events_without_a_stat_per_question(
-    tree: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`crates/b/LICENSE -> ../../LICENSE`, as every member of a big workspace has: an edit of the
-    target changes the link's package at the next question, and questions in between stat nothing."""
+def _licensed(tree: Path) -> tuple[Path, TreeHasher]:
+    """`crates/b/LICENSE -> ../../LICENSE` and a watching hasher (skips where inotify is missing)."""
     license_file = _write(tree / "LICENSE", "MIT\n")
     (tree / "crates/b/LICENSE").symlink_to("../../LICENSE")
     hasher = TreeHasher(tree)
     if not hasher.watching:
         pytest.skip("no inotify here")
+    return license_file, hasher
+
+
+def test_a_link_to_a_file_in_the_tree_is_seen_through_its_targets_events_without_a_stat_per_question(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`crates/b/LICENSE -> ../../LICENSE`, as every member of a big workspace has: an edit of the
+    target changes the link's package at the next question, and questions in between stat nothing."""
+    license_file, hasher = _licensed(tree)
     first = hasher.snapshot(ROOTS)
     assert hasher.unchanged(ROOTS, set()) is first  # the first question after a walk stats the links
     stats = _stats_of(monkeypatch, hasher)
@@ -296,11 +302,7 @@ def test_a_link_to_a_file_in_the_tree_is_seen_through_its_targets_events_without
 
 
 def test_a_target_edited_before_its_directory_was_watched_is_caught_by_the_first_question(tree: Path) -> None:
-    license_file = _write(tree / "LICENSE", "MIT\n")
-    (tree / "crates/b/LICENSE").symlink_to("../../LICENSE")
-    hasher = TreeHasher(tree)
-    if not hasher.watching:
-        pytest.skip("no inotify here")
+    license_file, hasher = _licensed(tree)
     first = hasher.snapshot(ROOTS)
     license_file.write_text("MIT, edited in the window\n")
     assert hasher._watcher is not None
