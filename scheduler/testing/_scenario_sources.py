@@ -64,15 +64,18 @@ pub mod pathmod;
     "store": {
         "Cargo.toml": _manifest("store"),
         "data/shared.txt": "short\n",
+        "data/intree.rs": "pub fn intree() -> u32 {\n    1\n}\n",
         "src/lib.rs": "//! Holds data another member includes, and a file dated in the past.\npub mod aged;\n",
         "src/aged.rs": "pub fn aged() -> u32 {\n    let _aged = 1;\n    0\n}\n",
     },
     "links": {
         "Cargo.toml": _manifest("links"),
         ".gitignore": "/src/generated.rs\n",
-        "src/lib.rs": """//! Sources behind a file symlink, a directory symlink, a hard link, and a git-ignored module.
+        "src/lib.rs": """//! Sources behind a file symlink, a directory symlink, a hard link, a symlink to another
+//! member's file, and a git-ignored module.
 pub mod generated;
 pub mod hard;
+pub mod intree;
 pub mod linkdir;
 pub mod linked;
 """,

@@ -149,6 +149,7 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
             _write(root / "crates" / member / rel, text)
     links = root / "crates" / "links" / "src"
     (links / "linked.rs").symlink_to(outside / "linked.rs")
+    (links / "intree.rs").symlink_to("../../store/data/intree.rs")  # watched through its target
     (links / "linkdir").symlink_to(outside / "linkdir", target_is_directory=True)
     os.link(outside / "hard.rs", links / "hard.rs")
     ours = ", ".join(f'"crates/{m}"' for m in MEMBERS)
@@ -209,6 +210,11 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
         EditKind("path_module", "a warning in a #[path] module", warns(outside / "pathmod.rs", "path_module")),
         EditKind("symlink_file", "a warning in a symlinked file", warns(outside / "linked.rs", "symlink_file")),
         EditKind("symlink_dir", "a warning in a symlinked dir", warns(outside / "linkdir" / "mod.rs", "symlink_dir")),
+        EditKind(
+            "symlink_in_tree",
+            "a warning in another member's file, read through a relative symlink",
+            warns(root / "crates" / "store" / "data" / "intree.rs", "symlink_in_tree"),
+        ),
         EditKind("hard_link", "a warning, edited through a hard link", warns(outside / "hard.rs", "hard_link")),
         EditKind(
             "ignored_module", "a warning in a git-ignored module", warns(links / "generated.rs", "ignored_module")

@@ -29,6 +29,7 @@ KINDS = [
     "path_module",
     "symlink_file",
     "symlink_dir",
+    "symlink_in_tree",
     "hard_link",
     "ignored_module",
     "path_dep_outside",
