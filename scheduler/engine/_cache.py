@@ -237,6 +237,11 @@ class DiagnosticsCache:
         encoded = [(key, _encode(value)) for key, value in entries.items()]
         self._with_disk("_set_many", encoded)
 
+    def put_local_behind(self, entries: dict[str, dict[str, Any]]) -> None:
+        """Store entries that never leave this machine (a checkout's `own:` records): here at once,
+        in the calling thread. A tiered cache writes them behind the answer (`TieredCache`)."""
+        self.put_many(entries)
+
     def remember_many(self, entries: dict[str, dict[str, Any]]) -> None:
         """Hold entries in the memory front only (cheap, safe on the event loop); the caller writes
         them to disk later with `put_many`, or not at all."""

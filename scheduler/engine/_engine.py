@@ -408,9 +408,7 @@ class Engine:
         with trace(self.cache) as traced:
             report, k = await self._check(request, on_message)
             if traced is not None and traced.computed and isinstance(self.cache, TieredCache):
-                await anyio.to_thread.run_sync(
-                    self.cache.offer_hint, hint_key(k.global_key, k.own), traced.close(), hint_limit(len(k.own))
-                )
+                self.cache.offer_hint_behind(hint_key(k.global_key, k.own), traced.close(), hint_limit(len(k.own)))
         if request.scope == "auto" and report.pending:
             self._start_background(request, set(report.pending))
         return report
@@ -444,7 +442,7 @@ class Engine:
             if records[name] != {"d": k.own[name], "g": k.context}
         }
         if moved_records:
-            await anyio.to_thread.run_sync(self.cache.put_many, moved_records)
+            await anyio.to_thread.run_sync(self.cache.put_local_behind, moved_records)
         own_changed = [n for n in stale if records[n].get("d") != k.own[n]]
         context_changed = [n for n in stale if records[n].get("g") != k.context]
         dev = spec.command.includes_tests

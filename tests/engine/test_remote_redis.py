@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import pytest
 from remote_env import RedisServer, self_signed
 
@@ -356,3 +358,42 @@ async def test_rediss_with_tls_round_trips(tmp_path: Path, start_redis: Callable
         assert await a.flush(10)
         found, status, _ = await _read(b, ["k"])
     assert found == {"k": ANSWER} and status["outcome"] == "hit" and status["store"].startswith("rediss://")
+
+
+async def test_entries_fetched_for_an_answer_reach_sqlite_after_it_and_its_hint_with_them(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The writer's SQLite work (Python under the GIL) waits for the answer in progress to end:
+    recorded events order the answer's end before the fills' write and the hint's offer."""
+    events: list[str] = []
+    async with tiered(tmp_path / "a", redis_server.url()) as a, tiered(tmp_path / "b", redis_server.url()) as b:
+        a.put_many({"k1": ANSWER})
+        assert await a.flush(10)
+        put_many, offer = DiagnosticsCache.put_many, b.offer_hint
+
+        def recorded_put_many(self: DiagnosticsCache, entries: dict[str, dict[str, Any]]) -> None:
+            events.append("sqlite " + ",".join(sorted(entries)))
+            put_many(self, entries)
+
+        def recorded_offer(key: str, keys: list[str], limit: int) -> bool:
+            events.append("hint " + key)
+            return offer(key, keys, limit)
+
+        b.offer_hint = recorded_offer  # type: ignore[method-assign]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(DiagnosticsCache, "put_many", recorded_put_many)
+            with b.trace():
+                found, _, _ = await _read(b, ["k1"])
+                b.put_local_behind({"own:x": {"d": "1"}})
+                b.offer_hint_behind("h:q", ["k1"], limit=8)
+                for _ in range(20):  # the writer had every chance to run meanwhile
+                    await anyio.lowlevel.checkpoint()
+                events.append("answered")
+            assert await b.flush(10)
+    assert found == {"k1": ANSWER}
+    assert events[0] == "answered", events
+    assert "sqlite k1,own:x" in events and "hint h:q" in events, events
+    other_process = DiagnosticsCache(tmp_path / "b")
+    assert other_process.get("k1") == ANSWER and other_process.get("own:x") == {"d": "1"}
+    assert other_process.get("h:q") == {"keys": ["k1"]}
+    other_process.close()

@@ -54,6 +54,8 @@ _T = TypeVar("_T")
 _LOCAL_ONLY = ("unit:", "own:", "mxl:", "tc:")
 _HINT = "h:"
 _MAX_ROUNDS = 64
+_YIELD_S = 1.0
+"""The longest the writer's SQLite work waits for an answer in progress (one running cargo)."""
 
 
 def is_shared(key: str) -> bool:
@@ -213,6 +215,12 @@ class TieredCache(DiagnosticsCache):
         self._loop_thread: int | None = None
         self._wake: anyio.Event | None = None
         self._round_done: anyio.Event | None = None
+        self._hints: dict[str, tuple[list[str], int]] = {}
+        """Hints offered behind an answer (`offer_hint_behind`), for the writer."""
+        self._answering = 0
+        """Answers being computed (open outer traces): the writer's SQLite work waits for none."""
+        self._answered: anyio.Event | None = None
+        self._flushing = False
 
     # -- reading -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -238,11 +246,15 @@ class TieredCache(DiagnosticsCache):
             return
         t = Trace()
         token = _TRACE.set(t)
+        self._answering += 1
         try:
             yield t
         finally:
             _TRACE.reset(token)
             t.close()
+            self._answering -= 1
+            if not self._answering and self._answered is not None:
+                self._answered.set()
 
     def get(self, key: str) -> dict[str, Any] | None:
         value = super().get(key)
@@ -303,13 +315,18 @@ class TieredCache(DiagnosticsCache):
             status.reason = fetched.reason
         if fetched.values:
             status.keys.update(fetched.values)
-            self._fill(fetched.values)
+            self.put_local_behind(fetched.values)
             self.remote_fills += 1
         return fetched
 
-    def _fill(self, entries: dict[str, dict[str, Any]]) -> None:
-        """Fetched entries go to the memory front now and to SQLite (local only) behind the answer:
-        writing ~450 of them took ~30 ms of a fresh checkout's first answer."""
+    def put_local_behind(self, entries: dict[str, dict[str, Any]]) -> None:
+        """The memory front now, SQLite from the background writer: entries fetched from the tier
+        (writing ~450 of them took ~30 ms of a fresh checkout's first answer) and `own:` records
+        (that answer moved 150 and waited 34 ms for their write, queued behind the fills'). A
+        fetched entry is fetched again if lost with the process; a record only steers planning
+        (which member's sources changed since its last answer), so a lost one plans conservatively."""
+        if not entries:
+            return
         self.remember_many(entries)
         with self._pending_lock:
             self._fills.update(entries)
@@ -352,6 +369,15 @@ class TieredCache(DiagnosticsCache):
             fetched = await self._fetch(q, q.take())
             filled += len(fetched.values) if fetched is not None else 0
         return filled
+
+    def offer_hint_behind(self, key: str, keys: list[str], limit: int) -> None:
+        """`offer_hint` from the background writer: comparing with the stored hint reads SQLite,
+        which an answer need not wait for (a later offer for the same key replaces this one)."""
+        if self.remote.readonly:
+            return
+        with self._pending_lock:
+            self._hints[key] = (keys, limit)
+        self._notify()
 
     def _missing_here(self, keys: list[str]) -> list[str]:
         found = DiagnosticsCache.get_many(self, keys)
@@ -412,13 +438,17 @@ class TieredCache(DiagnosticsCache):
             self._writing = True
             try:
                 while True:
+                    await self._between_answers()
                     with self._pending_lock:
                         batch, self._pending = self._pending, {}
                         fills, self._fills = self._fills, {}
-                    if not batch and not fills:
+                        hints, self._hints = self._hints, {}
+                    if not batch and not fills and not hints:
                         break
                     if fills:
                         await anyio.to_thread.run_sync(DiagnosticsCache.put_many, self, fills)  # local only
+                    for key, (keys, limit) in hints.items():  # queues its entry for the next round
+                        await anyio.to_thread.run_sync(self.offer_hint, key, keys, limit)
                     if batch:
                         await self.remote.put_many(batch)  # bounded, never raises: its problem is in stats
             finally:
@@ -426,17 +456,36 @@ class TieredCache(DiagnosticsCache):
                 self._round_done.set()
                 self._round_done = anyio.Event()
 
+    async def _between_answers(self) -> None:
+        """Wait (at most `_YIELD_S`) until no answer is being computed: the writer's work is
+        Python under the GIL (encoding, diskcache's bookkeeping), and a fresh checkout's first
+        answer waited 14 ms for its own records' read and 35 ms for the hint's while the writer put
+        the ~450 entries it had just fetched. A flush does not wait (`_flushing`)."""
+        if self._flushing:
+            return
+        with anyio.move_on_after(_YIELD_S):
+            while self._answering and not self._flushing:
+                self._answered = anyio.Event()
+                await self._answered.wait()
+        self._answered = None
+
     async def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every queued write was tried (True), or `timeout_s` passed (False)."""
-        with anyio.move_on_after(timeout_s):
-            while self._pending or self._fills or self._writing:
-                if self._round_done is None or self._wake is None:
-                    return False
-                done = self._round_done
-                self._wake.set()
-                await done.wait()
-            return True
-        return False
+        self._flushing = True
+        if self._answered is not None:
+            self._answered.set()  # a writer waiting for the answer in progress goes now
+        try:
+            with anyio.move_on_after(timeout_s):
+                while self._pending or self._fills or self._hints or self._writing:
+                    if self._round_done is None or self._wake is None:
+                        return False
+                    done = self._round_done
+                    self._wake.set()
+                    await done.wait()
+                return True
+            return False
+        finally:
+            self._flushing = False
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[TieredCache]:
