@@ -124,6 +124,8 @@ class DiagnosticsCache:
                     # Deleted under us: SQLite would keep answering from the unlinked file and
                     # every later write would be lost to other processes and to restarts.
                     raise FileNotFoundError(f"{self._db_path} was deleted or replaced")
+                if op == "_stored":
+                    return _compat.stored_keys(self._disk, args[0])
                 if op == "_set_many":
                     with self._disk.transact():
                         for key, raw in args[0]:
@@ -202,6 +204,16 @@ class DiagnosticsCache:
             else:
                 found[key] = value
         return found
+
+    def stored(self, keys: list[str]) -> set[str]:
+        """Which of `keys` are here (memory or disk), without reading their values: one query, not
+        one per key. Blocking: call it from a worker thread."""
+        with self._lock:
+            here = {k for k in keys if k in self._memory}
+        rest = [k for k in keys if k not in here]
+        if rest:
+            here.update(self._with_disk("_stored", rest) or ())
+        return here
 
     def _disk_version(self) -> int | None:
         if self._disk is None:

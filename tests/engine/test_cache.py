@@ -41,6 +41,22 @@ def test_a_value_put_is_got_back_by_the_same_and_by_a_fresh_instance(tmp_path: P
     fresh.close()
 
 
+def test_stored_names_the_keys_held_in_memory_or_on_disk_in_one_query_per_chunk(tmp_path: Path) -> None:
+    writer = DiagnosticsCache(tmp_path / "c")
+    on_disk = {f"ml:{i}": _value(i) for i in range(1200)}  # more than one chunk of 500
+    writer.put_many(on_disk)
+    writer.close()
+    cache = DiagnosticsCache(tmp_path / "c")
+    cache.remember_many({"memory-only": VALUE})
+    raw = _raw(tmp_path / "c")
+    raw.set(b"bytes-key", b"x")  # not a str key: never reported as one
+    raw.close()
+    asked = [*on_disk, "memory-only", "absent", "bytes-key"]
+    assert cache.stored(asked) == {*on_disk, "memory-only"}
+    assert cache.hits == 0, "presence only: no value was read"
+    cache.close()
+
+
 def test_delete_and_clear_remove_entries_from_memory_and_disk(tmp_path: Path) -> None:
     cache = DiagnosticsCache(tmp_path / "c")
     cache.put("a", VALUE)

@@ -380,8 +380,8 @@ class TieredCache(DiagnosticsCache):
         self._notify()
 
     def _missing_here(self, keys: list[str]) -> list[str]:
-        found = DiagnosticsCache.get_many(self, keys)
-        return [k for k in keys if k not in found]
+        here = self.stored(keys)
+        return [k for k in keys if k not in here]
 
     # -- writing -----------------------------------------------------------------------------
     def put(self, key: str, value: dict[str, Any]) -> None:
