@@ -26,11 +26,10 @@ import stat as stat_mod
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import pathspec
 import xxhash
 
+from ._ignore import IgnoreFile, ignored
 from ._watch import FileChange, TreeWatcher
 
 _VCS_DIRS = frozenset({".git", ".hg", ".jj", ".svn", ".pijul"})
@@ -95,12 +94,12 @@ class TreeHasher:
     def __init__(self, root: Path, *, watch: bool = True) -> None:
         self.root = root
         self._entries: dict[str, _Entry] = {}
-        self._ignore_specs: dict[str, tuple[tuple[int, int], pathspec.PathSpec[Any]]] = {}
+        self._ignore_specs: dict[str, tuple[tuple[int, int], IgnoreFile]] = {}
         self._watcher = TreeWatcher() if watch else None
         self._last: Snapshot | None = None
         self._last_inputs: tuple[dict[str, str], frozenset[str]] | None = None
         self._dir_owner: dict[str, str | None] = {}
-        self._dir_specs: dict[str, list[tuple[str, pathspec.PathSpec[Any]]]] = {}
+        self._dir_specs: dict[str, list[tuple[str, IgnoreFile]]] = {}
         self._pending: list[FileChange] = []
         self._skipping: set[str] = set()
         self._generation = 0
@@ -265,7 +264,7 @@ class TreeHasher:
             if (
                 not (stat_mod.S_ISREG(st.st_mode) or stat_mod.S_ISLNK(st.st_mode))
                 or change.name in _VCS_DIRS
-                or _ignored(self._dir_specs[change.directory], rel, False)
+                or ignored(self._dir_specs[change.directory], rel, False)
             ):
                 files.pop(rel, None)
                 if change.name not in _VCS_DIRS:
@@ -350,7 +349,7 @@ class TreeHasher:
         rel_dir: str,
         owner: str | None,
         roots: dict[str, str],
-        specs: list[tuple[str, pathspec.PathSpec[Any]]],
+        specs: list[tuple[str, IgnoreFile]],
         snap: Snapshot,
         excluded: set[str],
         seen: set[str],
@@ -385,7 +384,7 @@ class TreeHasher:
                     continue
                 if entry.path in excluded:
                     continue
-                if _ignored(specs, rel, True):
+                if ignored(specs, rel, True):
                     self._skipping.add(rel)
                     continue
                 child_owner = roots.get(rel, owner)
@@ -395,7 +394,7 @@ class TreeHasher:
                 # give every worktree of one repository other keys for the same sources.
                 if entry.name in _VCS_DIRS:
                     continue
-                if _ignored(specs, rel, False):
+                if ignored(specs, rel, False):
                     self._skipping.add(rel)
                     continue
                 seen.add(rel)
@@ -444,7 +443,7 @@ class TreeHasher:
         self._entries[rel] = _Entry(st.st_mtime_ns, st.st_size, st.st_ino, digest, hashed_at, st.st_ctime_ns)
         return digest
 
-    def _ignore_spec(self, path: str) -> pathspec.PathSpec[Any] | None:
+    def _ignore_spec(self, path: str) -> IgnoreFile | None:
         try:
             st = os.stat(path)
             key = (st.st_mtime_ns, st.st_size)
@@ -452,19 +451,8 @@ class TreeHasher:
             if cached and cached[0] == key:
                 return cached[1]
             with open(path, encoding="utf-8", errors="replace") as fh:
-                spec = pathspec.GitIgnoreSpec.from_lines(fh.read().splitlines())
+                spec = IgnoreFile(fh.read().splitlines())
         except OSError:
             return None
         self._ignore_specs[path] = (key, spec)
         return spec
-
-
-def _ignored(specs: list[tuple[str, pathspec.PathSpec[Any]]], rel: str, is_dir: bool) -> bool:
-    """As git decides: the deepest `.gitignore` with a matching pattern has the last word, so a
-    nested `!pattern` re-includes what a parent's pattern excluded."""
-    for base, spec in reversed(specs):
-        sub = rel[len(base) + 1 :] if base else rel
-        include = spec.check_file(sub + "/" if is_dir else sub).include
-        if include is not None:
-            return bool(include)
-    return False
