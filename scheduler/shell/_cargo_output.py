@@ -50,6 +50,8 @@ def render(
     for name in [n for n in ws.order(dev=True) if n in report.results] + sorted(set(report.results) - set(ws.packages)):
         package = ws.packages.get(name)
         result = report.results[name]
+        if not result.diagnostics:
+            continue  # most members of a clean answer: nothing to print
         for text in (d.raw.get("text", "") for d in result.diagnostics if d.raw.get("synthetic")):
             err.append(str(text).rstrip("\n") + "\n")
         if package is None:

@@ -54,6 +54,29 @@ async def test_a_failing_crate_is_answered_again_from_the_cache_with_its_errors(
     assert again.results[leaf].source == "cache"
 
 
+async def test_a_cached_answer_given_again_is_the_callers_own_copy(
+    make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
+) -> None:
+    """Cached results are rebuilt once per entry and handed out as copies: what one caller does
+    to its report never shows in the next answer."""
+    ws = make_workspace()
+    leaf = ws.leaves[0]
+    append(ws.lib_rs(leaf), TYPE_ERROR)
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(ws.root)
+        await engine.check(CheckRequest(scope="workspace"))
+        second = await engine.check(CheckRequest(scope="workspace"))
+        second.results[leaf].diagnostics.clear()
+        second.results[leaf].blocked_by.append("vandal")
+        third = await engine.check(CheckRequest(scope="workspace"))
+        append(ws.lib_rs(leaf), "\npub fn also_broken() -> bool { 1 }\n")
+        fourth = await engine.check(CheckRequest(scope="workspace"))
+    assert third.ran() == [] and third.results[leaf].blocked_by == []
+    assert [d.code for d in third.results[leaf].diagnostics if d.level == "error"] == ["E0308"]
+    assert fourth.ran() == [leaf], "a new entry for the edited crate, not the remembered result"
+    assert sorted(d.code or "" for d in fourth.results[leaf].diagnostics if d.level == "error") == ["E0308", "E0308"]
+
+
 async def test_auto_answers_the_edited_crate_first_and_fills_the_cache_with_its_dependents(
     make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
 ) -> None:
