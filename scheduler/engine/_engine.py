@@ -411,8 +411,10 @@ class Engine:
         else:
             result = _runs.from_entry(name, entry, roots)
             self._results[name] = (entry, roots, result)
-        r = result  # the constructor, not dataclasses.replace: 4x cheaper, at every member
-        return PackageResult(r.name, r.success, list(r.diagnostics), r.source, r.duration_ms, list(r.blocked_by))
+        # The constructor, not dataclasses.replace: 4x cheaper, at every member.
+        return PackageResult(
+            name, result.success, list(result.diagnostics), result.source, result.duration_ms, list(result.blocked_by)
+        )
 
     # -- answering --------------------------------------------------------------------------
     async def check(
