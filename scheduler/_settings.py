@@ -13,8 +13,8 @@ the one exception: see `idle_timeout_s`).
 Every environment variable the package consults for itself is read here. The settings in
 `VARIABLES` (the latency knobs, ALLOW_ENV, which widens `cargo_env`'s allow-list, the shared
 tier's knobs, sccache and the target-dir seed) are the daemon's identity (`fingerprint`); the
-cache directory and the idle timeout are read where they are used, through `cache_dir()` and
-`idle_timeout_s()`, and are not. The shared
+cache directory, the idle timeout and whether the CLI starts a daemon are read where they are used,
+through `cache_dir()`, `idle_timeout_s()` and `start_daemon()`, and are not. The shared
 tier's knobs (`remote()`, docs/fleet.md) may hold a password or a key: the fingerprint keeps a
 digest of those, never the secret.
 """
@@ -66,6 +66,7 @@ MIN_HMAC_KEY_CHARS = 16
 CACHE_DIR = "CARGO_SCHEDULER_CACHE_DIR"
 IDLE_TIMEOUT = "CARGO_SCHEDULER_IDLE_TIMEOUT"
 DEFAULT_IDLE_TIMEOUT_S = 30 * 60.0
+START_DAEMON = "CARGO_SCHEDULER_START_DAEMON"
 
 Scope = Literal["auto", "changed", "affected", "workspace"]
 """How far a check reaches (engine/_report.py uses this one; it is here so the front needs no engine)."""
@@ -294,6 +295,17 @@ def idle_timeout_s(env: Mapping[str, str] | None = None) -> float:
         return float(raw)
     except ValueError:
         return DEFAULT_IDLE_TIMEOUT_S
+
+
+def start_daemon(env: Mapping[str, str] | None = None) -> bool:
+    """Whether `cargo-scheduler check` (and build, clippy, test), answering in process because no
+    daemon serves the workspace, starts one in the background for the next question:
+    $CARGO_SCHEDULER_START_DAEMON, default on. The next question then costs Python's start and a
+    socket round trip (1/12.7 of cargo's no-op on a 71-member workspace) instead of the imports and a
+    walk of the tree (slower than cargo's no-op). `0` for a job that asks once (CI). A caller's
+    choice, not the daemon's: it is not in the fingerprint."""
+    raw = (os.environ if env is None else env).get(START_DAEMON, "").strip()
+    return _flag(START_DAEMON, raw or None, True)
 
 
 def _choice(name: str, value: str | None, accepted: tuple[_C, ...], default: _C, hint: str = "") -> _C:

@@ -22,6 +22,7 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "_xdg_cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "_xdg_state"))
     monkeypatch.setenv("CARGO_TERM_COLOR", "never")
+    monkeypatch.setenv("CARGO_SCHEDULER_START_DAEMON", "0")  # a test that wants the CLI's daemon says so
     for knob in _settings.fingerprint():  # a developer's own tuning must not change what tests see
         monkeypatch.delenv(knob)
 

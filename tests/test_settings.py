@@ -129,6 +129,17 @@ def test_the_idle_timeout_is_read_in_seconds(raw: str | None, seconds: float) ->
     assert _settings.idle_timeout_s({} if raw is None else {_settings.IDLE_TIMEOUT: raw}) == seconds
 
 
+@pytest.mark.parametrize(("raw", "start"), [(None, True), ("", True), (" 0 ", False), ("off", False), ("yes", True)])
+def test_the_cli_starts_a_daemon_unless_told_not_to(raw: str | None, start: bool) -> None:
+    assert _settings.start_daemon({} if raw is None else {_settings.START_DAEMON: raw}) is start
+
+
+def test_a_start_daemon_value_we_do_not_read_is_an_error_and_not_a_fingerprint_knob() -> None:
+    with pytest.raises(ConfigError, match="CARGO_SCHEDULER_START_DAEMON"):
+        _settings.start_daemon({_settings.START_DAEMON: "sometimes"})
+    assert _settings.fingerprint({_settings.START_DAEMON: "1"}) == {}
+
+
 def test_the_scope_of_the_settings_is_the_engines_scope() -> None:
     from typing import get_args
 

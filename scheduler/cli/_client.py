@@ -8,8 +8,8 @@ machine: `socket` costs 16 ms (its IntEnum conversions), `json` 9 ms, `typing` 5
 framed reply, and the daemon's socket found by looking for it at each manifest directory above the
 start (the nearest one with a daemon; the daemon checks it is the workspace root cargo would find,
 and says unfit if not) instead of parsing manifests. The daemon is never started from `ask_daemon`:
-without one the caller answers in-process (`cargo-scheduler check`) or runs the real cargo (the shim,
-which starts one in the background for next time: `start_daemon`).
+without one the caller answers in process (`cargo-scheduler check`) or runs the real cargo (the
+shim), and then starts one in the background for next time (`start_daemon`).
 
 The request is one control line, `{"control": "cli-check", ...}`, with the command line, the
 caller's directory, its whole environment (cargo runs in it and keys read it, as for the CLI in
@@ -138,8 +138,8 @@ def _read_answer(sock: _net.socket, show_progress: bool = False) -> tuple[int, s
 
 
 def start_daemon(cwd: str, env: dict[str, str]) -> bool:
-    """Start the workspace's daemon in the background, in `env`, without waiting (the shim's miss
-    path: this command goes to the real cargo, the next one finds the daemon); False when there is
+    """Start the workspace's daemon in the background, in `env`, without waiting (the miss path of
+    the shim and the CLI: this command is answered without it, the next one finds it); False when there is
     no workspace or a daemon is running or starting."""
     from ..cargo._root import find_workspace_root
 

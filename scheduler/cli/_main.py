@@ -151,8 +151,9 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
 
     A flag the engine cannot honour execs the real cargo with the same argv. Without the old CLI's
     own flags (PATH, --scope, --json...) the answer is cargo's (`_cargo_mode`), asked of the
-    workspace's running daemon first (`_client`; its side is `shell/_served`), else
-    in-process; with them, the old CLI's answer (its scopes and summary line)."""
+    workspace's running daemon first (`_client`; its side is `shell/_served`), else in process,
+    and then a daemon is started for the next question unless CARGO_SCHEDULER_START_DAEMON=0;
+    with them, the old CLI's answer (its scopes and summary line)."""
     import os
 
     from ..shell import _flags
@@ -177,9 +178,19 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
 
     cwd, tty = os.getcwd(), sys.stderr.isatty()
     answer = ask_daemon(kind, argv, cwd, dict(os.environ), tty=tty, elapsed_s=elapsed())
+    start = False
     if answer is None:
         import anyio
 
+        from .. import _settings
+        from .._exceptions import ConfigError
+        from ..shell._cargo_mode import COMPILE_FAILED
+
+        try:
+            start = _settings.start_daemon()
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return COMPILE_FAILED
         try:
             answer = anyio.run(_cargo_in_process, parsed, cwd, tty)
         except KeyboardInterrupt:
@@ -187,6 +198,12 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
     code, out, err = answer
     sys.stdout.write(out)
     sys.stderr.write(err)
+    if start:  # after the answer, so the daemon's start never competes with it (CARGO_SCHEDULER_START_DAEMON)
+        from ..shell._flags import start_dir
+        from ._client import start_daemon
+
+        sys.stdout.flush()
+        start_daemon(start_dir(parsed, cwd), dict(os.environ))
     return code
 
 

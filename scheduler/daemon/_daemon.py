@@ -107,6 +107,8 @@ class Daemon:
         self.http_inflight = 0
         self.cli_inflight = 0
         """`cli-check` requests being answered (`_served`): busy, like a session."""
+        self.cli_answers = 0
+        """`cli-check` requests answered (not unfit): what `status` shows of the shell's use."""
         self.messages = 0
         self.started = time.time()
         self.last_activity = time.monotonic()
@@ -131,6 +133,7 @@ class Daemon:
             "http_url": self.http_url,
             "sessions": self.sessions,
             "messages": self.messages,
+            "cli_answers": self.cli_answers,
             "uptime_s": round(time.time() - self.started, 3),
             "idle_timeout_s": self.idle_timeout,
             "socket": self.paths.socket,
@@ -210,6 +213,8 @@ class Daemon:
                     except Exception as exc:  # the caller then answers without us; the daemon stays up
                         log.exception("cli-check failed")
                         reply = {"unfit": f"the daemon failed: {type(exc).__name__}: {exc}"}
+                    if "unfit" not in reply:
+                        self.cli_answers += 1
         finally:
             self.cli_inflight -= 1
             self.touch()

@@ -119,6 +119,30 @@ def test_on_a_terminal_the_cli_in_process_shows_cargos_progress_too(env: Env, tm
     assert env.status() is None  # answered in process: no daemon was asked or started
 
 
+def test_the_cli_answering_in_process_starts_a_daemon_that_answers_its_next_question(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARGO_SCHEDULER_START_DAEMON", "1")
+    first = cli("check", cwd=env.workspace)
+    assert first.returncode == 0, first.stderr
+    assert env.wait_status()["cli_answers"] == 0  # the first question was answered in process
+    second = cli("check", "-v", cwd=env.workspace)
+    assert second.returncode == 0, second.stderr
+    assert "from the cache" in second.stderr
+    status = env.status()
+    assert status is not None and status["cli_answers"] == 1
+
+
+def test_a_bad_start_daemon_value_is_an_error_naming_it_before_anything_runs(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARGO_SCHEDULER_START_DAEMON", "sometimes")
+    result = cli("check", cwd=env.workspace)
+    assert result.returncode == 101
+    assert "CARGO_SCHEDULER_START_DAEMON" in result.stderr and "sometimes" in result.stderr
+    assert not (env.workspace / "target").exists()  # no cargo ran
+
+
 def _descendants(pid: int) -> list[str]:
     """The command names of every process below `pid` (Linux /proc)."""
     children: dict[int, list[int]] = {}
