@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import pty
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -216,3 +218,35 @@ def test_install_replaces_only_its_own_script_and_uninstall_removes_only_its_fil
     assert _shim.status(shim)["installed"] is True
     assert sorted(p.name for p in _shim.uninstall(shim)) == sorted([_shim.PYTHON, _shimless.MARKER, "cargo"])
     assert sorted(p.name for p in shim.iterdir()) == ["keep"]
+
+
+def test_the_native_shim_is_linked_statically_where_the_c_library_allows_it(tmp_path: Path) -> None:
+    shim = tmp_path / "bin"
+    _shim.install(shim)
+    status = _shim.status(shim)
+    assert status["native"] is True and status["static"] is True, "no static glibc (libc6-dev's libc.a) here?"
+    assert not _shim.linked_statically(Path(os.path.realpath(sys.executable)))  # Python's is dynamic
+    ran = shell("cargo", "--version", cwd=tmp_path, shim=shim)  # handed to the real cargo
+    assert ran.returncode == 0 and ran.stdout.startswith("cargo "), ran.stderr
+
+
+def test_without_a_static_c_library_the_native_shim_is_linked_dynamically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rustc = shutil.which("rustc")
+    assert rustc is not None
+    fake = tmp_path / "toolchain"
+    fake.mkdir()
+    (fake / "rustc").write_text(  # a C library without libc.a: the static link fails, as cc says it
+        '#!/bin/sh\ncase "$*" in *crt-static*)\n'
+        '  echo "error: linking with `cc` failed: cannot find -lc" >&2; exit 1;;\nesac\n'
+        f'exec {shlex.quote(rustc)} "$@"\n'
+    )
+    (fake / "rustc").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    shim = tmp_path / "bin"
+    _shim.install(shim)
+    status = _shim.status(shim)
+    assert status["native"] is True and status["static"] is False
+    ran = shell("cargo", "--version", cwd=tmp_path, shim=shim)
+    assert ran.returncode == 0 and ran.stdout.startswith("cargo "), ran.stderr
