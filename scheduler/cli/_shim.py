@@ -108,20 +108,24 @@ def compile_native(directory: Path, *, start: bool) -> str | None:
 
 
 def linked_statically(binary: Path) -> bool:
-    """Whether an ELF binary has no program interpreter (PT_INTERP): the loader maps nothing for it."""
+    """Whether an ELF binary has no program interpreter (PT_INTERP): the loader maps nothing for it.
+    False for anything that is not a whole ELF64 file (`shim status` must not fail on a torn one)."""
     import struct
 
-    with binary.open("rb") as f:
-        head = f.read(64)
-        if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:  # ELF64 only (what rustc builds here)
-            return False
-        order = "<" if head[5] == 1 else ">"
-        (phoff,) = struct.unpack_from(order + "Q", head, 0x20)
-        phentsize, phnum = struct.unpack_from(order + "HH", head, 0x36)
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    types = (struct.unpack_from(order + "I", table, i * phentsize)[0] for i in range(phnum))
-    return 3 not in types  # PT_INTERP
+    try:
+        with binary.open("rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2:  # ELF64 only (what rustc builds here)
+                return False
+            order = "<" if head[5] == 1 else ">"
+            (phoff,) = struct.unpack_from(order + "Q", head, 0x20)
+            phentsize, phnum = struct.unpack_from(order + "HH", head, 0x36)
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+        types = [struct.unpack_from(order + "I", table, i * phentsize)[0] for i in range(phnum)]
+    except (OSError, struct.error):
+        return False
+    return bool(types) and 3 not in types  # PT_INTERP
 
 
 def install(directory: Path, *, start: bool = True, native: bool = True) -> Path:

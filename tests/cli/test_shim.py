@@ -250,3 +250,13 @@ def test_without_a_static_c_library_the_native_shim_is_linked_dynamically(
     assert status["native"] is True and status["static"] is False
     ran = shell("cargo", "--version", cwd=tmp_path, shim=shim)
     assert ran.returncode == 0 and ran.stdout.startswith("cargo "), ran.stderr
+
+
+def test_a_torn_binary_reads_as_not_static_instead_of_failing_status(tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    _shim.install(whole)
+    torn = tmp_path / "torn"
+    torn.write_bytes((whole / "cargo").read_bytes()[:80])  # the header, not the program headers
+    assert _shim.linked_statically(whole / "cargo") is True
+    assert _shim.linked_statically(torn) is False
+    assert _shim.linked_statically(tmp_path / "absent") is False
