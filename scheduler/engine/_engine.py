@@ -750,15 +750,17 @@ class Engine:
             started_ns=started_ns,
             blocked=[n for n, r in kept.items() if r.blocked_by and set(r.blocked_by) <= ws.packages.keys()],
             failed=[n for n, r in kept.items() if not r.success and not r.blocked_by],
+            kind=spec.command.kind,
         )
         recorded = await anyio.to_thread.run_sync(record)
         if recorded.fooled and retry:
-            # cargo judged units fresh by mtime whose sources are not what they were compiled
-            # from: their fingerprints are gone now, so this run compiles them again.
+            # cargo judged units fresh whose inputs are not what they were compiled from (an
+            # mtime kept; a clippy configuration that appeared where clippy found none): their
+            # fingerprints are gone now, so this run compiles them again.
             notes.append(
                 "cargo replayed stale results for "
                 + ", ".join(sorted(recorded.fooled_packages) or ["a dependency"])
-                + " (an edit kept the file's mtime); ran again"
+                + " (an input changed that cargo's fingerprint does not see); ran again"
             )
             return None
         for name in recorded.fooled_packages:

@@ -22,6 +22,7 @@ from ..cargo import _graph
 from ..cargo._config import config_files
 from ..cargo._sccache import is_sccache
 from ..cargo._workspace import Workspace
+from ._clippy_config import clippy_config_digest
 from ._fingerprint import Snapshot
 from ._inputs import Manifest
 
@@ -120,6 +121,8 @@ def global_digest(
     h.update(config_digest(ws.root, env))
     h.update(repr(cargo_environment(env)).encode())
     h.update(command.encode())
+    if command.kind == "clippy":  # where clippy looks for its configuration (`_clippy_config`)
+        h.update(clippy_config_digest(ws, env))
     return h.digest()
 
 

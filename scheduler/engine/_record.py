@@ -12,7 +12,9 @@ Cargo decides freshness by mtime, so an edit that keeps a file's mtime (a restor
 checkouts) makes it replay the messages of the old content. A unit record keeps the digests of a
 unit's inputs as they were when its dep-info was written; a unit cargo calls fresh whose record
 disagrees with the current digests was not compiled from these sources. Its fingerprint directory is
-removed (cargo then compiles it again) and the run is repeated; its replay is never stored.
+removed (cargo then compiles it again) and the run is repeated; its replay is never stored. The
+same holds for inputs no dep-info names: a clippy unit's record keeps the configuration clippy would
+read for its member (`_clippy_config.unit_inputs`), which a new `clippy.toml` changes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +73,11 @@ class Recorder:
         locator: Locator,
         digest: Callable[[str], bytes],
         lookup_unit: Callable[[str], dict[str, Any] | None],
+        unit_inputs: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self.ws = ws
+        self.unit_inputs = unit_inputs or {}
+        """By member, inputs no dep-info names that a unit record keeps too (clippy's configuration)."""
         self.snap = snap
         self.locator = locator
         self.digest = digest
@@ -191,6 +196,8 @@ class Recorder:
     ) -> None:
         key = unit_key(self.locator.locate(str(dep_info), self.ws.root))
         now = {f: self.digest(f).hex() for f in files}
+        if name is not None:
+            now.update(self.unit_inputs.get(name, {}))
         record = self.lookup_unit(key)
         if unit.fresh and record is not None and record.get("m") == mtime and record.get("i") != now:
             fingerprint = _inputs.fingerprint_dir(dep_info)
@@ -225,7 +232,8 @@ class Recorder:
             reads.files.update(files)
             reads.env.update(n for n in info.env if not _inputs.cargo_sets(n))
             key = unit_key(self.locator.locate(str(dep_info), self.ws.root))
-            out.units[key] = {"m": mtime, "i": {f: self.digest(f).hex() for f in files}}
+            inputs = {f: self.digest(f).hex() for f in files}
+            out.units[key] = {"m": mtime, "i": {**inputs, **self.unit_inputs.get(name, {})}}
         return reads
 
     def _build_script_reads(self, package_id: str, out_dir: str) -> _Reads:

@@ -19,7 +19,7 @@ from typing import Any
 from ..cargo._config import cargo_home
 from ..cargo._run import CargoOutcome
 from ..cargo._workspace import Workspace
-from . import _keys
+from . import _clippy_config, _keys
 from ._cache import DiagnosticsCache
 from ._external import ExternalFiles
 from ._fingerprint import Snapshot
@@ -110,9 +110,11 @@ class AnswerStore:
         started_ns: int,
         blocked: Iterable[str],
         failed: Iterable[str] = (),
+        kind: str = "check",
     ) -> Recorded:
         locator = self.locator(env)
-        recorder = Recorder(ws, snap, locator, self.digest_of(ws, snap, locator), self.cache.get)
+        extra = _clippy_config.unit_inputs(ws, env) if kind == "clippy" else None
+        recorder = Recorder(ws, snap, locator, self.digest_of(ws, snap, locator), self.cache.get, extra)
         return recorder.record(
             outcome, answered, target_dir=target_dir, started_ns=started_ns, blocked=blocked, failed=failed
         )
