@@ -35,3 +35,41 @@ def config_files(root: Path, env: Mapping[str, str]) -> list[str]:
         paths += [home / "config.toml", home / "config"]
         found = _CACHE[(root, home)] = [str(p) for p in paths]
     return found
+
+
+def read_from_elsewhere(root: Path, cwd: str) -> str | None:
+    """A configuration file cargo or rustup would read for a command typed in `cwd` and not for one
+    run at `root`, or the other way round (None: the same files).
+
+    cargo finds its configuration from the directory it runs in, not from the manifest: `cargo
+    check` typed in a member that has its own `.cargo/config.toml` (an embedded crate's `[build]
+    target`, say) builds with it, and rustup picks a member's `rust-toolchain.toml` the same way.
+    The engine runs cargo at the root, so such a command is not one it can answer."""
+    here = os.path.normpath(cwd)
+    top = str(root)
+    if here == top:
+        return None
+    if here.startswith(top + os.sep):  # below the root: the directories between are the difference
+        directory = here
+        while directory != top:
+            for name in _FOUND_NAMES:
+                path = os.path.join(directory, name)
+                if os.path.isfile(path):
+                    return path
+            directory = os.path.dirname(directory)
+        return None
+    differ = sorted(set(_found_from(top)) ^ set(_found_from(here)))
+    return differ[0] if differ else None
+
+
+_FOUND_NAMES = (os.path.join(".cargo", "config.toml"), os.path.join(".cargo", "config"), *TOOLCHAIN_FILES)
+
+
+def _found_from(directory: str) -> list[str]:
+    found = []
+    while True:
+        found += [p for n in _FOUND_NAMES if os.path.isfile(p := os.path.join(directory, n))]
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return found
+        directory = parent

@@ -191,6 +191,10 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return COMPILE_FAILED
+        if _configured_elsewhere(parsed):  # the daemon says so itself (`shell/_served`)
+            from ..shell._cargo_mode import exec_cargo
+
+            exec_cargo(kind, argv)
         try:
             answer = anyio.run(_cargo_in_process, parsed, cwd, tty)
         except KeyboardInterrupt:
@@ -205,6 +209,21 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
         sys.stdout.flush()
         start_daemon(start_dir(parsed, cwd), dict(os.environ))
     return code
+
+
+def _configured_elsewhere(parsed: Any) -> bool:
+    """cargo typed here would read a configuration the engine, running at the workspace root, does
+    not (`cargo._config.read_from_elsewhere`): the real cargo answers it."""
+    import os
+    from pathlib import Path
+
+    from ..cargo._config import read_from_elsewhere
+    from ..cargo._root import find_workspace_root
+    from ..shell._flags import start_dir
+
+    cwd = os.getcwd()
+    root = find_workspace_root(start_dir(parsed, cwd))
+    return root is not None and read_from_elsewhere(Path(root), cwd) is not None
 
 
 async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str, str]:

@@ -8,8 +8,10 @@ be the one the same command line gets in process, so it is rendered by the same 
 
 What the daemon will not answer it says (`{"unfit": why}`) and the caller answers without it: a
 client of another version (its flags table may differ), other CARGO_SCHEDULER_* settings than the
-daemon's (they change what an answer is), a directory outside this daemon's workspace, or a command
-line the engine does not take. A malformed request is unfit too, never an exception in the daemon.
+daemon's (they change what an answer is), a directory outside this daemon's workspace or one where
+cargo would read other configuration than at the root (a member's own `.cargo/config.toml` or
+`rust-toolchain.toml`: cargo and rustup look from where they run), or a command line the engine
+does not take. A malformed request is unfit too, never an exception in the daemon.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _settings
 from .._version import __version__
 from ..cargo import _root
+from ..cargo._config import read_from_elsewhere
 from . import _flags
 
 if TYPE_CHECKING:
@@ -81,6 +84,9 @@ def unfit(question: Question, workspace: Path, settings: Mapping[str, str]) -> t
     root = _root.find_workspace_root(_flags.start_dir(parsed, question.cwd))
     if root is None or Path(root) != workspace.resolve():
         return f"{question.cwd!r} is not in this daemon's workspace {str(workspace)!r}", parsed
+    elsewhere = read_from_elsewhere(Path(root), question.cwd)
+    if elsewhere is not None:
+        return f"cargo would read {elsewhere!r} in {question.cwd!r}, and the engine runs at the root", parsed
     return None, parsed
 
 

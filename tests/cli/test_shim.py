@@ -260,3 +260,31 @@ def test_a_torn_binary_reads_as_not_static_instead_of_failing_status(tmp_path: P
     assert _shim.linked_statically(whole / "cargo") is True
     assert _shim.linked_statically(torn) is False
     assert _shim.linked_statically(tmp_path / "absent") is False
+
+
+@pytest.mark.parametrize("form", ["native", "python"])
+def test_cargo_typed_in_a_member_with_its_own_cargo_config_gets_the_real_cargos_answer(
+    env: Env, tmp_path: Path, form: str
+) -> None:
+    """cargo reads `.cargo/config.toml` from where it is typed; the engine runs at the root."""
+    shim = tmp_path / "shim"
+    _shim.install(shim, native=form == "native")
+    assert shell("cargo", "check", cwd=env.workspace, shim=shim).returncode == 0
+    env.wait_status()  # the shim started the workspace's daemon
+    assert "note: cargo-scheduler answered" in shell("cargo", "check", "-v", cwd=env.workspace, shim=shim).stderr
+    member = env.workspace / "crates" / "hub"
+    (member / ".cargo").mkdir()
+    (member / ".cargo" / "config.toml").write_text(
+        '[build]\nrustflags = ["--cfg", "member_config", "--check-cfg", "cfg(member_config)"]\n'
+    )
+    lib = member / "src" / "lib.rs"
+    lib.write_text(lib.read_text() + "\n#[cfg(member_config)]\npub fn configured() { let seen_here = 1; }\n")
+
+    typed = shell("cargo", "check", "-v", cwd=member, shim=shim)
+    through_cli = cli("check", cwd=member)
+    at_root = shell("cargo", "check", cwd=env.workspace, shim=shim)
+
+    assert typed.returncode == 0 and "seen_here" in typed.stderr, typed.stderr
+    assert "note: cargo-scheduler answered" not in typed.stderr
+    assert through_cli.returncode == 0 and "seen_here" in through_cli.stderr, through_cli.stderr
+    assert "seen_here" not in at_root.stderr  # at the root, cargo does not read the member's config
