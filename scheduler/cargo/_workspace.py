@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import xxhash
+
 from .._exceptions import MetadataError, NotAWorkspace, UnknownPackage
 from . import _graph
 from ._root import find_workspace_root
@@ -56,6 +58,11 @@ class Workspace:
     default_members: tuple[str, ...] = ()
     """What cargo selects at the root with no -p: `default-members`, else the root package, else
     every member (cargo metadata's `workspace_default_members`; empty from an older cargo)."""
+    feature_requests: bytes = b""
+    """A digest of what every member's manifest says about features and dependencies (paths made
+    relative to the root): the `--workspace` build the engine's runs reproduce gives each crate the
+    union of what every member asks of it, so one member's `b = { features = ["x"] }` (or
+    `serde/derive`) changes another's build without touching its sources (`feature_digest`)."""
     ambiguous: frozenset[str] = frozenset()
     """Members whose name another package of the lockfile has too (a registry crate of that name):
     cargo refuses `-p name` for them ("is ambiguous"), so `spec` names them by package id."""
@@ -251,9 +258,27 @@ def parse_metadata(data: Mapping[str, Any]) -> Workspace:
             target_dir=Path(data["target_directory"]),
             packages=packages,
             default_members=defaults,
+            feature_requests=feature_digest(pkgs, str(root)),
         )
     except (KeyError, TypeError) as exc:
         raise MetadataError(f"cargo metadata output is not understood: missing {exc}") from exc
+
+
+def feature_digest(members: list[dict[str, Any]], root: str) -> bytes:
+    """Every member's `[features]` table and dependency entries, by name, without paths: what
+    cargo's feature resolve reads from the members' manifests (Cargo.lock and `[patch]` are keyed
+    as files). Any edit of them changes every key: such edits are rare beside source edits, and
+    cargo itself decides what they change."""
+    entries = []
+    for p in sorted(members, key=lambda p: str(p["name"])):
+        deps = []
+        for d in p.get("dependencies", []):
+            d = dict(d)
+            if d.get("path"):
+                d["path"] = os.path.relpath(d["path"], root)
+            deps.append(json.dumps(d, sort_keys=True))
+        entries.append([p["name"], p.get("features") or {}, sorted(deps)])
+    return xxhash.xxh3_128_digest(json.dumps(entries, sort_keys=True).encode("utf-8", "surrogateescape"))
 
 
 _TARGET_FIELDS = ("kind", "crate_types", "name", "src_path", "edition", "doc", "doctest", "test")

@@ -119,6 +119,7 @@ def global_digest(
     h.update(b"v3\0" + rustc_version.encode() + b"\0")
     h.update(snap.owner_digest(None))
     h.update(config_digest(ws.root, env))
+    h.update(ws.feature_requests)  # one member's feature requests change another's build
     h.update(repr(cargo_environment(env)).encode())
     h.update(command.encode())
     if command.kind == "clippy":  # where clippy looks for its configuration (`_clippy_config`)

@@ -26,6 +26,11 @@ def _manifest(name: str, deps: str = "", extra: str = "") -> str:
 _EXPECTED = ", ".join(f'"cfg({c})"' for c in CFGS)
 _CHECK_CFG = f'[lints.rust]\nunexpected_cfgs = {{ level = "warn", check-cfg = [{_EXPECTED}] }}\n'
 
+FEATREQ_DEPS = (
+    f'outfeat = {{ path = "{_OUT[3:]}/outfeat", features = ["extra"] }}\nfeatured = {{ path = "../featured" }}\n'
+)
+"""featreq's dependencies; the `member_features` kind asks `featured` for its `loud` feature."""
+
 MEMBERS: dict[str, dict[str, str]] = {
     "envs": {
         "Cargo.toml": _manifest("envs", extra=_CHECK_CFG),
@@ -92,8 +97,22 @@ pub fn total() -> u32 {
 """,
     },
     "featreq": {
-        "Cargo.toml": _manifest("featreq", f'outfeat = {{ path = "{_OUT[3:]}/outfeat", features = ["extra"] }}\n'),
-        "src/lib.rs": "pub fn more() -> u32 {\n    outfeat::extra()\n}\n",
+        "Cargo.toml": _manifest("featreq", FEATREQ_DEPS),
+        "src/lib.rs": "pub fn more() -> u32 {\n    outfeat::extra() + featured::quiet()\n}\n",
+    },
+    "featured": {
+        "Cargo.toml": _manifest("featured", extra="[features]\nloud = []\n"),
+        "src/lib.rs": """//! Code that only a feature another member's manifest may ask for turns on.
+pub fn quiet() -> u32 {
+    0
+}
+
+#[cfg(feature = "loud")]
+pub fn loud() -> u32 {
+    let unused_member_features = 1;
+    0
+}
+""",
     },
     "configured": {
         "Cargo.toml": _manifest("configured", extra=_CHECK_CFG),

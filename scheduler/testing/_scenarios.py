@@ -4,8 +4,9 @@ An answer is sound only if every input the compiler read is in its key: variable
 `option_env!` or a build script's `rerun-if-env-changed`; files outside the package's walk (outside
 the workspace, in another member's directory, behind `#[path]`, symlinks and hard links, modules
 `.gitignore` leaves out, path dependencies that are not members); every config file cargo reads;
-the toolchain rustup resolves; features a non-member crate gets from unification; and edits that
-keep a file's size and mtime, which fool cargo's own mtime fingerprint. Each class here has one
+the toolchain rustup resolves; features a crate gets from unification (a non-member's, and a
+member's that another member's manifest asks for); and edits that keep a file's size and mtime,
+which fool cargo's own mtime fingerprint. Each class here has one
 *edit kind*: a flip that makes a diagnostic appear in a fresh `cargo check --workspace`, and that a
 second flip undoes. The engine's tests and the differential test hold answers to a fresh run after
 each flip, in the scenario's environment (`Scenario.env`: its own CARGO_HOME, never the user's).
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._generate import GeneratedWorkspace, generate_workspace
-from ._scenario_sources import MEMBERS, OUTSIDE, warning
+from ._scenario_sources import FEATREQ_DEPS, MEMBERS, OUTSIDE, warning
 
 # Variables of the question that the scenario owns; anything the caller's shell sets for them (or
 # that overrides config files: RUSTFLAGS beats build.rustflags) would hide what an edit changes.
@@ -182,6 +183,9 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
         return toggled(path, base_text, base_text + warning(tag))
 
     store, outuser = root / "crates" / "store", root / "crates" / "outuser"
+    featreq_manifest = root / "crates" / "featreq" / "Cargo.toml"
+    featreq_off = featreq_manifest.read_text()
+    featreq_on = FEATREQ_DEPS.replace('"../featured" }', '"../featured", features = ["loud"] }')
     outdep = OUTSIDE["outdep/src/lib.rs"]
     aged_text = aged.read_text()
     long = "far too long for it\n"
@@ -258,6 +262,11 @@ def build_scenario(base: Path, *, generated_crates: int = 0, seed: int = 0, tool
             "outside_features",
             "a warning in a member that uses a feature only another member turns on",
             warns(outuser / "src" / "lib.rs", "outside_features"),
+        ),
+        EditKind(
+            "member_features",
+            "a warning in a member under a feature another member's manifest asks for",
+            toggled(featreq_manifest, featreq_off, featreq_off.replace(FEATREQ_DEPS, featreq_on)),
         ),
     ]
     for kind in specs:

@@ -39,6 +39,7 @@ KINDS = [
     "toolchain_file",
     "toolchain_env",
     "outside_features",
+    "member_features",
 ]
 
 
