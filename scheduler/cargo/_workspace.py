@@ -264,6 +264,23 @@ def parse_metadata(data: Mapping[str, Any]) -> Workspace:
         raise MetadataError(f"cargo metadata output is not understood: missing {exc}") from exc
 
 
+def path_of_id(package_id: str) -> str:
+    """`path+file:///abs/dir#name@1.0` -> `/abs/dir` (cargo's package id spec for path packages)."""
+    from urllib.parse import unquote, urlparse
+
+    url = package_id[len("path+") :].split("#", 1)[0]
+    return unquote(urlparse(url).path)
+
+
+def outside_name(package_id: str) -> str:
+    """`path+file:///abs/dir#name@1.0` or `path+file:///abs/name#1.0` -> `name` (cargo's package
+    id spec leaves the name out where it is the directory's)."""
+    url, _, fragment = package_id.partition("#")
+    if "@" in fragment:
+        return fragment.split("@", 1)[0]
+    return os.path.basename(path_of_id(url))
+
+
 def feature_digest(members: list[dict[str, Any]], root: str) -> bytes:
     """Every member's `[features]` table and dependency entries, by name, without paths: what
     cargo's feature resolve reads from the members' manifests (Cargo.lock and `[patch]` are keyed

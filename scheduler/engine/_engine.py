@@ -765,18 +765,28 @@ class Engine:
             return None
         for name in recorded.fooled_packages:
             recorded.answer.pop(name, None)
+        # Read while it changed: neither they nor what was built on them may be stored (an older
+        # manifest for the same base key would pair the new digest with what the compiler read).
+        unsound = ws.dependents(recorded.changed_during_run, dev=spec.command.includes_tests) & kept.keys()
+        if unsound:
+            notes.append(
+                "not cached (a file outside the workspace they read, or built on, changed while cargo ran): "
+                + ", ".join(sorted(unsound))
+            )
         stored_keys = await anyio.to_thread.run_sync(
             functools.partial(self.store.keys, now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded)
         )
         roots = _runs.roots_of(self.root, cargo_home(k.env))
-        entries = {n: _runs.to_entry(r, roots) for n, r in kept.items()}
+        entries = {n: _runs.to_entry(r, roots) for n, r in kept.items() if n not in unsound}
         unstored = await anyio.to_thread.run_sync(self.store.store, stored_keys, recorded, entries)
+        unstored = [*unstored, *unsound]
         records = {
             self._own_key(spec, name): {"d": now.own[name], "g": now.context} for name in kept if name not in unstored
         }
         await anyio.to_thread.run_sync(self.cache.put_many, records)
-        if unstored:
-            notes.append(f"not cached (cargo recorded no inputs for them): {', '.join(sorted(unstored))}")
+        unrecorded = sorted(n for n in unstored if n not in unsound)
+        if unrecorded:
+            notes.append(f"not cached (cargo recorded no inputs for them): {', '.join(unrecorded)}")
         return _RunResult(outcome.argv, kept, moved, None, notes)
 
     async def target_dir_for(self, ws: Workspace, request: CheckRequest) -> Path:
@@ -848,6 +858,10 @@ class Engine:
                 return True
             target_dir = await self.target_dir_for(k.obs.ws, request)
             run = await self._run_locked(k, request, todo[:_BACKGROUND_BATCH], target_dir, None)
+            # Answered for these sources, stored or not: a member blocked by a failing crate from
+            # outside the workspace is never stored (cargo recorded nothing for it), and asking
+            # again would run cargo for it forever; a foreground call runs it again, as cargo would.
+            names.difference_update(set(run.results) - run.moved)
             # Give up on what cargo cannot answer (it failed before building); a foreground call
             # will show the error. Otherwise loop: the next batch, or this one again if it moved.
             return run.error is not None

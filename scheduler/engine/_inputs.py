@@ -154,7 +154,21 @@ class Locator:
             return os.path.join(self._root_s, rel)
         if kind == "h:" and self._home_s is not None:
             return os.path.join(self._home_s, rel)
+        if kind == "o:":
+            return os.path.normpath(os.path.join(self._root_s, rel))
         return rel
+
+    def relative_twin(self, locator: str) -> str | None:
+        """For a file outside the root and `$CARGO_HOME` (`a:`, by absolute path), the same place
+        relative to the root (`o:`), read in the checkout asking: `include!("../../x.rs")` in
+        another checkout reads that checkout's neighbour, while the absolute path names the one
+        where it was recorded. A key holding both is equal only where both files are."""
+        if locator.startswith("d:"):
+            twin = self.relative_twin(locator[2:])
+            return None if twin is None else "d:" + twin
+        if not locator.startswith("a:"):
+            return None
+        return "o:" + os.path.relpath(locator[2:], self._root_s)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ connected component: members of a cycle share the component's hash, salted with 
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,34 @@ def config_digest(root: Path, env: Mapping[str, str]) -> bytes:
         digest = _content_digest(path)
         if digest != b"-":
             h.update(os.path.basename(path).encode() + b"\0" + digest)
+            for included in included_configs(path):
+                h.update(b"include\0" + os.path.basename(included).encode() + b"\0" + _content_digest(included))
     return h.digest()
+
+
+def included_configs(path: str, depth: int = 0) -> list[str]:
+    """The files a cargo configuration file `include`s (relative to its directory; included files
+    may include more), which cargo reads as part of it. Only a file that mentions `include` is
+    parsed, so the usual configuration costs one read."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return []
+    if b"include" not in raw or depth > 8:
+        return []
+    try:
+        value = tomllib.loads(raw.decode("utf-8")).get("include")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return []  # cargo refuses it: its content is in the key, and so is its error
+    entries = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for entry in entries:
+        name = entry.get("path") if isinstance(entry, dict) else entry
+        if isinstance(name, str):
+            found = os.path.join(os.path.dirname(path), name)
+            out += [found, *included_configs(found, depth + 1)]
+    return out
 
 
 def package_keys(ws: Workspace, snap: Snapshot, global_key: bytes, command: Command) -> dict[str, str]:

@@ -30,7 +30,7 @@ from typing import Any
 import xxhash
 
 from ..cargo._run import CargoOutcome, Unit
-from ..cargo._workspace import Workspace
+from ..cargo._workspace import Workspace, path_of_id
 from . import _inputs
 from ._fingerprint import Snapshot
 from ._inputs import Locator, Manifest
@@ -57,6 +57,9 @@ class Recorded:
     fooled: list[Path] = field(default_factory=list)
     """Fingerprint directories removed: cargo replayed units these sources did not produce."""
     fooled_packages: set[str] = field(default_factory=set)
+    changed_during_run: set[str] = field(default_factory=set)
+    """Members that read a file outside the workspace which changed while cargo ran: what the
+    compiler read is not what is there now, so they get no manifest (and no stored answer)."""
 
 
 def unit_key(dep_info_locator: str) -> str:
@@ -158,6 +161,10 @@ class Recorder:
         for name in answered:
             if name in full and name not in incomplete:
                 out.answer[name] = self._manifest(name, full[name], outside)
+        for manifests in (out.lib, out.answer):
+            for name in [n for n, m in manifests.items() if _changed_since(m, self.locator, started_ns)]:
+                del manifests[name]
+                out.changed_during_run.add(name)
         return out
 
     def _manifest(self, name: str, reads: _Reads, outside: _Reads) -> Manifest:
@@ -168,6 +175,7 @@ class Recorder:
             env |= outside.env
         own = self.snap.by_owner.get(name, {})
         files = {f for f in files if not (f.startswith("w:") and f[2:] in own) and not f.startswith(self._outputs)}
+        files |= {twin for f in files if (twin := self.locator.relative_twin(f)) is not None}
         return Manifest(tuple(sorted(files)), tuple(sorted(env)))
 
     def _unit_reads(self, unit: Unit, name: str | None, outcome: CargoOutcome, out: Recorded) -> _Reads:
@@ -256,15 +264,23 @@ class Recorder:
         name = self._by_id.get(package_id)
         if name is not None:
             return self.ws.packages[name].root
-        return Path(_path_of_id(package_id))
+        return Path(path_of_id(package_id))
 
     def _outside_manifest(self, package_id: str) -> str:
-        return self.locator.locate(os.path.join(_path_of_id(package_id), "Cargo.toml"), self.ws.root)
+        return self.locator.locate(os.path.join(path_of_id(package_id), "Cargo.toml"), self.ws.root)
 
 
-def _path_of_id(package_id: str) -> str:
-    """`path+file:///abs/dir#name@1.0` -> `/abs/dir` (cargo's package id spec for path packages)."""
-    from urllib.parse import unquote, urlparse
-
-    url = package_id[len("path+") :].split("#", 1)[0]
-    return unquote(urlparse(url).path)
+def _changed_since(manifest: Manifest, locator: Locator, started_ns: int) -> bool:
+    """A recorded file outside the workspace (no walk key guards it) written after the run began:
+    its digest, taken now, may not be what the compiler read. Inside the workspace the walk keys
+    before and after the run decide; `$CARGO_HOME`'s sources are pinned by the lockfile."""
+    for loc in manifest.files:
+        if not loc.startswith("a:"):
+            continue
+        try:
+            st = os.stat(locator.path(loc))
+        except OSError:
+            continue  # gone: its digest says so, and a fresh run finds it missing as well
+        if max(st.st_mtime_ns, st.st_ctime_ns) >= started_ns:
+            return True
+    return False

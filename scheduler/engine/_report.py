@@ -122,7 +122,15 @@ class CheckReport:
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
-        diags = [d for r in self.results.values() for d in r.diagnostics]
+        diags: list[Diagnostic] = []
+        seen: set[tuple[Any, ...]] = set()
+        for r in self.results.values():
+            for d in r.diagnostics:
+                if d.package != r.name:  # a path crate outside the workspace: every member using it has it
+                    if d.identity() in seen:
+                        continue
+                    seen.add(d.identity())
+                diags.append(d)
         return sorted(diags, key=lambda d: (_LEVEL_ORDER.get(d.level, 2), d.package, d.file or "", d.line or 0))
 
     def ran(self) -> list[str]:

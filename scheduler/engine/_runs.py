@@ -19,7 +19,7 @@ from typing import Any
 
 from ..cargo import _features, _graph
 from ..cargo._run import CargoOutcome
-from ..cargo._workspace import Workspace
+from ..cargo._workspace import Workspace, outside_name
 from ._cache import DiagnosticsCache
 from ._keys import Command
 from ._report import Diagnostic, PackageResult
@@ -142,6 +142,24 @@ def diagnostics_of(package: str, messages: list[dict[str, Any]]) -> list[Diagnos
     ]
 
 
+OUTSIDE_ID_KEY = "$cargo_scheduler_package_id"
+"""In the raw message of a diagnostic from a path crate that is not a member: that crate's package id
+(cargo's JSON names it; the answer's members are named by the result)."""
+
+
+def _outside_diagnostics(outcome: CargoOutcome, members: Mapping[str, str]) -> list[Diagnostic]:
+    """What cargo said about the path crates it built that are not members: cargo shows their
+    warnings and errors as a member's (no lint cap for path dependencies), and an error there is
+    why the members on top of it were not compiled."""
+    out: list[Diagnostic] = []
+    for package_id, msgs in outcome.messages.items():
+        if package_id in members or not package_id.startswith("path+"):
+            continue
+        name = outside_name(package_id)
+        out.extend(diagnostics_of(name, [{**m, OUTSIDE_ID_KEY: package_id} for m in msgs]))
+    return out
+
+
 def results_from_outcome(
     ws: Workspace, outcome: CargoOutcome, selected: Sequence[str], *, dev: bool
 ) -> dict[str, PackageResult]:
@@ -155,6 +173,10 @@ def results_from_outcome(
         name = by_id.get(package_id)
         if name is not None:
             messages.setdefault(name, []).extend(msgs)
+    # A member with a path dependency outside the workspace carries what cargo said about every
+    # such crate of the run: its recorded inputs hold all of their files (`_record`), so its key
+    # changes whenever one of them does.
+    outside = _outside_diagnostics(outcome, by_id)
     failed = {n for n, msgs in messages.items() if any(m.get("level") == "error" for m in msgs)}
     failed |= outcome.failed_units & set(ws.packages)
     edges = ws.dep_edges(dev=dev)
@@ -162,6 +184,8 @@ def results_from_outcome(
     results: dict[str, PackageResult] = {}
     for name in selected:
         own = diagnostics_of(name, messages.get(name, []))
+        if outside and ws.packages[name].outside_path_deps:
+            own = [*outside, *own]
         below = _graph.reachable(edges.get(name, ()), edges) - {name}
         blocked = sorted(below & failed)
         if (
@@ -263,7 +287,8 @@ def from_entry(name: str, entry: dict[str, Any], roots: Roots = ()) -> PackageRe
         if raw.get("synthetic"):
             diags.append(_synthetic(name, str(raw.get("text", ""))))
         else:
-            diags.extend(diagnostics_of(name, [raw]))
+            outside = raw.get(OUTSIDE_ID_KEY)
+            diags.extend(diagnostics_of(outside_name(outside) if isinstance(outside, str) else name, [raw]))
     return PackageResult(
         name=name,
         success=bool(entry.get("success")),

@@ -18,11 +18,13 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..cargo._run import TARGET_KEY
-from ..cargo._workspace import Package, Workspace
+from ..cargo._workspace import Package, Workspace, outside_name, path_of_id
 from ..engine._report import CheckReport
+from ..engine._runs import OUTSIDE_ID_KEY
 
 _LIB_KINDS = {"lib", "rlib", "dylib", "cdylib", "staticlib", "proc-macro", "custom-build"}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -47,7 +49,20 @@ def render(
     chosen = set(selected)
     out: list[str] = []
     err: list[str] = []
-    for name in [n for n in ws.order(dev=True) if n in report.results] + sorted(set(report.results) - set(ws.packages)):
+    order = [n for n in ws.order(dev=True) if n in report.results] + sorted(set(report.results) - set(ws.packages))
+    # Path crates outside the workspace first, once each (every member using one carries its
+    # messages), as cargo builds them before the members on top of them.
+    outside: dict[str, list[dict[str, Any]]] = {}
+    for name in order:
+        for d in report.results[name].diagnostics:
+            package_id = d.raw.get(OUTSIDE_ID_KEY)
+            if isinstance(package_id, str) and d.raw not in outside.setdefault(package_id, []):
+                outside[package_id].append(d.raw)
+    for package_id, raws in outside.items():
+        crate = _outside_package(package_id, raws)
+        for unit, messages in _units(crate, raws, only_lib=True).items():
+            _unit(crate, unit, messages, style, out, err, failed=False)
+    for name in order:
         package = ws.packages.get(name)
         result = report.results[name]
         if not result.diagnostics:
@@ -56,7 +71,7 @@ def render(
             err.append(str(text).rstrip("\n") + "\n")
         if package is None:
             continue
-        raws = [d.raw for d in result.diagnostics if not d.raw.get("synthetic")]
+        raws = [d.raw for d in result.diagnostics if not d.raw.get("synthetic") and OUTSIDE_ID_KEY not in d.raw]
         units = _units(package, raws, only_lib=name not in chosen)
         for unit, messages in units.items():
             _unit(package, unit, messages, style, out, err, failed=not result.success)
@@ -65,6 +80,21 @@ def render(
     if report.success and not style.quiet:
         err.append(_paint(style, "\x1b[1m\x1b[92m", "    Finished") + f" {profile} target(s) in {elapsed_s:.2f}s\n")
     return "".join(out), "".join(err)
+
+
+def _outside_package(package_id: str, raws: list[dict[str, Any]]) -> Package:
+    """A path crate outside the workspace as the renderer needs it: name, id, manifest, targets."""
+    directory = Path(path_of_id(package_id))
+    targets = tuple(t for t in (r.get(TARGET_KEY) for r in raws) if isinstance(t, dict))
+    return Package(
+        name=outside_name(package_id),
+        id=package_id,
+        root=directory,
+        manifest=directory / "Cargo.toml",
+        deps=frozenset(),
+        dev_deps=frozenset(),
+        targets=targets[:1],
+    )
 
 
 def profile_words(kind: str, release: bool) -> str:
@@ -191,7 +221,7 @@ def _inline_suggestion(message: dict[str, Any]) -> str | None:
 
 def _json_line(package: Package, message: dict[str, Any]) -> str:
     target = message.get(TARGET_KEY) or (package.targets[0] if package.targets else {})
-    inner = {k: v for k, v in message.items() if k != TARGET_KEY}
+    inner = {k: v for k, v in message.items() if k not in (TARGET_KEY, OUTSIDE_ID_KEY)}
     if isinstance(inner.get("rendered"), str):
         inner["rendered"] = _ANSI.sub("", inner["rendered"])
     line = {

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..cargo._workspace import outside_name
 from ..engine._runs import diagnostics_of
 
 Identity = tuple[str, str, str | None, str, str | None, int | None, int | None]
@@ -63,4 +64,7 @@ def fresh_cargo_check(
             success = bool(msg["success"])
         if msg.get("reason") == "compiler-message" and msg.get("package_id") in ids:
             found |= {d.identity() for d in diagnostics_of(ids[msg["package_id"]], [msg["message"]])}
+        elif msg.get("reason") == "compiler-message" and str(msg.get("package_id")).startswith("path+"):
+            # A path crate outside the workspace: cargo shows its messages too.
+            found |= {d.identity() for d in diagnostics_of(outside_name(msg["package_id"]), [msg["message"]])}
     return success, found

@@ -115,3 +115,24 @@ def test_test_build_builds_the_tests_without_keep_going(make_workspace: Callable
         result = ours(*args, cwd=ws.root)
         assert result.returncode == 0, result.stderr
         assert "Finished `test` profile" in result.stderr
+
+
+def test_a_path_crate_outside_the_workspace_is_shown_as_cargo_shows_it(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    (root / "a" / "src").mkdir(parents=True)
+    (tmp_path / "outdep" / "src").mkdir(parents=True)
+    (root / "Cargo.toml").write_text('[workspace]\nmembers = ["a"]\nresolver = "2"\n')
+    (root / "a" / "Cargo.toml").write_text(
+        '[package]\nname = "a"\nversion = "0.1.0"\nedition = "2021"\n'
+        '[dependencies]\noutdep = { path = "../../outdep" }\n'
+    )
+    (root / "a" / "src" / "lib.rs").write_text("pub fn f() -> u32 {\n    outdep::o()\n}\n")
+    (tmp_path / "outdep" / "Cargo.toml").write_text('[package]\nname = "outdep"\nversion = "0.1.0"\nedition = "2021"\n')
+    lib = tmp_path / "outdep" / "src" / "lib.rs"
+    for text in ("pub fn o() -> u32 {\n    let unused_o = 1;\n    0\n}\n", 'pub fn o() -> u32 {\n    "no"\n}\n'):
+        lib.write_text(text)
+        for args in (["check"], ["check", "--message-format=short"]):
+            theirs, mine = cargo(*args, cwd=root), ours(*args, cwd=root)
+            assert mine.returncode == theirs.returncode, (args, mine.stderr)
+            assert lines(mine.stderr) == lines(theirs.stderr), args
+            assert "outdep" in mine.stderr

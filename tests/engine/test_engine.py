@@ -214,6 +214,33 @@ async def test_an_edit_made_while_cargo_runs_is_never_answered_with_the_old_resu
     assert again.ran() == []
 
 
+async def test_a_file_outside_the_workspace_edited_while_cargo_runs_is_not_answered_from_the_cache(
+    tmp_path: Path,
+) -> None:
+    """No walk key guards it: its digest after the run must not be paired with what was read before."""
+    root = tmp_path / "ws"
+    (root / "a" / "src").mkdir(parents=True)
+    (root / "Cargo.toml").write_text('[workspace]\nmembers = ["a"]\nresolver = "2"\n')
+    (root / "a" / "Cargo.toml").write_text('[package]\nname = "a"\nversion = "0.1.0"\nedition = "2021"\n')
+    (root / "a" / "src" / "lib.rs").write_text('include!("../../../outside.rs");\n')
+    outside = tmp_path / "outside.rs"
+    outside.write_text("pub fn fine() {}\n")
+    edited: list[bool] = []
+
+    def edit_after_a_compiled(msg: dict[str, Any]) -> None:
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "a" and not edited:
+            edited.append(True)
+            outside.write_text(f"pub fn fine() {{}}{TYPE_ERROR}")
+
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(root)
+        during = await engine.check(CheckRequest(scope="workspace"), on_message=edit_after_a_compiled)
+        after = await engine.check(CheckRequest(scope="workspace"))
+    assert edited and during.success  # what the compiler read
+    assert any("changed while cargo ran" in n for n in during.notes), during.notes
+    assert after.ran() == ["a"] and [(d.code, d.level) for d in after.diagnostics] == [("E0308", "error")]
+
+
 async def test_a_timeout_kills_cargo_and_frees_the_target_dir(
     make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
 ) -> None:

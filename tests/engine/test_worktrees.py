@@ -72,3 +72,28 @@ async def test_a_new_git_worktree_is_answered_from_its_siblings_answers(
         first = await (await pool.get(ws.root)).check(CheckRequest(scope="workspace"))
         second = await (await pool.get(tmp_path / "wt")).check(CheckRequest(scope="workspace"))
     assert first.ran() == sorted(ws.members) and second.ran() == [] and second.cached() == sorted(ws.members)
+
+
+async def test_a_file_outside_the_checkout_named_relatively_is_each_checkouts_own(tmp_path: Path) -> None:
+    """`include!("../../../neighbour.rs")` reads the asking checkout's neighbour: the first
+    checkout's answer (recorded with its absolute path) must not answer for a different one."""
+
+    def checkout(top: Path, neighbour: str) -> Path:
+        root = top / "ws"
+        (root / "a" / "src").mkdir(parents=True)
+        (root / "Cargo.toml").write_text('[workspace]\nmembers = ["a"]\nresolver = "2"\n')
+        (root / "a" / "Cargo.toml").write_text('[package]\nname = "a"\nversion = "0.1.0"\nedition = "2021"\n')
+        (root / "a" / "src" / "lib.rs").write_text('include!("../../../neighbour.rs");\n')
+        (top / "neighbour.rs").write_text(neighbour)
+        return root
+
+    one = checkout(tmp_path / "one", "pub fn fine() {}\n")
+    two = checkout(tmp_path / "two", 'compile_error!("the second neighbour");\n')
+    three = checkout(tmp_path / "deeper" / "three", "pub fn fine() {}\n")
+    async with EnginePool(tmp_path / "shared-cache") as pool:
+        first = await (await pool.get(one)).check(CheckRequest(scope="workspace"))
+        second = await (await pool.get(two)).check(CheckRequest(scope="workspace"))
+        third = await (await pool.get(three)).check(CheckRequest(scope="workspace"))
+    assert first.success and second.ran() == ["a"] and not second.success
+    assert [d.message for d in second.diagnostics] == ["the second neighbour"]
+    assert third.success and (third.success, set()) == fresh_cargo_check(three, tmp_path / "fresh")
