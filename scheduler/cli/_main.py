@@ -196,9 +196,15 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
 
             exec_cargo(kind, argv)
         try:
-            answer = anyio.run(_cargo_in_process, parsed, cwd, tty)
+            answered = anyio.run(_cargo_in_process, parsed, cwd, tty)
         except KeyboardInterrupt:
             return 130
+        if answered is None:  # a selection the engine does not answer (`RealCargos`)
+            from ..shell._cargo_mode import exec_cargo
+
+            exec_cargo(kind, argv)
+        answer = answered
+    assert answer is not None
     code, out, err = answer
     sys.stdout.write(out)
     sys.stderr.write(err)
@@ -226,14 +232,15 @@ def _configured_elsewhere(parsed: Any) -> bool:
     return root is not None and read_from_elsewhere(Path(root), cwd) is not None
 
 
-async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str, str]:
+async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str, str] | None:
+    """The answer computed here, or None when the real cargo must answer (`RealCargos`)."""
     import os
     from pathlib import Path
 
     from .._exceptions import SchedulerError
     from .._settings import Settings
     from ..engine._engine import EnginePool
-    from ..shell._cargo_mode import COMPILE_FAILED, answer
+    from ..shell._cargo_mode import COMPILE_FAILED, RealCargos, answer
     from ..shell._flags import start_dir
 
     try:
@@ -253,6 +260,8 @@ async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str,
             if shown:
                 sys.stderr.write("\r\x1b[2K")
             return answered
+    except RealCargos:
+        return None
     except SchedulerError as exc:
         return COMPILE_FAILED, "", f"error: {exc}\n"
 

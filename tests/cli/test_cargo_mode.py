@@ -8,7 +8,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from cargo_json import CargoMessages, lines, warn_everywhere
 
 from scheduler import GeneratedWorkspace
@@ -136,3 +138,41 @@ def test_a_path_crate_outside_the_workspace_is_shown_as_cargo_shows_it(tmp_path:
             assert mine.returncode == theirs.returncode, (args, mine.stderr)
             assert lines(mine.stderr) == lines(theirs.stderr), args
             assert "outdep" in mine.stderr
+
+
+def test_a_selection_of_what_is_not_a_member_is_the_real_cargos_answer(tmp_path: Path) -> None:
+    """`-p` of a dependency outside the workspace, a glob, a package that does not exist: cargo's."""
+    root = tmp_path / "ws"
+    (root / "a" / "src").mkdir(parents=True)
+    (tmp_path / "outdep" / "src").mkdir(parents=True)
+    (root / "Cargo.toml").write_text('[workspace]\nmembers = ["a"]\nresolver = "2"\n')
+    (root / "a" / "Cargo.toml").write_text(
+        '[package]\nname = "a"\nversion = "0.1.0"\nedition = "2021"\n'
+        '[dependencies]\noutdep = { path = "../../outdep" }\n'
+    )
+    (root / "a" / "src" / "lib.rs").write_text("pub fn f() -> u32 {\n    outdep::o()\n}\n")
+    (tmp_path / "outdep" / "Cargo.toml").write_text('[package]\nname = "outdep"\nversion = "0.1.0"\nedition = "2021"\n')
+    (tmp_path / "outdep" / "src" / "lib.rs").write_text("pub fn o() -> u32 {\n    let unused_o = 1;\n    0\n}\n")
+    for args in (["-p", "outdep"], ["-p", "a*"], ["-p", "nothing-here"], ["--workspace", "--exclude", "a*"]):
+        theirs, mine = cargo("check", *args, cwd=root), ours("check", *args, cwd=root)
+        assert mine.returncode == theirs.returncode, (args, mine.stderr)
+        assert lines(mine.stderr) == lines(theirs.stderr), args
+
+
+@pytest.mark.anyio
+async def test_the_daemon_calls_a_selection_of_what_is_not_a_member_unfit(tmp_path: Path) -> None:
+    from scheduler import EnginePool, generate_workspace
+    from scheduler._settings import fingerprint
+    from scheduler._version import __version__
+    from scheduler.shell import _served
+
+    ws = generate_workspace(tmp_path / "ws", crates=4)
+    request = {"kind": "check", "argv": ["-p", "serde"], "cwd": str(ws.root), "env": dict(os.environ)}
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(ws.root)
+
+        async def get() -> Any:
+            return engine
+
+        reply = await _served.serve({**request, "version": __version__}, ws.root, fingerprint(), get)
+    assert "serde is not a member" in reply.get("unfit", ""), reply
