@@ -18,6 +18,7 @@ from pydantic import Field
 
 from .._exceptions import InvalidArgument
 from .._settings import Scope
+from ..cargo._config import read_from_elsewhere
 from ..cargo._plain import run_cargo_plain
 from ..engine._engine import CheckRequest
 from ..engine._testrun import run_tests
@@ -78,7 +79,15 @@ async def engine_check(state: ServerState, root: Path, request: CheckRequest, ma
     """check/clippy/build: the engine's narrowed, cached answer as compact JSON."""
     engine = await state.engine(root)
     report = await engine.check(request)
-    return report.to_dict(max_tokens)
+    answer = report.to_dict(max_tokens)
+    elsewhere = read_from_elsewhere(engine.root, str(root)) if root != engine.root else None
+    if elsewhere is not None:
+        # cargo-mcp runs cargo in the directory it was given; the engine runs it at the root.
+        answer.setdefault("notes", []).append(
+            f"cargo run in {str(root)!r} would also read {elsewhere!r}; this answer is for the configuration "
+            f"at the workspace root {str(engine.root)!r}"
+        )
+    return answer
 
 
 async def engine_tests(

@@ -160,3 +160,17 @@ async def test_clippy_fix_keeps_cargos_protection_of_uncommitted_work_unless_all
         is_error, data = await call(client, "cargo_clippy", {**args, "allow_dirty": True})
         assert not is_error and data["success"], data
         assert "return 1;" not in lib.read_text() and "// an uncommitted edit" in lib.read_text()
+
+
+async def test_a_check_in_a_member_with_its_own_cargo_config_says_the_answer_is_for_the_roots(
+    ws: GeneratedWorkspace,
+) -> None:
+    """cargo-mcp runs cargo in the directory it was given; the engine runs it at the root."""
+    member = ws.crate_dir("leaf_000")
+    (member / ".cargo").mkdir()
+    (member / ".cargo" / "config.toml").write_text("[build]\nrustflags = []\n")
+    async with Client(build_server(ws.root)) as client:
+        _, at_member = await call(client, "cargo_check", {"workspace": str(member), "scope": "workspace"})
+        _, at_root = await call(client, "cargo_check", {"scope": "workspace"})
+    assert any(".cargo/config.toml" in n and "workspace root" in n for n in at_member.get("notes", [])), at_member
+    assert not any(".cargo/config.toml" in n for n in at_root.get("notes", []))
