@@ -42,6 +42,9 @@ class Package:
     """Dependents that depend on this member under another name (`dep/feature` must use that name)."""
     outside_path_deps: bool = False
     """It depends on a path crate that is not a member: sources no lockfile pins."""
+    outside_dirs: frozenset[str] = frozenset()
+    """The directories of those path crates, as cargo metadata names them (`cargo/_outside.py`
+    follows their own path dependencies)."""
     crate_names: frozenset[str] = frozenset()
     """Its targets' crate names (`-` as `_`), as rustc names their dep-info files."""
     targets: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
@@ -230,7 +233,10 @@ def parse_metadata(data: Mapping[str, Any]) -> Workspace:
                     continue
                 (dev if d.get("kind") == "dev" else deps).add(target)
             manifest = Path(p["manifest_path"])
-            outside = any(d.get("path") and d["path"] not in by_dir for d in p.get("dependencies", []))
+            outside_dirs = frozenset(
+                str(d["path"]) for d in p.get("dependencies", []) if d.get("path") and d["path"] not in by_dir
+            )
+            outside = bool(outside_dirs)
             kinds = frozenset(k for t in p.get("targets", []) for k in t.get("kind", []))
             packages[p["name"]] = Package(
                 name=p["name"],
@@ -247,6 +253,7 @@ def parse_metadata(data: Mapping[str, Any]) -> Workspace:
                 },
                 renamed_by=frozenset(renamed_by.get(p["name"], ())),
                 outside_path_deps=outside,
+                outside_dirs=outside_dirs,
                 crate_names=frozenset(str(t["name"]).replace("-", "_") for t in p.get("targets", [])),
                 targets=tuple(_target_object(t) for t in p.get("targets", [])),
                 gated_targets=frozenset(str(t["name"]) for t in p.get("targets", []) if t.get("required-features")),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import xxhash
 
-from ..cargo import _graph
+from ..cargo import _graph, _outside
 from ..cargo._config import config_files
 from ..cargo._sccache import is_sccache
 from ..cargo._workspace import Workspace
@@ -121,6 +121,7 @@ def global_digest(
     h.update(snap.owner_digest(None))
     h.update(config_digest(ws.root, env))
     h.update(ws.feature_requests)  # one member's feature requests change another's build
+    h.update(_outside.manifests_digest(ws))  # and so can an outside path crate's
     h.update(repr(cargo_environment(env)).encode())
     h.update(command.encode())
     if command.kind == "clippy":  # where clippy looks for its configuration (`_clippy_config`)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cargo import _features, _graph
+from ..cargo import _features, _graph, _outside
 from ..cargo._run import CargoOutcome
-from ..cargo._workspace import Workspace, outside_name
+from ..cargo._workspace import Workspace, outside_name, path_of_id
 from ._cache import DiagnosticsCache
 from ._keys import Command
 from ._report import Diagnostic, PackageResult
@@ -147,16 +148,16 @@ OUTSIDE_ID_KEY = "$cargo_scheduler_package_id"
 (cargo's JSON names it; the answer's members are named by the result)."""
 
 
-def _outside_diagnostics(outcome: CargoOutcome, members: Mapping[str, str]) -> list[Diagnostic]:
-    """What cargo said about the path crates it built that are not members: cargo shows their
-    warnings and errors as a member's (no lint cap for path dependencies), and an error there is
-    why the members on top of it were not compiled."""
-    out: list[Diagnostic] = []
+def _outside_diagnostics(outcome: CargoOutcome, members: Mapping[str, str]) -> dict[str, list[Diagnostic]]:
+    """What cargo said about the path crates it built that are not members, by crate directory:
+    cargo shows their warnings and errors as a member's (no lint cap for path dependencies), and
+    an error there is why the members on top of it were not compiled."""
+    out: dict[str, list[Diagnostic]] = {}
     for package_id, msgs in outcome.messages.items():
         if package_id in members or not package_id.startswith("path+"):
             continue
-        name = outside_name(package_id)
-        out.extend(diagnostics_of(name, [{**m, OUTSIDE_ID_KEY: package_id} for m in msgs]))
+        found = diagnostics_of(outside_name(package_id), [{**m, OUTSIDE_ID_KEY: package_id} for m in msgs])
+        out.setdefault(os.path.normpath(path_of_id(package_id)), []).extend(found)
     return out
 
 
@@ -173,10 +174,11 @@ def results_from_outcome(
         name = by_id.get(package_id)
         if name is not None:
             messages.setdefault(name, []).extend(msgs)
-    # A member with a path dependency outside the workspace carries what cargo said about every
-    # such crate of the run: its recorded inputs hold all of their files (`_record`), so its key
-    # changes whenever one of them does.
+    # A member with a path dependency outside the workspace carries what cargo said about the
+    # outside crates it builds on (`cargo/_outside`); its recorded inputs hold every such crate's
+    # files (`_record`), so its key changes whenever one of them does.
     outside = _outside_diagnostics(outcome, by_id)
+    reached = _outside.reach(ws) if outside else {}
     failed = {n for n, msgs in messages.items() if any(m.get("level") == "error" for m in msgs)}
     failed |= outcome.failed_units & set(ws.packages)
     edges = ws.dep_edges(dev=dev)
@@ -184,8 +186,8 @@ def results_from_outcome(
     results: dict[str, PackageResult] = {}
     for name in selected:
         own = diagnostics_of(name, messages.get(name, []))
-        if outside and ws.packages[name].outside_path_deps:
-            own = [*outside, *own]
+        if name in reached:
+            own = [*(d for directory in sorted(reached[name]) for d in outside.get(directory, ())), *own]
         below = _graph.reachable(edges.get(name, ()), edges) - {name}
         blocked = sorted(below & failed)
         if (

@@ -75,3 +75,49 @@ async def test_an_error_in_an_outside_path_crate_is_shown_and_the_widening_ends(
     assert not answer.success and answer.results["a"].blocked_by == ["outdep"]
     assert [(d.package, d.level, d.code) for d in answer.diagnostics] == [("outdep", "error", "E0308")]
     assert (answer.success, _identities(answer)) == fresh_cargo_check(root, tmp_path / "fresh")
+
+
+def _crate(directory: Path, name: str, lib: str, deps: str = "") -> None:
+    _write(
+        directory / "Cargo.toml",
+        f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n{deps}',
+    )
+    _write(directory / "src/lib.rs", lib)
+
+
+async def test_each_member_carries_only_the_outside_crates_it_builds_on(tmp_path: Path) -> None:
+    """a -> o1 -> o2 (outside), b -> o3 (outside): o3's error is b's, never a's."""
+    root = tmp_path / "ws"
+    _write(root / "Cargo.toml", '[workspace]\nmembers = ["a", "b"]\nresolver = "2"\n')
+    _crate(root / "a", "a", "pub fn f() -> u32 {\n    o1::o()\n}\n", 'o1 = { path = "../../o1" }\n')
+    _crate(root / "b", "b", "pub fn g() -> u32 {\n    o3::o()\n}\n", 'o3 = { path = "../../o3" }\n')
+    _crate(tmp_path / "o1", "o1", "pub fn o() -> u32 {\n    o2::o()\n}\n", 'o2 = { path = "../o2" }\n')
+    _crate(tmp_path / "o2", "o2", WARNS)
+    _crate(tmp_path / "o3", "o3", FAILS)
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(root)
+        everything = await engine.check(CheckRequest(scope="workspace"))
+        only_a = await engine.check(CheckRequest(scope="workspace", packages=("a",)))
+    assert (everything.success, _identities(everything)) == fresh_cargo_check(root, tmp_path / "fresh")
+    assert only_a.cached() == ["a"] and only_a.success
+    assert {d.package for d in only_a.diagnostics} == {"o2"}
+    assert {d.package for d in everything.results["b"].diagnostics} == {"o3"}
+
+
+async def test_an_outside_crate_asking_a_member_for_a_feature_changes_that_members_answer(tmp_path: Path) -> None:
+    """a -> o (outside) -> b (member): o's manifest decides b's features as a member's would."""
+    root = tmp_path / "ws"
+    _write(root / "Cargo.toml", '[workspace]\nmembers = ["a", "b"]\nresolver = "2"\n')
+    _crate(root / "a", "a", "pub fn f() -> u32 {\n    o::o()\n}\n", 'o = { path = "../../o" }\n')
+    _write(root / "b/Cargo.toml", '[package]\nname = "b"\nversion = "0.1.0"\nedition = "2021"\n[features]\nx = []\n')
+    _write(root / "b/src/lib.rs", 'pub fn b() -> u32 {\n    0\n}\n#[cfg(feature = "x")]\nfn unused_x() {}\n')
+    outside_deps = 'b = { path = "../ws/b" }\n'
+    _crate(tmp_path / "o", "o", "pub fn o() -> u32 {\n    b::b()\n}\n", outside_deps)
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(root)
+        assert (await engine.check(CheckRequest(scope="workspace"))).success
+        manifest = tmp_path / "o/Cargo.toml"
+        manifest.write_text(manifest.read_text().replace(outside_deps, 'b = { path = "../ws/b", features = ["x"] }\n'))
+        after = await engine.check(CheckRequest(scope="workspace"))
+    assert (after.success, _identities(after)) == fresh_cargo_check(root, tmp_path / "fresh")
+    assert [d.package for d in after.diagnostics] == ["b"]
