@@ -29,6 +29,7 @@ from .. import _settings
 from .._both import both
 from .._exceptions import InvalidArgument, MetadataError
 from .._settings import Scope
+from ..cargo import _outside
 from ..cargo._config import cargo_home, config_files
 from ..cargo._process import run_bounded
 from ..cargo._run import CargoOutcome, run_cargo, stable_environment
@@ -776,7 +777,12 @@ class Engine:
         stored_keys = await anyio.to_thread.run_sync(
             functools.partial(self.store.keys, now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded)
         )
-        roots = _runs.roots_of(self.root, cargo_home(k.env))
+        outside = (
+            {d for dirs in _outside.reach(ws).values() for d in dirs}
+            if any(p.outside_path_deps for p in ws.packages.values())
+            else set()
+        )
+        roots = _runs.roots_of(self.root, cargo_home(k.env), outside)
         entries = {n: _runs.to_entry(r, roots) for n, r in kept.items() if n not in unsound}
         unstored = await anyio.to_thread.run_sync(self.store.store, stored_keys, recorded, entries)
         unstored = [*unstored, *unsound]

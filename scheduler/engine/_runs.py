@@ -13,7 +13,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,8 +240,27 @@ WORKSPACE_MARK = "{{cargo-scheduler:workspace}}"
 """What stands for the checkout's root in anything shared (answers, metadata)."""
 
 
-def roots_of(workspace: Path, cargo_home: Path) -> Roots:
-    return ((WORKSPACE_MARK, str(workspace)), ("{{cargo-scheduler:cargo-home}}", str(cargo_home)))
+def roots_of(workspace: Path, cargo_home: Path, outside: Iterable[str] = ()) -> Roots:
+    """The places a stored message names, each with its placeholder, longest first: the root,
+    `$CARGO_HOME`, and the outside path crates the members build on (`outside`, by directory),
+    marked by their place relative to the root: their files are keyed that way too
+    (`_inputs.Locator.relative_twin`), so a hit from another checkout names that checkout's
+    neighbour. Reading needs no `outside`: `from_entry` resolves those marks against its root."""
+    pairs = [(WORKSPACE_MARK, str(workspace)), ("{{cargo-scheduler:cargo-home}}", str(cargo_home))]
+    pairs += [(_OUTSIDE_MARK.format(os.path.relpath(d, workspace)), d) for d in outside]
+    return tuple(sorted(pairs, key=lambda pair: len(pair[1]), reverse=True))
+
+
+_OUTSIDE_MARK = "{{{{cargo-scheduler:outside:{}}}}}"
+_OUTSIDE_MARKED = re.compile(r"\{\{cargo-scheduler:outside:([^}\"]*)\}\}")
+
+
+def _resolve_outside(text: str, roots: Roots) -> str:
+    """Outside marks as this checkout's directories (JSON text in, JSON text out)."""
+    root = next((path for mark, path in roots if mark == WORKSPACE_MARK), None)
+    if root is None or "cargo-scheduler:outside:" not in text:
+        return text
+    return _OUTSIDE_MARKED.sub(lambda m: json.dumps(os.path.normpath(os.path.join(root, m.group(1))))[1:-1], text)
 
 
 def to_entry(result: PackageResult, roots: Roots = ()) -> dict[str, Any]:
@@ -283,7 +302,8 @@ def from_entry(name: str, entry: dict[str, Any], roots: Roots = ()) -> PackageRe
     placeholders of `to_entry` put back as this checkout's paths."""
     raws = entry.get("messages", [])
     if entry.get("rebased") and roots:
-        raws = json.loads(replace_roots(json.dumps(raws), [(mark, path) for mark, path in roots]))
+        text = replace_roots(json.dumps(raws), [(mark, path) for mark, path in roots])
+        raws = json.loads(_resolve_outside(text, roots))
     diags: list[Diagnostic] = []
     for raw in raws:
         if raw.get("synthetic"):

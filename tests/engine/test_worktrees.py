@@ -97,3 +97,25 @@ async def test_a_file_outside_the_checkout_named_relatively_is_each_checkouts_ow
     assert first.success and second.ran() == ["a"] and not second.success
     assert [d.message for d in second.diagnostics] == ["the second neighbour"]
     assert third.success and (third.success, set()) == fresh_cargo_check(three, tmp_path / "fresh")
+
+
+async def test_a_hit_from_another_checkout_names_that_checkouts_own_outside_crate(tmp_path: Path) -> None:
+    def checkout(top: Path) -> Path:
+        root = top / "ws"
+        (root / "a" / "src").mkdir(parents=True)
+        (top / "o" / "src").mkdir(parents=True)
+        (root / "Cargo.toml").write_text('[workspace]\nmembers = ["a"]\nresolver = "2"\n')
+        (root / "a" / "Cargo.toml").write_text(
+            '[package]\nname = "a"\nversion = "0.1.0"\nedition = "2021"\n[dependencies]\no = { path = "../../o" }\n'
+        )
+        (root / "a" / "src" / "lib.rs").write_text("pub fn f() -> u32 {\n    o::o()\n}\n")
+        (top / "o" / "Cargo.toml").write_text('[package]\nname = "o"\nversion = "0.1.0"\nedition = "2021"\n')
+        (top / "o" / "src" / "lib.rs").write_text("pub fn o() -> u32 {\n    let unused = 1;\n    0\n}\n")
+        return root
+
+    one, two = checkout(tmp_path / "one"), checkout(tmp_path / "deeper" / "two")
+    async with EnginePool(tmp_path / "shared-cache") as pool:
+        await (await pool.get(one)).check(CheckRequest(scope="workspace"))
+        second = await (await pool.get(two)).check(CheckRequest(scope="workspace"))
+    assert second.cached() == ["a"]
+    assert [d.file for d in second.diagnostics] == [str(tmp_path / "deeper" / "two" / "o" / "src" / "lib.rs")]
