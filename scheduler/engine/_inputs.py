@@ -141,7 +141,12 @@ class Locator:
     def locate(self, path: str, base: Path) -> str:
         """The locator of `path` as a tool running in `base` would open it (normalised lexically:
         `a/../b` is `b`; links are followed when the file is read, not here)."""
-        full = os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
+        joined = path if os.path.isabs(path) else os.path.join(base, path)
+        if ".." in joined.split(os.sep):
+            # `..` after a linked directory leaves the link's target, not its parent (`a -> else/a`:
+            # `a/src/../../x.rs` is `else/x.rs`): the directory is resolved as the system does.
+            joined = os.path.join(os.path.realpath(os.path.dirname(joined)), os.path.basename(joined))
+        full = os.path.normpath(joined)
         if full == self._root_s or full.startswith(self._root_s + os.sep):
             return "w:" + os.path.relpath(full, self._root_s)
         if self._home_s is not None and full.startswith(self._home_s + os.sep):

@@ -152,7 +152,7 @@ def included_configs(path: str, depth: int = 0) -> list[str]:
             raw = fh.read()
     except OSError:
         return []
-    if b"include" not in raw or depth > 8:
+    if (b"include" not in raw and b"\\" not in raw) or depth > 8:  # `"incl\u0075de"` is `include` too
         return []
     try:
         value = tomllib.loads(raw.decode("utf-8")).get("include")

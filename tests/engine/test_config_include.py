@@ -45,3 +45,8 @@ def test_included_files_are_found_relative_to_the_including_file_and_through_eac
         str(tmp_path / ".cargo/sub/two.toml"),
         str(tmp_path / ".cargo/sub/three.toml"),
     ]
+
+
+def test_an_include_key_spelled_with_a_toml_escape_is_found(tmp_path: Path) -> None:
+    config = _write(tmp_path / ".cargo/config.toml", '"incl\\u0075de" = ["other.toml"]\n')
+    assert included_configs(str(config)) == [str(tmp_path / ".cargo/other.toml")]

@@ -241,6 +241,28 @@ async def test_a_file_outside_the_workspace_edited_while_cargo_runs_is_not_answe
     assert after.ran() == ["a"] and [(d.code, d.level) for d in after.diagnostics] == [("E0308", "error")]
 
 
+async def test_a_relative_include_through_a_linked_member_is_keyed_on_the_file_the_system_opens(
+    tmp_path: Path,
+) -> None:
+    """`ws/a -> elsewhere/a`: `a/src/../../x.rs` is `elsewhere/x.rs`, not `ws/x.rs`."""
+    root = tmp_path / "ws"
+    real = tmp_path / "elsewhere" / "a"
+    (real / "src").mkdir(parents=True)
+    root.mkdir()
+    (root / "a").symlink_to(real, target_is_directory=True)
+    (root / "Cargo.toml").write_text('[workspace]\nmembers = ["a"]\nresolver = "2"\n')
+    (real / "Cargo.toml").write_text('[package]\nname = "a"\nversion = "0.1.0"\nedition = "2021"\n')
+    (real / "src" / "lib.rs").write_text('include!("../../x.rs");\n')
+    opened = tmp_path / "elsewhere" / "x.rs"
+    opened.write_text("pub fn fine() {}\n")
+    async with EnginePool(tmp_path / "cache") as pool:
+        engine = await pool.get(root)
+        assert (await engine.check(CheckRequest(scope="workspace"))).success
+        opened.write_text(f"pub fn fine() {{}}{TYPE_ERROR}")
+        after = await engine.check(CheckRequest(scope="workspace"))
+    assert after.ran() == ["a"] and [d.code for d in after.diagnostics] == ["E0308"]
+
+
 async def test_a_timeout_kills_cargo_and_frees_the_target_dir(
     make_workspace: Callable[..., GeneratedWorkspace], tmp_path: Path
 ) -> None:
