@@ -1,6 +1,7 @@
 """Which `clippy.toml` each member's clippy run reads, found as clippy finds it, at every question.
 
-clippy-driver looks for `.clippy.toml` or `clippy.toml` in `CLIPPY_CONF_DIR` (else the package's
+clippy-driver looks for `.clippy.toml` or `clippy.toml` in `CLIPPY_CONF_DIR` (the question's, or
+the one a cargo configuration's `[env]` sets for it), else in the package's
 `CARGO_MANIFEST_DIR`), canonicalised, and then in each parent up to `/`, and stops at the first
 directory that has one. It records the file it read in the dep-info, so an edit of that file is in
 the key already; but a file created where it looked and found nothing is in no record, and cargo
@@ -20,10 +21,12 @@ the same configuration in another checkout gives the same key.
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 
 import xxhash
 
+from ..cargo._config import config_files
 from ..cargo._workspace import Workspace
 
 CONFIG_NAMES = (".clippy.toml", "clippy.toml")
@@ -36,6 +39,9 @@ def member_configs(ws: Workspace, env: Mapping[str, str]) -> dict[str, bytes]:
     """What each member's clippy run would read as its configuration: names and contents."""
     probed: dict[str, bytes] = {}
     conf_dir = env.get("CLIPPY_CONF_DIR")
+    configured = _configured_conf_dir(ws, env)
+    if configured is not None and (not conf_dir or configured[1]):
+        conf_dir = configured[0]
     if conf_dir:
         # One search for every member, from the named directory (relative: to where cargo runs rustc).
         start = os.path.realpath(os.path.join(str(ws.root), conf_dir))
@@ -44,6 +50,39 @@ def member_configs(ws: Workspace, env: Mapping[str, str]) -> dict[str, bytes]:
         return dict.fromkeys(ws.packages, found)
     real = _RealPaths()
     return {name: _search(real.of(str(package.root)), probed) for name, package in ws.packages.items()}
+
+
+def _configured_conf_dir(ws: Workspace, env: Mapping[str, str]) -> tuple[str, bool] | None:
+    """`CLIPPY_CONF_DIR` from a cargo configuration's `[env]` (the nearest file that sets it), and
+    whether it is forced over the environment's: cargo sets it for clippy-driver. Only a file that
+    names the variable is parsed."""
+    for path in config_files(ws.root, env):
+        if os.path.basename(path) not in ("config.toml", "config"):
+            continue
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        if b"CLIPPY_CONF_DIR" not in raw:
+            continue
+        try:
+            value = tomllib.loads(raw.decode("utf-8")).get("env", {}).get("CLIPPY_CONF_DIR")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+            continue
+        if isinstance(value, str):
+            return value, False
+        if isinstance(value, dict) and isinstance(value.get("value"), str):
+            found = value["value"]
+            if value.get("relative"):  # relative to the directory holding `.cargo/`
+                base = (
+                    os.path.dirname(os.path.dirname(path))
+                    if os.path.basename(os.path.dirname(path)) == ".cargo"
+                    else os.path.dirname(path)
+                )
+                found = os.path.join(base, found)
+            return found, bool(value.get("force"))
+    return None
 
 
 def clippy_config_digest(ws: Workspace, env: Mapping[str, str]) -> bytes:

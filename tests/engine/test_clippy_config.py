@@ -63,6 +63,7 @@ def _fresh_clippy(root: Path, target: Path, env: dict[str, str] | None = None) -
         pytest.param("up/clippy.toml", None, id="above-the-workspace"),
         pytest.param("up/ws/crates/a/.clippy.toml", None, id="git-ignored-in-a-member"),
         pytest.param("conf/clippy.toml", "conf", id="in-clippy-conf-dir-outside-the-workspace"),
+        pytest.param("conf/clippy.toml", "config", id="in-the-clippy-conf-dir-a-cargo-config-sets"),
     ],
 )
 async def test_a_clippy_configuration_that_appears_where_clippy_looks_changes_the_answer_as_a_fresh_clippy_sees_it(
@@ -71,7 +72,9 @@ async def test_a_clippy_configuration_that_appears_where_clippy_looks_changes_th
     root = _workspace(tmp_path / "up" / "ws")
     _write(root / ".gitignore", "target/\n.clippy.toml\n")
     (tmp_path / "conf").mkdir()
-    env = {} if conf_dir is None else {"CLIPPY_CONF_DIR": str(tmp_path / conf_dir)}
+    env = {} if conf_dir in (None, "config") else {"CLIPPY_CONF_DIR": str(tmp_path / str(conf_dir))}
+    if conf_dir == "config":  # cargo sets it for clippy-driver from `[env]`
+        _write(tmp_path / "up" / ".cargo" / "config.toml", f"[env]\nCLIPPY_CONF_DIR = {str(tmp_path / 'conf')!r}\n")
     request = CheckRequest(kind="clippy", scope="workspace", env=tuple({**os.environ, **env}.items()))
     async with EnginePool(tmp_path / "cache") as pool:
         engine = await pool.get(root)
