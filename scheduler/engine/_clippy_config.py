@@ -2,7 +2,7 @@
 
 clippy-driver looks for `.clippy.toml` or `clippy.toml` in `CLIPPY_CONF_DIR` (the question's, or
 the one a cargo configuration's `[env]` sets for it), else in the package's
-`CARGO_MANIFEST_DIR`), canonicalised, and then in each parent up to `/`, and stops at the first
+`CARGO_MANIFEST_DIR`, canonicalised, and then in each parent up to `/`, and stops at the first
 directory that has one. It records the file it read in the dep-info, so an edit of that file is in
 the key already; but a file created where it looked and found nothing is in no record, and cargo
 misses it too (measured with clippy 1.95: a `clippy.toml` with `disallowed-names = ["bar"]` created
