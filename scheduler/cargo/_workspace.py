@@ -292,17 +292,36 @@ def feature_digest(members: list[dict[str, Any]], root: str) -> bytes:
     """Every member's `[features]` table and dependency entries, by name, without paths: what
     cargo's feature resolve reads from the members' manifests (Cargo.lock and `[patch]` are keyed
     as files). Any edit of them changes every key: such edits are rare beside source edits, and
-    cargo itself decides what they change."""
+    cargo itself decides what they change. One `repr` of tuples, not JSON per entry: this runs at
+    every metadata load."""
     entries = []
-    for p in sorted(members, key=lambda p: str(p["name"])):
-        deps = []
-        for d in p.get("dependencies", []):
-            d = dict(d)
-            if d.get("path"):
-                d["path"] = os.path.relpath(d["path"], root)
-            deps.append(json.dumps(d, sort_keys=True))
-        entries.append([p["name"], p.get("features") or {}, sorted(deps)])
-    return xxhash.xxh3_128_digest(json.dumps(entries, sort_keys=True).encode("utf-8", "surrogateescape"))
+    prefix = root.rstrip(os.sep) + os.sep
+    for p in members:
+        deps = sorted(
+            (
+                str(d.get("name")),
+                str(d.get("rename")),
+                str(d.get("kind")),
+                str(d.get("target")),
+                str(d.get("req")),
+                str(d.get("source")),
+                bool(d.get("optional")),
+                bool(d.get("uses_default_features", True)),
+                tuple(sorted(d.get("features") or ())),
+                _relative(d["path"], prefix) if d.get("path") else "",
+            )
+            for d in p.get("dependencies", [])
+        )
+        features = sorted((k, tuple(v)) for k, v in (p.get("features") or {}).items())
+        entries.append((str(p["name"]), features, deps))
+    entries.sort()
+    return xxhash.xxh3_128_digest(repr(entries).encode("utf-8", "surrogateescape"))
+
+
+def _relative(path: str, prefix: str) -> str:
+    """A path inside the root by its rest (a string cut: cargo prints normalised paths), else by
+    `relpath` (outside path crates, few)."""
+    return path[len(prefix) :] if path.startswith(prefix) else os.path.relpath(path, prefix)
 
 
 _TARGET_FIELDS = ("kind", "crate_types", "name", "src_path", "edition", "doc", "doctest", "test")
