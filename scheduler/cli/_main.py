@@ -199,7 +199,7 @@ def cargo_like_main(kind: str, argv: list[str]) -> int:
             answered = anyio.run(_cargo_in_process, parsed, cwd, tty)
         except KeyboardInterrupt:
             return 130
-        if answered is None:  # a selection the engine does not answer (`RealCargos`)
+        if answered is None:  # a selection the engine does not answer (`foreign_selection`)
             from ..shell._cargo_mode import exec_cargo
 
             exec_cargo(kind, argv)
@@ -233,20 +233,22 @@ def _configured_elsewhere(parsed: Any) -> bool:
 
 
 async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str, str] | None:
-    """The answer computed here, or None when the real cargo must answer (`RealCargos`)."""
+    """The answer computed here, or None when the real cargo must answer (`foreign_selection`)."""
     import os
     from pathlib import Path
 
     from .._exceptions import SchedulerError
     from .._settings import Settings
     from ..engine._engine import EnginePool
-    from ..shell._cargo_mode import COMPILE_FAILED, RealCargos, answer
+    from ..shell._cargo_mode import COMPILE_FAILED, answer, foreign_selection
     from ..shell._flags import start_dir
 
     try:
         settings = Settings.from_env()
         async with EnginePool(cache_mb=settings.cache_mb, private_target=settings.target_dir == "private") as pool:
             engine = await pool.get(Path(start_dir(parsed, cwd)))
+            if await foreign_selection(engine, parsed) is not None:
+                return None
             shown = []
 
             def progress(line: str) -> None:  # cargo's progress line, each over the last (a terminal only)
@@ -260,8 +262,6 @@ async def _cargo_in_process(parsed: Any, cwd: str, tty: bool) -> tuple[int, str,
             if shown:
                 sys.stderr.write("\r\x1b[2K")
             return answered
-    except RealCargos:
-        return None
     except SchedulerError as exc:
         return COMPILE_FAILED, "", f"error: {exc}\n"
 

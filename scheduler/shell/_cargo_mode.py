@@ -32,16 +32,17 @@ COMPILE_FAILED = 101
 USAGE_ERROR = 1
 
 
-class RealCargos(Exception):
-    """A command line whose selection names what is not a member (a dependency, a glob, a package
-    ID spec): cargo selects those itself and the engine answers for members only, so the real
-    cargo answers it (the daemon says `unfit`, the CLI execs cargo). Control flow inside the shell
-    layer, never an error an agent sees."""
-
-
-def foreign_names(ws: Workspace, parsed: Parsed) -> list[str]:
-    """The `-p` and `--exclude` values that name no member."""
-    return [n for n in (*parsed.packages, *parsed.exclude) if n not in ws.packages]
+async def foreign_selection(engine: Engine, parsed: Parsed) -> str | None:
+    """Why the real cargo must answer this command line (None: the engine may): a `-p` or
+    `--exclude` naming what is not a member (a dependency, a glob, a package ID spec). cargo
+    selects those itself and the engine answers for members only; the daemon then says `unfit`
+    and the CLI execs cargo. A workspace that cannot be read is `answer`'s to report."""
+    try:
+        ws = await engine.workspace()
+    except SchedulerError:
+        return None
+    foreign = [n for n in (*parsed.packages, *parsed.exclude) if n not in ws.packages]
+    return f"{', '.join(foreign)} is not a member: the real cargo selects it" if foreign else None
 
 
 def color_wanted(parsed: Parsed, env: Mapping[str, str], tty: bool) -> bool:
@@ -125,9 +126,6 @@ async def answer(
     )
     try:
         ws = await engine.workspace()
-        foreign = foreign_names(ws, parsed)
-        if foreign:
-            raise RealCargos(f"{', '.join(foreign)} is not a member: the real cargo selects it")
         selected = selection(ws, parsed, cwd)
         dev = kind == "test" or parsed.all_targets
         request = parsed.request(

@@ -99,7 +99,7 @@ async def serve(
 ) -> dict[str, Any]:
     """The reply for one request: `{"exit_code", "stdout", "stderr"}` or `{"unfit": why}`; before
     it, `progress` gets cargo's progress lines when the caller's terminal would show them."""
-    from ._cargo_mode import RealCargos, answer
+    from ._cargo_mode import answer, foreign_selection
 
     try:
         question = Question(request)
@@ -108,16 +108,17 @@ async def serve(
     why, parsed = unfit(question, workspace, settings)
     if why is not None:
         return {"unfit": why}
-    try:
-        code, out, err = await answer(
-            await engine(),
-            parsed,
-            question.cwd,
-            question.env,
-            tty=question.tty,
-            elapsed_s=question.elapsed_s,
-            progress=progress,
-        )
-    except RealCargos as exc:
-        return {"unfit": str(exc)}
+    served = await engine()
+    foreign = await foreign_selection(served, parsed)
+    if foreign is not None:
+        return {"unfit": foreign}
+    code, out, err = await answer(
+        served,
+        parsed,
+        question.cwd,
+        question.env,
+        tty=question.tty,
+        elapsed_s=question.elapsed_s,
+        progress=progress,
+    )
     return {"exit_code": code, "stdout": out, "stderr": err}
