@@ -80,6 +80,8 @@ class BuildOutput:
     files: list[str] = field(default_factory=list)
     """`rerun-if-changed` paths, relative to the package root unless absolute."""
     env: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """`cargo::warning=` texts: cargo prints each for a path package, at every run."""
 
 
 def parse_build_output(text: str) -> BuildOutput:
@@ -92,6 +94,8 @@ def parse_build_output(text: str) -> BuildOutput:
                     out.files.append(value)
                 elif key == "rerun-if-env-changed" and value:
                     out.env.append(value)
+                elif key == "warning":
+                    out.warnings.append(value)
                 break
     return out
 

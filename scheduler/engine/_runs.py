@@ -22,6 +22,7 @@ from ..cargo import _features, _graph, _outside
 from ..cargo._run import CargoOutcome
 from ..cargo._workspace import Workspace, outside_name, path_of_id
 from ._cache import DiagnosticsCache
+from ._inputs import parse_build_output
 from ._keys import Command
 from ._report import Diagnostic, PackageResult
 
@@ -185,7 +186,7 @@ def results_from_outcome(
     per_package_ms = outcome.duration_ms / max(len(selected), 1)
     results: dict[str, PackageResult] = {}
     for name in selected:
-        own = diagnostics_of(name, messages.get(name, []))
+        own = [*diagnostics_of(name, messages.get(name, [])), *_build_script_warnings(ws, name, outcome)]
         if name in reached:
             own = [*(d for directory in sorted(reached[name]) for d in outside.get(directory, ())), *own]
         below = _graph.reachable(edges.get(name, ()), edges) - {name}
@@ -218,17 +219,37 @@ def _text_failure(package: str, stderr: str) -> Diagnostic:
     return _synthetic(package, "\n".join(lines[-40:]))
 
 
-def _synthetic(package: str, text: str) -> Diagnostic:
+def _build_script_warnings(ws: Workspace, name: str, outcome: CargoOutcome) -> list[Diagnostic]:
+    """`warning: name@version: text` for each `cargo::warning=` of the member's build script, as
+    cargo prints them at every run (fresh or not): read from the script's output file."""
+    package = ws.packages[name]
+    script = outcome.build_scripts.get(package.id)
+    if script is None or not script.out_dir:
+        return []
+    try:
+        text = (Path(script.out_dir).parent / "output").read_text(errors="replace")
+    except OSError:
+        return []
+    fragment = package.id.partition("#")[2]
+    version = fragment.rsplit("@", 1)[-1]
+    found = parse_build_output(text).warnings
+    return [_synthetic(name, f"warning: {name}@{version}: {w}", level="warning", message=w) for w in found]
+
+
+def _synthetic(package: str, text: str, *, level: str = "error", message: str | None = None) -> Diagnostic:
+    raw: dict[str, Any] = {"synthetic": True, "text": text}
+    if level != "error":
+        raw.update(level=level, message=message)
     return Diagnostic(
         package=package,
-        level="error",
-        message=f"cargo could not build `{package}`",
+        level=level,
+        message=message or f"cargo could not build `{package}`",
         code=None,
         file=None,
         line=None,
         column=None,
         rendered=text,
-        raw={"synthetic": True, "text": text},
+        raw=raw,
     )
 
 
@@ -307,7 +328,8 @@ def from_entry(name: str, entry: dict[str, Any], roots: Roots = ()) -> PackageRe
     diags: list[Diagnostic] = []
     for raw in raws:
         if raw.get("synthetic"):
-            diags.append(_synthetic(name, str(raw.get("text", ""))))
+            level, message = str(raw.get("level") or "error"), raw.get("message")
+            diags.append(_synthetic(name, str(raw.get("text", "")), level=level, message=message))
         else:
             outside = raw.get(OUTSIDE_ID_KEY)
             diags.extend(diagnostics_of(outside_name(outside) if isinstance(outside, str) else name, [raw]))

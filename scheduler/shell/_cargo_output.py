@@ -67,8 +67,9 @@ def render(
         result = report.results[name]
         if not result.diagnostics:
             continue  # most members of a clean answer: nothing to print
-        for text in (d.raw.get("text", "") for d in result.diagnostics if d.raw.get("synthetic")):
-            err.append(str(text).rstrip("\n") + "\n")
+        for d in result.diagnostics:
+            if d.raw.get("synthetic") and not (style.quiet and d.level == "warning"):  # -q hides script warnings
+                err.append(str(d.raw.get("text", "")).rstrip("\n") + "\n")
         if package is None:
             continue
         raws = [d.raw for d in result.diagnostics if not d.raw.get("synthetic") and OUTSIDE_ID_KEY not in d.raw]
@@ -153,7 +154,7 @@ def _unit(
     if warnings and not style.quiet and style.format != "json":
         line = f"`{package.name}` ({described}) generated {warned}"
         fixable = sum(1 for m in warnings if _machine_applicable(m))
-        if fixable and not failed:
+        if fixable and not failed and described != "build script":  # cargo fix skips build scripts
             flag = (
                 "--lib" if unit[1] and unit[1][0] in _LIB_KINDS else f'--{unit[1][0] if unit[1] else "lib"} "{unit[0]}"'
             )

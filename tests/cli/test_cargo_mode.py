@@ -176,3 +176,19 @@ async def test_the_daemon_calls_a_selection_of_what_is_not_a_member_unfit(tmp_pa
 
         reply = await _served.serve({**request, "version": __version__}, ws.root, fingerprint(), get)
     assert "serde is not a member" in reply.get("unfit", ""), reply
+
+
+def test_a_build_scripts_warnings_are_shown_as_cargo_shows_them(tmp_path: Path) -> None:
+    """Its `cargo::warning=` lines (not under -q), and no `cargo fix` hint on its summary line."""
+    root = tmp_path / "bw"
+    (root / "src").mkdir(parents=True)
+    (root / "Cargo.toml").write_text('[package]\nname = "bw"\nversion = "0.1.0"\nedition = "2021"\n')
+    (root / "build.rs").write_text(
+        'fn main() {\n    let unused_b = 1;\n    println!("cargo::warning=from the script");\n}\n'
+    )
+    (root / "src" / "lib.rs").write_text("pub fn f() {}\n")
+    for args in (["check"], ["check", "-q"]):
+        theirs, mine = cargo(*args, cwd=root), ours(*args, cwd=root)
+        assert mine.returncode == theirs.returncode == 0, (args, mine.stderr)
+        assert lines(mine.stderr) == lines(theirs.stderr), args
+    assert "warning: bw@0.1.0: from the script" in ours("check", cwd=root).stderr  # from the cache too
