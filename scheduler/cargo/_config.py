@@ -50,26 +50,22 @@ def read_from_elsewhere(root: Path, cwd: str) -> str | None:
     if here == top:
         return None
     if here.startswith(top + os.sep):  # below the root: the directories between are the difference
-        directory = here
-        while directory != top:
-            for name in _FOUND_NAMES:
-                path = os.path.join(directory, name)
-                if os.path.isfile(path):
-                    return path
-            directory = os.path.dirname(directory)
-        return None
-    differ = sorted(set(_found_from(top)) ^ set(_found_from(here)))
+        between = _found_upward(here, stop=top)
+        return between[0] if between else None
+    differ = sorted(set(_found_upward(top)) ^ set(_found_upward(here)))
     return differ[0] if differ else None
 
 
 _FOUND_NAMES = (os.path.join(".cargo", "config.toml"), os.path.join(".cargo", "config"), *TOOLCHAIN_FILES)
 
 
-def _found_from(directory: str) -> list[str]:
+def _found_upward(directory: str, stop: str | None = None) -> list[str]:
+    """The configuration files in `directory` and each parent, up to `stop` (excluded) or `/`."""
     found = []
-    while True:
+    while directory != stop:
         found += [p for n in _FOUND_NAMES if os.path.isfile(p := os.path.join(directory, n))]
         parent = os.path.dirname(directory)
         if parent == directory:
-            return found
+            break
         directory = parent
+    return found

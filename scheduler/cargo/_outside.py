@@ -57,7 +57,10 @@ def _read(directory: str) -> tuple[list[str], bytes]:
 
 def reach(ws: Workspace) -> dict[str, frozenset[str]]:
     """Member -> the directories of the outside path crates it builds on, directly or through
-    other outside crates (not through members: their own reach says that)."""
+    other outside crates (not through members: their own reach says that). Empty, at no cost
+    beyond a look at each member, for the usual workspace: every key asks."""
+    if not any(p.outside_dirs for p in ws.packages.values()):
+        return {}
     members = {str(p.root) for p in ws.packages.values()}
     memo: dict[str, frozenset[str]] = {}
 
@@ -79,11 +82,16 @@ def reach(ws: Workspace) -> dict[str, frozenset[str]]:
     return out
 
 
+def directories(ws: Workspace) -> set[str]:
+    """Every outside path crate some member builds on."""
+    return {d for dirs in reach(ws).values() for d in dirs}
+
+
 def manifests_digest(ws: Workspace) -> bytes:
     """The manifests of every outside path crate any member builds on, by place relative to the
     root: one can ask a member for a feature (or change what it builds on) without any member's
     manifest changing. Empty for the usual workspace (no outside path crate)."""
-    found = sorted({d for dirs in reach(ws).values() for d in dirs})
+    found = sorted(directories(ws))
     if not found:
         return b""
     h = xxhash.xxh3_128()

@@ -777,12 +777,7 @@ class Engine:
         stored_keys = await anyio.to_thread.run_sync(
             functools.partial(self.store.keys, now.obs.ws, now.obs.snap, now.global_key, spec.command, k.env, recorded)
         )
-        outside = (
-            {d for dirs in _outside.reach(ws).values() for d in dirs}
-            if any(p.outside_path_deps for p in ws.packages.values())
-            else set()
-        )
-        roots = _runs.roots_of(self.root, cargo_home(k.env), outside)
+        roots = _runs.roots_of(self.root, cargo_home(k.env), _outside.directories(ws))
         entries = {n: _runs.to_entry(r, roots) for n, r in kept.items() if n not in unsound}
         unstored = await anyio.to_thread.run_sync(self.store.store, stored_keys, recorded, entries)
         unstored = [*unstored, *unsound]

@@ -135,37 +135,52 @@ def config_digest(root: Path, env: Mapping[str, str]) -> bytes:
     is the same input."""
     h = xxhash.xxh3_128()
     for path in config_files(root, env):
-        digest = _content_digest(path)
-        if digest != b"-":
-            h.update(os.path.basename(path).encode() + b"\0" + digest)
-            for included in included_configs(path):
+        raw = _content(path)
+        if raw is not None:
+            h.update(os.path.basename(path).encode() + b"\0" + xxhash.xxh3_64_digest(raw))
+            for included in _includes(path, raw):
                 h.update(b"include\0" + os.path.basename(included).encode() + b"\0" + _content_digest(included))
     return h.digest()
 
 
-def included_configs(path: str, depth: int = 0) -> list[str]:
-    """The files a cargo configuration file `include`s (relative to its directory; included files
-    may include more), which cargo reads as part of it. Only a file that mentions `include` is
-    parsed, so the usual configuration costs one read."""
+def _content(path: str) -> bytes | None:
     try:
         with open(path, "rb") as fh:
-            raw = fh.read()
+            return fh.read()
     except OSError:
+        return None
+
+
+def included_configs(path: str, depth: int = 0) -> list[str]:
+    """The files a cargo configuration file `include`s (relative to its directory; included files
+    may include more), which cargo reads as part of it."""
+    raw = _content(path)
+    return [] if raw is None else _includes(path, raw, depth)
+
+
+_INCLUDES: dict[tuple[str, bytes], list[str]] = {}
+"""(path, content digest) -> what it includes directly: parsed once per content, not per question."""
+
+
+def _includes(path: str, raw: bytes, depth: int = 0) -> list[str]:
+    """`included_configs` for a file already read. Only a file that mentions `include` (or holds a
+    TOML escape: `"incl\\u0075de"` is `include` too) is parsed."""
+    if (b"include" not in raw and b"\\" not in raw) or depth > 8:
         return []
-    if (b"include" not in raw and b"\\" not in raw) or depth > 8:  # `"incl\u0075de"` is `include` too
-        return []
-    try:
-        value = tomllib.loads(raw.decode("utf-8")).get("include")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return []  # cargo refuses it: its content is in the key, and so is its error
-    entries = value if isinstance(value, list) else [value]
-    out: list[str] = []
-    for entry in entries:
-        name = entry.get("path") if isinstance(entry, dict) else entry
-        if isinstance(name, str):
-            found = os.path.join(os.path.dirname(path), name)
-            out += [found, *included_configs(found, depth + 1)]
-    return out
+    memo = (path, xxhash.xxh3_64_digest(raw))
+    direct = _INCLUDES.get(memo)
+    if direct is None:
+        try:
+            value = tomllib.loads(raw.decode("utf-8")).get("include")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            value = None  # cargo refuses it: its content is in the key, and so is its error
+        entries = value if isinstance(value, list) else [value]
+        names = [e.get("path") if isinstance(e, dict) else e for e in entries]
+        direct = [os.path.join(os.path.dirname(path), n) for n in names if isinstance(n, str)]
+        if len(_INCLUDES) > 256:
+            _INCLUDES.clear()
+        _INCLUDES[memo] = direct
+    return [found for d in direct for found in (d, *included_configs(d, depth + 1))]
 
 
 def package_keys(ws: Workspace, snap: Snapshot, global_key: bytes, command: Command) -> dict[str, str]:

@@ -37,6 +37,8 @@ async def foreign_selection(engine: Engine, parsed: Parsed) -> str | None:
     `--exclude` naming what is not a member (a dependency, a glob, a package ID spec). cargo
     selects those itself and the engine answers for members only; the daemon then says `unfit`
     and the CLI execs cargo. A workspace that cannot be read is `answer`'s to report."""
+    if not parsed.packages and not parsed.exclude:
+        return None  # the usual command line: no second look at the workspace on the shim's path
     try:
         ws = await engine.workspace()
     except SchedulerError:

@@ -119,7 +119,8 @@ def test_test_build_builds_the_tests_without_keep_going(make_workspace: Callable
         assert "Finished `test` profile" in result.stderr
 
 
-def test_a_path_crate_outside_the_workspace_is_shown_as_cargo_shows_it(tmp_path: Path) -> None:
+def _with_an_outside_crate(tmp_path: Path) -> tuple[Path, Path]:
+    """Member `a` of `ws/` depends on `outdep`, a path crate beside the workspace: (root, its lib.rs)."""
     root = tmp_path / "ws"
     (root / "a" / "src").mkdir(parents=True)
     (tmp_path / "outdep" / "src").mkdir(parents=True)
@@ -130,7 +131,11 @@ def test_a_path_crate_outside_the_workspace_is_shown_as_cargo_shows_it(tmp_path:
     )
     (root / "a" / "src" / "lib.rs").write_text("pub fn f() -> u32 {\n    outdep::o()\n}\n")
     (tmp_path / "outdep" / "Cargo.toml").write_text('[package]\nname = "outdep"\nversion = "0.1.0"\nedition = "2021"\n')
-    lib = tmp_path / "outdep" / "src" / "lib.rs"
+    return root, tmp_path / "outdep" / "src" / "lib.rs"
+
+
+def test_a_path_crate_outside_the_workspace_is_shown_as_cargo_shows_it(tmp_path: Path) -> None:
+    root, lib = _with_an_outside_crate(tmp_path)
     for text in ("pub fn o() -> u32 {\n    let unused_o = 1;\n    0\n}\n", 'pub fn o() -> u32 {\n    "no"\n}\n'):
         lib.write_text(text)
         for args in (["check"], ["check", "--message-format=short"]):
@@ -142,17 +147,8 @@ def test_a_path_crate_outside_the_workspace_is_shown_as_cargo_shows_it(tmp_path:
 
 def test_a_selection_of_what_is_not_a_member_is_the_real_cargos_answer(tmp_path: Path) -> None:
     """`-p` of a dependency outside the workspace, a glob, a package that does not exist: cargo's."""
-    root = tmp_path / "ws"
-    (root / "a" / "src").mkdir(parents=True)
-    (tmp_path / "outdep" / "src").mkdir(parents=True)
-    (root / "Cargo.toml").write_text('[workspace]\nmembers = ["a"]\nresolver = "2"\n')
-    (root / "a" / "Cargo.toml").write_text(
-        '[package]\nname = "a"\nversion = "0.1.0"\nedition = "2021"\n'
-        '[dependencies]\noutdep = { path = "../../outdep" }\n'
-    )
-    (root / "a" / "src" / "lib.rs").write_text("pub fn f() -> u32 {\n    outdep::o()\n}\n")
-    (tmp_path / "outdep" / "Cargo.toml").write_text('[package]\nname = "outdep"\nversion = "0.1.0"\nedition = "2021"\n')
-    (tmp_path / "outdep" / "src" / "lib.rs").write_text("pub fn o() -> u32 {\n    let unused_o = 1;\n    0\n}\n")
+    root, lib = _with_an_outside_crate(tmp_path)
+    lib.write_text("pub fn o() -> u32 {\n    let unused_o = 1;\n    0\n}\n")
     for args in (["-p", "outdep"], ["-p", "a*"], ["-p", "nothing-here"], ["--workspace", "--exclude", "a*"]):
         theirs, mine = cargo("check", *args, cwd=root), ours("check", *args, cwd=root)
         assert mine.returncode == theirs.returncode, (args, mine.stderr)
